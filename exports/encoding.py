@@ -1,0 +1,137 @@
+"""The one state encoder, and action decoding. Training and the live agent both use these.
+
+A state is a float32 vector (``spec.state_dim``) made of
+
+* the agent's part over the last W steps, and the player's part over the same W steps; per part
+  and step: ``onset`` (1), sounding ``chroma`` (12, key-relative pitch classes) and the octave of
+  the top sounding note as a one-hot (``spec.n_octaves``, relative to ``spec.pitch_low``,
+  clipped at both ends);
+* the context of the step being decided: its position in the bar (one-hot), minor key (1),
+  answering (1: call-and-response, 0: duet) and progress through the agent's turn (1, 0..1).
+
+Chords. A keyboard is polyphonic: the player's part shows every held note in ``chroma``, the
+highest held note's octave in the register one-hot, and ``onset`` is set when any key went down
+during the step. The agent's part is the same with one note. Steps are oldest first; the last
+window step is the one just played, and the context describes the next one.
+
+Everything is batch-first; one state is the batch of one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from exports.spec import (
+    FIRST_NOTE_ACTION,
+    HOLD,
+    HOLD_EVENT,
+    PITCH_CLASSES,
+    REST,
+    REST_EVENT,
+    Spec,
+)
+from exports.tonality import fold_into_range
+
+
+class PartWindow(NamedTuple):
+    """One part over the window, key-relative."""
+
+    onset: np.ndarray  # (B, W) bool: a note started during the step
+    chroma: np.ndarray  # (B, W, 12) bool: pitch classes sounding during the step
+    top: np.ndarray  # (B, W) int: highest sounding key-relative pitch, -1 when silent
+
+
+class StepContext(NamedTuple):
+    """What the network knows about the step it decides."""
+
+    bar_position: np.ndarray  # (B,) int: 0 .. steps_per_bar - 1
+    minor: np.ndarray  # (B,) bool: the current key is minor
+    answering: np.ndarray  # (B,) bool: call-and-response turn (True) or duet (False)
+    progress: np.ndarray  # (B,) float: 0 at the start of the agent's turn .. 1 at its end
+
+
+def monophonic_window(sounding: np.ndarray, onset: np.ndarray) -> PartWindow:
+    """A PartWindow for a one-note-at-a-time part.
+
+    ``sounding`` (B, W) is the key-relative pitch sounding at each step (-1 silence), ``onset``
+    (B, W) marks the steps where a note started.
+    """
+    sounding = np.asarray(sounding)
+    silent = sounding < 0
+    chroma = np.zeros(sounding.shape + (PITCH_CLASSES,), dtype=bool)  # (B, W, 12)
+    np.put_along_axis(chroma, np.mod(sounding, PITCH_CLASSES)[..., None], True, axis=-1)
+    chroma[silent] = False
+    return PartWindow(onset=np.asarray(onset, dtype=bool), chroma=chroma, top=sounding)
+
+
+def _part_features(spec: Spec, part: PartWindow) -> np.ndarray:
+    b, w = part.top.shape
+    features = np.zeros((b, w, spec.features_per_part_step), dtype=np.float32)
+    features[..., 0] = part.onset
+    features[..., 1 : 1 + PITCH_CLASSES] = part.chroma
+    octave = np.clip((part.top - spec.pitch_low) // PITCH_CLASSES, 0, spec.n_octaves - 1)
+    rows, cols = np.nonzero(part.top >= 0)
+    features[rows, cols, 1 + PITCH_CLASSES + octave[rows, cols]] = 1.0
+    return features.reshape(b, w * spec.features_per_part_step)
+
+
+def encode_states(
+    spec: Spec, agent: PartWindow, player: PartWindow, context: StepContext
+) -> np.ndarray:
+    """States for the Q-network: (B, spec.state_dim) float32."""
+    b, w = agent.top.shape
+    if w != spec.window_steps or player.top.shape != (b, w):
+        raise ValueError(
+            f"expected windows of shape (B, {spec.window_steps}) for both parts, "
+            f"got agent {agent.top.shape} and player {player.top.shape}"
+        )
+    ctx = np.zeros((b, spec.context_features), dtype=np.float32)
+    ctx[np.arange(b), np.asarray(context.bar_position) % spec.steps_per_bar] = 1.0
+    ctx[:, spec.steps_per_bar] = context.minor
+    ctx[:, spec.steps_per_bar + 1] = context.answering
+    ctx[:, spec.steps_per_bar + 2] = np.clip(context.progress, 0.0, 1.0)
+    return np.concatenate([_part_features(spec, agent), _part_features(spec, player), ctx], axis=1)
+
+
+def action_events(spec: Spec, actions: np.ndarray) -> np.ndarray:
+    """Actions -> key-relative grid events (HOLD_EVENT, REST_EVENT or a relative pitch)."""
+    a = np.asarray(actions)
+    return np.where(
+        a == HOLD,
+        HOLD_EVENT,
+        np.where(a == REST, REST_EVENT, spec.pitch_low + a - FIRST_NOTE_ACTION),
+    )
+
+
+def event_actions(spec: Spec, events: np.ndarray) -> np.ndarray:
+    """Key-relative grid events -> actions; onsets outside the range are folded by octaves."""
+    e = np.asarray(events)
+    pitch = fold_into_range(e, spec.pitch_low, spec.pitch_high)
+    return np.where(
+        e == HOLD_EVENT, HOLD, np.where(e == REST_EVENT, REST, FIRST_NOTE_ACTION + pitch - spec.pitch_low)
+    ).astype(np.int64)
+
+
+class NoteChange(NamedTuple):
+    """What an action does to the sounding note, in absolute MIDI pitches (None: nothing)."""
+
+    note_off: int | None
+    note_on: int | None
+
+
+def decode_action(spec: Spec, action: int, sounding: int | None, shift: int) -> NoteChange:
+    """The MIDI effect of one action.
+
+    ``sounding`` is the absolute pitch the agent holds now (None if silent); ``shift`` is the
+    semitones from the key-relative frame to absolute pitch (``tonality.key_shift`` plus any
+    register shift). NOTE_ON of the sounding pitch re-articulates it.
+    """
+    if action == HOLD:
+        return NoteChange(None, None)
+    if action == REST:
+        return NoteChange(sounding, None)
+    relative = spec.pitch_of_action(action)
+    assert relative is not None  # action >= FIRST_NOTE_ACTION here
+    return NoteChange(sounding, min(127, max(0, relative + shift)))

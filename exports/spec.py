@@ -1,0 +1,135 @@
+"""The contract's constants: time grid, agent range and the action vocabulary.
+
+One step is one 16th note; a bar of 4/4 is 16 steps. The agent's actions are
+
+    HOLD      keep sounding the current note, or keep silent
+    REST      release the current note
+    NOTE_ON p start key-relative pitch p (re-articulates if p already sounds)
+
+and the vocabulary is ``[HOLD, REST, NOTE_ON pitch_low, ..., NOTE_ON pitch_high]``. Pitches are
+in the key-relative frame (see ``exports.tonality``): a model picks "the tonic an octave above
+middle C", never "E-flat".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Bump whenever the meaning of a state or an action changes; a model made for another version is
+# refused at load time (exports.model_file).
+SPEC_VERSION = 1
+
+HOLD = 0
+REST = 1
+FIRST_NOTE_ACTION = 2
+
+PITCH_CLASSES = 12
+MIDI_PITCHES = 128
+
+# Grid melody events (absolute or key-relative pitch per step): a pitch 0..127 is an onset.
+HOLD_EVENT = -1
+REST_EVENT = -2
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The shape of the MDP a model was trained on; travels inside every model file."""
+
+    steps_per_beat: int = 4
+    """Grid resolution: 4 steps per quarter note (16th notes)."""
+    beats_per_bar: int = 4
+    """Bars of 4/4."""
+    window_steps: int = 32
+    """How many past steps of each part the state shows (two bars)."""
+    pitch_low: int = 48
+    """Lowest key-relative MIDI pitch the agent may start (48 = C3 in C)."""
+    pitch_high: int = 84
+    """Highest key-relative MIDI pitch the agent may start, inclusive (84 = C6 in C)."""
+    key_half_life_steps: float = 64.0
+    """Half-life of the decaying pitch-class histogram behind the tonic estimate (4 bars)."""
+
+    def __post_init__(self) -> None:
+        if self.steps_per_beat < 1 or self.beats_per_bar < 1 or self.window_steps < 1:
+            raise ValueError(f"spec grid values must be positive, got {self}")
+        if not 0 <= self.pitch_low <= self.pitch_high <= 127:
+            raise ValueError(
+                f"spec pitch range must satisfy 0 <= low <= high <= 127, "
+                f"got {self.pitch_low}..{self.pitch_high}"
+            )
+        if self.key_half_life_steps <= 0:
+            raise ValueError(f"key_half_life_steps must be > 0, got {self.key_half_life_steps}")
+
+    @property
+    def steps_per_bar(self) -> int:
+        return self.steps_per_beat * self.beats_per_bar
+
+    @property
+    def n_pitches(self) -> int:
+        return self.pitch_high - self.pitch_low + 1
+
+    @property
+    def n_actions(self) -> int:
+        return FIRST_NOTE_ACTION + self.n_pitches
+
+    @property
+    def n_octaves(self) -> int:
+        """Octave bins of the register feature: ceil(n_pitches / 12)."""
+        return -(-self.n_pitches // PITCH_CLASSES)
+
+    @property
+    def features_per_part_step(self) -> int:
+        """onset + 12 chroma + octave one-hot of the top sounding note."""
+        return 1 + PITCH_CLASSES + self.n_octaves
+
+    @property
+    def context_features(self) -> int:
+        """bar-position one-hot + minor + answering + progress."""
+        return self.steps_per_bar + 3
+
+    @property
+    def state_dim(self) -> int:
+        return 2 * self.window_steps * self.features_per_part_step + self.context_features
+
+    @property
+    def key_decay_per_step(self) -> float:
+        return float(0.5 ** (1.0 / self.key_half_life_steps))
+
+    def vocabulary(self) -> tuple[str, ...]:
+        """Names of the actions, index = action id."""
+        notes = tuple(f"NOTE_ON:{p}" for p in range(self.pitch_low, self.pitch_high + 1))
+        return ("HOLD", "REST", *notes)
+
+    def action_for_pitch(self, relative_pitch: int) -> int:
+        """The NOTE_ON action for a key-relative pitch; raises ValueError outside the range."""
+        if not self.pitch_low <= relative_pitch <= self.pitch_high:
+            raise ValueError(
+                f"pitch {relative_pitch} is outside the agent range "
+                f"{self.pitch_low}..{self.pitch_high}"
+            )
+        return FIRST_NOTE_ACTION + relative_pitch - self.pitch_low
+
+    def pitch_of_action(self, action: int) -> int | None:
+        """The key-relative pitch a NOTE_ON action starts, or None for HOLD / REST."""
+        if action < FIRST_NOTE_ACTION:
+            return None
+        return self.pitch_low + action - FIRST_NOTE_ACTION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Spec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown spec fields {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+DEFAULT_SPEC = Spec()
