@@ -1,9 +1,22 @@
-"""Subcommands of the live side: registered into ``deepjam`` through an entry point."""
+"""Subcommands of the live side: registered into ``deepjam`` through an entry point.
+
+Each command lives in its own ``*_command`` module with a ``register(subparsers)``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+
+COMMAND_MODULES = (
+    "live_agent.ports_command",
+    "live_agent.jam_command",
+    "live_agent.answer_command",
+    "live_agent.inspect_command",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the live side's subcommands (jam, ports, answer, inspect)."""
+    """Add the live side's subcommands (ports, jam, answer, inspect)."""
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)

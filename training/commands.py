@@ -1,13 +1,24 @@
 """Subcommands of the training side: registered into ``deepjam`` through an entry point.
 
-Handlers import torch and the heavy modules inside themselves, so ``--help`` is instant and
-works without the ``train`` extra.
+Each command lives in its own ``*_command`` module with a ``register(subparsers)``. Handlers
+import torch and the heavy modules inside themselves, so ``--help`` is instant and works
+without the ``train`` extra.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+
+COMMAND_MODULES = (
+    "training.corpus_command",
+    "training.train_command",
+    "training.eval_command",
+    "training.export_command",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the training side's subcommands (corpus, train, eval, export)."""
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)

@@ -1,0 +1,34 @@
+"""Choosing an action from Q-values: the one implementation, for live play and evaluation.
+
+Greedy (temperature 0) or sampled from softmax(Q / temperature), over the actions a mask allows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def choose_actions(
+    q_values: np.ndarray,
+    temperature: float,
+    rng: np.random.Generator,
+    allowed: np.ndarray | None = None,
+) -> np.ndarray:
+    """(B, A) Q-values -> (B,) int64 actions.
+
+    ``temperature`` <= 0 is greedy (argmax). ``allowed`` (B, A) or (A,) bool masks actions out
+    (e.g. pitches outside the register limits); every row must allow at least one action.
+    """
+    q = np.asarray(q_values, dtype=np.float64)
+    if allowed is not None:
+        q = np.where(allowed, q, -np.inf)
+    if temperature <= 0:
+        return np.argmax(q, axis=1).astype(np.int64)
+    logits = q / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)  # masked entries are exp(-inf) = 0
+    p /= p.sum(axis=1, keepdims=True)
+    # Inverse-CDF sampling, one uniform per row: vectorized over the batch.
+    u = rng.random((q.shape[0], 1))
+    actions = (np.cumsum(p, axis=1) < u).sum(axis=1)
+    return np.minimum(actions, q.shape[1] - 1).astype(np.int64)
