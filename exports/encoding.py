@@ -110,7 +110,9 @@ def event_actions(spec: Spec, events: np.ndarray) -> np.ndarray:
     e = np.asarray(events)
     pitch = fold_into_range(e, spec.pitch_low, spec.pitch_high)
     return np.where(
-        e == HOLD_EVENT, HOLD, np.where(e == REST_EVENT, REST, FIRST_NOTE_ACTION + pitch - spec.pitch_low)
+        e == HOLD_EVENT,
+        HOLD,
+        np.where(e == REST_EVENT, REST, FIRST_NOTE_ACTION + pitch - spec.pitch_low),
     ).astype(np.int64)
 
 
