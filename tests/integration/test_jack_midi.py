@@ -1,0 +1,78 @@
+"""Issue 2's check: notes pass through real python-rtmidi ports on a real JACK server, through
+deepjam's own MidiInput (callback -> Inbox) and MidiOutput (NoteSink)."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import time
+
+import pytest
+
+from live_agent.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, MidiInput, MidiOutput
+from live_agent.ports import resolve_api
+from live_agent.protocols import InputEvent
+
+pytestmark = pytest.mark.jack
+
+
+def _drain(inbox: queue.SimpleQueue, count: int, timeout_s: float = 3.0) -> list[InputEvent]:  # type: ignore[type-arg]
+    events: list[InputEvent] = []
+    deadline = time.monotonic() + timeout_s
+    while len(events) < count and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            events.append(inbox.get(timeout=0.05))
+    return events
+
+
+def test_notes_pass_from_a_sender_port_to_a_receiver_port(jack_server: object) -> None:
+    api = resolve_api("jack")
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    receiver = MidiInput(inbox, api, None, virtual=True, client_name="test-receiver")
+    sender = MidiOutput(api, "test-receiver", client_name="test-sender")
+    try:
+        time.sleep(0.05)
+        before_ns = time.perf_counter_ns()
+        for pitch in range(60, 72):
+            sender.note_on(2, pitch, 90)
+            time.sleep(0.002)
+            sender.note_off(2, pitch)
+        events = _drain(inbox, 24)
+        assert [e.data for e in events] == [
+            m for p in range(60, 72) for m in ((0x92, p, 90), (0x82, p, 0))
+        ]
+        times = [e.time_ns for e in events]
+        assert times == sorted(times) and times[0] >= before_ns
+        assert receiver.received == 24 and receiver.callback_errors == 0
+        assert sender.send_errors == 0 and sender.sounding == set()
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def test_panic_ends_held_notes_and_clock_passes(jack_server: object) -> None:
+    api = resolve_api("jack")
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    receiver = MidiInput(inbox, api, None, virtual=True, client_name="test-synth")
+    sender = MidiOutput(api, "test-synth", client_name="test-player")
+    try:
+        time.sleep(0.05)
+        sender.send((0xF8,))  # MIDI clock must not be filtered (--clock midi)
+        sender.note_on(0, 64, 100)
+        sender.note_on(0, 67, 100)
+        sender.send((0xFE,))  # Active Sensing: a liveness probe, never enqueued
+        sender.panic()
+        events = _drain(inbox, 7)
+        assert [e.data for e in events] == [
+            (0xF8,),
+            (0x90, 64, 100),
+            (0x90, 67, 100),
+            (0x80, 64, 0),
+            (0x80, 67, 0),
+            (0xB0, ALL_NOTES_OFF, 0),
+            (0xB0, ALL_SOUND_OFF, 0),
+        ]
+        assert sender.sounding == set()
+    finally:
+        sender.close()
+        receiver.close()
