@@ -1,0 +1,88 @@
+"""The watchdog on a real JACK server: a vanished output comes back without a hanging note; a
+dead input is found by its probe and reopened with its connections."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import time
+
+import pytest
+
+from live_agent.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, MidiInput, MidiOutput
+from live_agent.ports import resolve_api
+from live_agent.protocols import InputEvent
+from live_agent.watchdog import PortWatchdog
+
+pytestmark = pytest.mark.jack
+
+
+def _drain(inbox: queue.SimpleQueue, count: int, timeout_s: float = 3.0) -> list[tuple[int, ...]]:  # type: ignore[type-arg]
+    got: list[tuple[int, ...]] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < count and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            got.append(inbox.get(timeout=0.05).data)
+    return got
+
+
+def test_vanished_output_gets_all_notes_off_when_it_returns(jack_server: object) -> None:
+    api = resolve_api("jack")
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    synth = MidiInput(inbox, api, None, virtual=True, client_name="wd-synth")
+    out = MidiOutput(api, "wd-synth", client_name="wd-deepjam")
+    lines: list[str] = []
+    watchdog = PortWatchdog(None, out, lines.append)
+    try:
+        time.sleep(0.05)
+        out.note_on(3, 62, 80)
+        assert _drain(inbox, 1) == [(0x93, 62, 80)]
+        synth.close()  # the synth quits with the note held
+        time.sleep(0.05)
+        watchdog.check()
+        assert len(lines) == 1 and "vanished" in lines[0] and "wd-synth" in lines[0]
+        out.note_on(3, 64, 80)  # played into nothing: must also be ended later
+        synth = MidiInput(inbox, api, None, virtual=True, client_name="wd-synth")
+        time.sleep(0.05)
+        watchdog.check()
+        assert watchdog.output_reconnects == 1 and "is back" in lines[-1]
+        got = _drain(inbox, 4)
+        assert got == [
+            (0x83, 62, 0),
+            (0x83, 64, 0),
+            (0xB3, ALL_NOTES_OFF, 0),
+            (0xB3, ALL_SOUND_OFF, 0),
+        ]
+        assert out.sounding == set()
+    finally:
+        watchdog.stop()
+        out.close()
+        synth.close()
+
+
+def test_probe_keeps_a_live_input_and_reopens_a_dead_one(jack_server: object) -> None:
+    api = resolve_api("jack")
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    midi_in = MidiInput(inbox, api, None, virtual=True, client_name="wd-in")
+    keyboard = MidiOutput(api, "wd-in:deepjam in", client_name="wd-keyboard")
+    lines: list[str] = []
+    watchdog = PortWatchdog(midi_in, None, lines.append, probe_after_s=0.1, dead_after_s=0.6)
+    try:
+        time.sleep(0.2)
+        watchdog.check()  # quiet for 0.2 s: a probe goes out and answers
+        time.sleep(0.1)
+        assert time.perf_counter_ns() - midi_in.last_message_ns < 0.15e9
+        assert midi_in.received == 0 and lines == []  # the probe is not a player message
+        midi_in.port.handle.cancel_callback()  # the input goes deaf, as a stuck client does
+        deadline = time.monotonic() + 3
+        while watchdog.input_reopens == 0 and time.monotonic() < deadline:
+            watchdog.check()
+            time.sleep(0.1)
+        assert watchdog.input_reopens == 1, lines
+        assert "reopening" in lines[0]
+        keyboard.note_on(0, 60, 100)  # the keyboard's connection was restored
+        assert _drain(inbox, 1) == [(0x90, 60, 100)]
+    finally:
+        watchdog.stop()
+        keyboard.close()
+        midi_in.close()
