@@ -8,8 +8,9 @@ ends at its own (quantized) end or at the next kept onset, whichever comes first
 stays monophonic.
 
 Round trips are exact on the grid: ``write_melodies`` then ``read_melodies`` gives back the same
-events, and a file already on the grid survives MIDI -> grid -> MIDI -> grid unchanged. Trailing
-silence is kept by an end marker (a MIDI ``marker`` meta event) at the grid's last step.
+events, and a file already on the grid survives MIDI -> grid -> MIDI -> grid unchanged. A grid
+read from a file ends where its last note or last event (marker, tempo, controller) ends: files
+we write keep trailing silence with an end marker (a ``marker`` meta event) at the grid's end.
 """
 
 from __future__ import annotations
