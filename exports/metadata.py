@@ -70,34 +70,74 @@ class ModelMetadata:
             try:
                 values[name] = json.loads(text)
             except json.JSONDecodeError as err:
-                raise ModelError(f"{source}: metadata field {key!r} is not valid JSON; {fix}") from err
+                raise ModelError(
+                    f"{source}: metadata field {key!r} is not valid JSON; {fix}"
+                ) from err
         missing = [f for f in REQUIRED_FIELDS if f not in values]
         if missing:
             raise ModelError(
                 f"{source} is not a deepjam model: metadata fields {missing} are missing; {fix}"
             )
         version = values["spec_version"]
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ModelError(
+                f"{source}: metadata 'spec_version' must be an integer, got {version!r}; {fix}"
+            )
         if version != SPEC_VERSION:
+            newer = "upgrade deepjam to read it, or " if version > SPEC_VERSION else ""
             raise ModelError(
                 f"{source} was exported for model spec version {version}, but this deepjam reads "
-                f"version {SPEC_VERSION}; {fix} using this version of deepjam"
+                f"version {SPEC_VERSION}; {newer}{fix} using this version of deepjam"
+            )
+        if not isinstance(values["spec"], dict):
+            raise ModelError(
+                f"{source}: metadata 'spec' must be a JSON object, got {values['spec']!r}; {fix}"
             )
         try:
             spec = Spec.from_dict(values["spec"])
         except (TypeError, ValueError) as err:
             raise ModelError(f"{source}: metadata field 'spec' is invalid ({err}); {fix}") from err
-        vocabulary = tuple(values["vocabulary"])
-        if vocabulary != spec.vocabulary():
+        raw_vocabulary = values["vocabulary"]
+        if not isinstance(raw_vocabulary, list) or not all(
+            isinstance(v, str) for v in raw_vocabulary
+        ):
+            raise ModelError(
+                f"{source}: metadata 'vocabulary' must be a list of action names, got "
+                f"{type(raw_vocabulary).__name__}; the file was altered after export; {fix}"
+            )
+        vocabulary = tuple(raw_vocabulary)
+        expected = spec.vocabulary()
+        if vocabulary != expected:
+            differs = next(
+                (i for i, (a, b) in enumerate(zip(vocabulary, expected, strict=False)) if a != b),
+                min(len(vocabulary), len(expected)),
+            )
+            got = vocabulary[differs] if differs < len(vocabulary) else "(none)"
+            want = expected[differs] if differs < len(expected) else "(none)"
             raise ModelError(
                 f"{source}: its vocabulary ({len(vocabulary)} actions) does not match its spec "
-                f"({spec.n_actions} actions, {spec.pitch_low}..{spec.pitch_high}); the file was "
-                f"altered after export; {fix}"
+                f"({spec.n_actions} actions, {spec.pitch_low}..{spec.pitch_high}): action "
+                f"{differs} is {got!r}, expected {want!r}; the file was altered after export; "
+                f"{fix}"
             )
         weights = values["reward_weights"]
         if not isinstance(weights, dict) or not all(
-            isinstance(v, int | float) for v in weights.values()
+            isinstance(v, int | float) and not isinstance(v, bool) for v in weights.values()
         ):
-            raise ModelError(f"{source}: metadata 'reward_weights' must map names to numbers; {fix}")
+            raise ModelError(
+                f"{source}: metadata 'reward_weights' must map names to numbers; {fix}"
+            )
+        for name, kind in (("corpus", dict), ("metrics", dict), ("style_name", str)):
+            if name in values and not isinstance(values[name], kind):
+                raise ModelError(
+                    f"{source}: metadata {name!r} must be a JSON {kind.__name__}, got "
+                    f"{type(values[name]).__name__}; {fix}"
+                )
+        steps = values.get("training_steps", 0)
+        if isinstance(steps, bool) or not isinstance(steps, int):
+            raise ModelError(
+                f"{source}: metadata 'training_steps' must be an integer, got {steps!r}; {fix}"
+            )
         return cls(
             spec=spec,
             spec_version=version,

@@ -1,19 +1,24 @@
 """Reading a deepjam ONNX model: load, check against this build's contract, run.
 
 Only ONNX is read on the live side (no pickle), so a model from a stranger cannot run code.
+Every way a file can fail to fit raises ``ModelError`` with one line: what is wrong, and the fix.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from exports.errors import ModelError
 from exports.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from exports.spec import Spec
+
+EXPORT_FIX = "point --model at a .onnx file written by `deepjam export`"
+ONNX_FLOAT = "tensor(float)"
 
 
 @dataclass
@@ -39,14 +44,103 @@ class PolicyModel:
             self.q_values(zeros)
 
 
+class DecisionLatency(NamedTuple):
+    """Wall time of one single-state ``q_values`` call on this machine, in microseconds."""
+
+    p50_us: float
+    p99_us: float
+    max_us: float
+    calls: int
+
+
+def decision_latency(
+    model: PolicyModel,
+    calls: int = 2000,
+    warmup_calls: int = 200,
+    state: np.ndarray | None = None,
+) -> DecisionLatency:
+    """Time ``calls`` back-to-back single-state decisions after ``warmup_calls``.
+
+    ``state`` is one (1, state_dim) float32 state (zeros when None). Back to back is the best
+    case: a decision every few ms meets colder caches (MEASUREMENTS.md: 0.07-0.26 ms).
+    """
+    if calls < 1:
+        raise ValueError(f"calls must be >= 1, got {calls}")
+    one = np.zeros((1, model.spec.state_dim), np.float32) if state is None else state
+    one = np.ascontiguousarray(one, dtype=np.float32).reshape(1, model.spec.state_dim)
+    for _ in range(warmup_calls):
+        model.q_values(one)
+    elapsed_ns = np.empty(calls, dtype=np.int64)
+    for i in range(calls):
+        start_ns = time.perf_counter_ns()
+        model.q_values(one)
+        elapsed_ns[i] = time.perf_counter_ns() - start_ns
+    elapsed_us = elapsed_ns / 1000.0
+    return DecisionLatency(
+        p50_us=float(np.percentile(elapsed_us, 50)),
+        p99_us=float(np.percentile(elapsed_us, 99)),
+        max_us=float(elapsed_us.max()),
+        calls=calls,
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:160] if text else type(err).__name__
+
+
+def _check_signature(session: Any, spec: Spec, name: str) -> None:
+    """Input 'state' (B, state_dim) float32 and output 'q_values' (B, n_actions) float32."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
+        raise ModelError(
+            f"{name}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, got inputs "
+            f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}; {EXPORT_FIX}"
+        )
+    state, q = inputs[0], next(o for o in outputs if o.name == OUTPUT_NAME)
+    for arg, features, what in ((state, spec.state_dim, "state"), (q, spec.n_actions, "action")):
+        if arg.type != ONNX_FLOAT or len(arg.shape) != 2:
+            raise ModelError(
+                f"{name}: expected {arg.name!r} to be a 2-D float32 tensor (batch, {features}), "
+                f"got {arg.type} of shape {arg.shape}; {EXPORT_FIX}"
+            )
+        if isinstance(arg.shape[1], int) and arg.shape[1] != features:
+            raise ModelError(
+                f"{name}: {arg.name!r} has {arg.shape[1]} {what} features but its metadata spec "
+                f"says {features}; the file was altered after export; {EXPORT_FIX}"
+            )
+
+
+def _probe(session: Any, spec: Spec, name: str) -> None:
+    """One decision on a zero state: the graph runs and scores every action, finitely."""
+    try:
+        q = session.run([OUTPUT_NAME], {INPUT_NAME: np.zeros((1, spec.state_dim), np.float32)})[0]
+    except Exception as err:  # onnxruntime raises its own types for a graph that cannot run
+        raise ModelError(
+            f"{name}: the model does not run on a (1, {spec.state_dim}) state "
+            f"({_first_line(err)}); {EXPORT_FIX}"
+        ) from err
+    if q.shape != (1, spec.n_actions):
+        raise ModelError(
+            f"{name}: expected Q-values of shape (1, {spec.n_actions}) for one state, got "
+            f"{q.shape}; the file was altered after export; {EXPORT_FIX}"
+        )
+    if not np.all(np.isfinite(q)):
+        raise ModelError(f"{name}: the model's Q-values are not finite (NaN or inf); {EXPORT_FIX}")
+
+
 def load_model(path: str | Path, threads: int = 1) -> PolicyModel:
-    """Open an ONNX model and check it fits; raises ModelError with one clear line otherwise."""
+    """Open an ONNX model and check it fits; raises ModelError with one clear line otherwise.
+
+    Checks, in order: the file exists and is ONNX; its ``deepjam.*`` metadata is complete, of
+    this build's spec version, and its vocabulary matches its spec; input and output names,
+    dtypes and widths match the spec; one decision runs and gives finite Q-values.
+    """
     import onnxruntime as ort
 
     path = Path(path)
-    fix = "point --model at a .onnx file written by `deepjam export`"
     if not path.is_file():
-        raise ModelError(f"model file {str(path)!r} does not exist; {fix}")
+        raise ModelError(f"model file {str(path)!r} does not exist; {EXPORT_FIX}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -57,27 +151,12 @@ def load_model(path: str | Path, threads: int = 1) -> PolicyModel:
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
     except Exception as err:  # onnxruntime raises its own types for every kind of bad file
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise ModelError(f"{path.name} is not a readable ONNX model ({reason}); {fix}") from err
+        raise ModelError(
+            f"{path.name} is not a readable ONNX model ({_first_line(err)}); {EXPORT_FIX}"
+        ) from err
     metadata = ModelMetadata.from_props(
         dict(session.get_modelmeta().custom_metadata_map), source=path.name
     )
-    spec = metadata.spec
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
-        raise ModelError(
-            f"{path.name}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, got inputs "
-            f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}; {fix}"
-        )
-    if inputs[0].shape[-1] != spec.state_dim:
-        raise ModelError(
-            f"{path.name}: its input has {inputs[0].shape[-1]} features but its spec encodes "
-            f"{spec.state_dim}; the file was altered after export; {fix}"
-        )
-    out = next(o for o in outputs if o.name == OUTPUT_NAME)
-    if out.shape[-1] != spec.n_actions:
-        raise ModelError(
-            f"{path.name}: it scores {out.shape[-1]} actions but its vocabulary has "
-            f"{spec.n_actions}; the file was altered after export; {fix}"
-        )
+    _check_signature(session, metadata.spec, path.name)
+    _probe(session, metadata.spec, path.name)
     return PolicyModel(path=path, metadata=metadata, session=session)

@@ -1,9 +1,120 @@
-"""Placeholder: this subcommand is being built; it registers nothing yet."""
+"""``deepjam inspect MODEL.onnx``: what a model file says about itself, and how fast it decides.
+
+Reads the file with the live player's own reader (``exports.model_file.load_model``), so a file
+that inspects cleanly is one ``deepjam jam`` will accept. No torch.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
+
+from exports.metadata import ModelMetadata
+from exports.onnx_writer import PRECISION_KEY  # numpy-only at import: no torch, no onnx
+
+LABEL_WIDTH = 18
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pass
+    parser = subparsers.add_parser(
+        "inspect",
+        help="show a model file's metadata, size and decision latency",
+        description=(
+            "Print what a deepjam ONNX model says about itself (style, spec, reward weights, "
+            "corpus, training), its size, and how long one decision takes on this machine. "
+            "Refuses, in one line, a file deepjam cannot play."
+        ),
+    )
+    parser.add_argument("model", help="a .onnx file written by `deepjam export`")
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=2000,
+        help="single-state decisions to time, after a warm-up (default: 2000; 0 skips timing)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="onnxruntime threads (default: 1, as in play)"
+    )
+    parser.set_defaults(func=run)
+
+
+def _human_bytes(size: int) -> str:
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def _pairs(values: dict[str, Any]) -> str:
+    """{'a': 1, 'b': {...}} -> 'a 1, b {...}' (nested values as compact JSON)."""
+    if not values:
+        return "(none)"
+    parts = []
+    for key, value in sorted(values.items()):
+        if isinstance(value, float):
+            text = f"{value:.4g}"
+        elif isinstance(value, str | int):
+            text = str(value)
+        else:
+            text = json.dumps(value, sort_keys=True)
+        parts.append(f"{key} {text}")
+    return ", ".join(parts)
+
+
+def describe(metadata: ModelMetadata, precision: str) -> list[tuple[str, str]]:
+    """(label, text) lines describing a model's metadata, in reading order."""
+    spec = metadata.spec
+    style = metadata.style_name
+    if metadata.style_description:
+        style += f": {metadata.style_description}"
+    return [
+        ("style", style),
+        (
+            "spec",
+            f"version {metadata.spec_version}; {spec.beats_per_bar} beats a bar, "
+            f"{spec.steps_per_beat} steps a beat; window {spec.window_steps} steps; "
+            f"key-relative range {spec.pitch_low}..{spec.pitch_high} ({spec.n_pitches} pitches); "
+            f"key half-life {spec.key_half_life_steps:g} steps",
+        ),
+        (
+            "network",
+            f"{spec.state_dim} state features -> {spec.n_actions} actions "
+            f"({metadata.vocabulary[0]}, {metadata.vocabulary[1]}, {metadata.vocabulary[2]} .. "
+            f"{metadata.vocabulary[-1]}); weights {precision}",
+        ),
+        ("reward weights", _pairs(metadata.reward_weights)),
+        ("corpus", _pairs(metadata.corpus)),
+        ("training steps", f"{metadata.training_steps:,}"),
+        ("metrics", _pairs(metadata.metrics)),
+        ("source", metadata.source_version or "(unknown)"),
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    from exports.errors import ConfigError
+    from exports.model_file import decision_latency, load_model
+
+    if args.calls < 0 or args.threads < 1:
+        raise ConfigError(
+            f"expected --calls >= 0 and --threads >= 1, got {args.calls} and {args.threads}"
+        )
+    model = load_model(args.model, threads=args.threads)
+    props = dict(model.session.get_modelmeta().custom_metadata_map)
+    try:
+        precision = str(json.loads(props.get(PRECISION_KEY, '"float32"')))
+    except json.JSONDecodeError:
+        precision = "unknown"
+    size = model.path.stat().st_size
+    print(f"{model.path}  ({_human_bytes(size)}, {size:,} bytes)")
+    for label, text in describe(model.metadata, precision):
+        print(f"  {label:<{LABEL_WIDTH}}{text}")
+    if args.calls:
+        figures = decision_latency(model, calls=args.calls, warmup_calls=200)
+        print(
+            f"  {'decision latency':<{LABEL_WIDTH}}p50 {figures.p50_us:.1f} us, "
+            f"p99 {figures.p99_us:.1f} us, max {figures.max_us:.1f} us "
+            f"({figures.calls:,} single-state calls after 200 warm-up, {args.threads} thread(s), "
+            f"this machine, back to back)"
+        )
+    return 0
