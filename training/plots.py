@@ -1,0 +1,177 @@
+"""PNG figures for ``deepjam eval``: training curves and piano rolls (matplotlib, Agg backend).
+
+Training curves come from the run's TensorBoard event files (read with tensorboard's
+``EventAccumulator``), or, when there are none, from the history a checkpoint keeps in its
+``metrics``. Piano rolls show a call (the player's phrase) followed by the agent's answer, in
+absolute MIDI pitches on the 16th grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exports.grid import note_list
+
+MAX_CURVE_PANELS = 6
+PREFERRED_TAGS = ("reward", "return", "loss", "q_mean", "epsilon", "style", "theory", "play")
+"""Tags containing these words are plotted first, in this order."""
+
+Curves = dict[str, tuple[np.ndarray, np.ndarray]]
+"""tag -> (steps, values)."""
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def event_files(run_dir: Path) -> list[Path]:
+    """TensorBoard event files anywhere under ``run_dir``, sorted."""
+    return sorted(Path(run_dir).rglob("events.out.tfevents.*"))
+
+
+def read_tensorboard_scalars(run_dir: Path) -> Curves:
+    """Every scalar series in the event files under ``run_dir``: tag -> (steps, values).
+
+    Series of the same tag from several files (a resumed run) are merged and sorted by step.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    merged: dict[str, list[tuple[int, float]]] = {}
+    for path in event_files(run_dir):
+        accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags().get("scalars", []):
+            merged.setdefault(tag, []).extend(
+                (int(e.step), float(e.value)) for e in accumulator.Scalars(tag)
+            )
+    curves: Curves = {}
+    for tag, points in merged.items():
+        points.sort()
+        curves[tag] = (
+            np.array([p[0] for p in points], dtype=np.int64),
+            np.array([p[1] for p in points], dtype=np.float64),
+        )
+    return curves
+
+
+def curves_from_metrics(metrics: dict[str, Any]) -> Curves:
+    """Series a checkpoint's ``metrics`` may hold: ``{"history": {tag: [[step, value], ...]}}``
+    or top-level ``{tag: [[step, value], ...]}`` lists. Scalars are skipped."""
+    source = metrics.get("history", metrics) if isinstance(metrics, dict) else {}
+    curves: Curves = {}
+    for tag, series in (source or {}).items():
+        if not isinstance(series, list | tuple) or not series:
+            continue
+        try:
+            points = np.asarray(series, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue
+        if points.ndim == 2 and points.shape[1] == 2:
+            curves[str(tag)] = (points[:, 0].astype(np.int64), points[:, 1])
+        elif points.ndim == 1:
+            curves[str(tag)] = (np.arange(len(points), dtype=np.int64), points)
+    return curves
+
+
+def _ordered_tags(curves: Curves) -> list[str]:
+    def rank(tag: str) -> tuple[int, str]:
+        lowered = tag.lower()
+        for i, word in enumerate(PREFERRED_TAGS):
+            if word in lowered:
+                return (i, tag)
+        return (len(PREFERRED_TAGS), tag)
+
+    return sorted(curves, key=rank)[:MAX_CURVE_PANELS]
+
+
+def plot_training_curves(curves: Curves, out_path: Path, title: str = "") -> Path:
+    """One panel per series (at most 6, rewards and losses first); writes a PNG, returns its path.
+
+    With no series the figure says so, so that the file always exists.
+    """
+    plt = _pyplot()
+    tags = _ordered_tags(curves)
+    cols = 2 if len(tags) > 1 else 1
+    rows = max(1, -(-len(tags) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    if not tags:
+        ax = axes[0, 0]
+        ax.set_visible(True)
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no training curves found", ha="center", va="center")
+    for ax, tag in zip(axes.ravel(), tags, strict=False):
+        steps, values = curves[tag]
+        ax.set_visible(True)
+        ax.plot(steps, values, linewidth=1.0)
+        if len(values) > 20:  # a moving average over ~5% of the points makes the trend legible
+            k = max(2, len(values) // 20)
+            smooth = np.convolve(values, np.ones(k) / k, mode="valid")
+            ax.plot(steps[k - 1 :], smooth, linewidth=1.8)
+        ax.set_title(tag, fontsize=9)
+        ax.set_xlabel("env steps", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return out_path
+
+
+def plot_piano_rolls(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    out_path: Path,
+    titles: Sequence[str] | None = None,
+    steps_per_bar: int = 16,
+) -> Path:
+    """Piano rolls of (call, answer) pairs of absolute grid events, the answer after the call.
+
+    The call is drawn in grey, the answer in colour; bar lines every ``steps_per_bar`` steps.
+    Writes a PNG and returns its path.
+    """
+    plt = _pyplot()
+    n = max(1, len(pairs))
+    fig, axes = plt.subplots(n, 1, figsize=(10, 2.2 * n), squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        if i >= len(pairs):
+            ax.axis("off")
+            ax.text(0.5, 0.5, "no samples", ha="center", va="center")
+            continue
+        call, answer = (np.asarray(x) for x in pairs[i])
+        parts = [(note_list(call), 0, "0.55"), (note_list(answer), len(call), "tab:blue")]
+        pitches = [p for notes, _, _ in parts for _, _, p in notes]
+        for notes, offset, colour in parts:
+            for start, duration, pitch in notes:
+                ax.broken_barh([(offset + start, duration)], (pitch - 0.4, 0.8), color=colour)
+        total = len(call) + len(answer)
+        for bar in range(0, total + 1, steps_per_bar):
+            ax.axvline(bar, color="0.85", linewidth=0.6, zorder=0)
+        ax.axvline(len(call), color="tab:red", linewidth=1.0, linestyle="--")
+        ax.set_xlim(0, total)
+        if pitches:
+            ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
+        ax.set_ylabel("MIDI pitch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if titles is not None and i < len(titles):
+            ax.set_title(titles[i], fontsize=9)
+    axes[-1, 0].set_xlabel("16th-note steps (call in grey, answer in blue)", fontsize=8)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return out_path
