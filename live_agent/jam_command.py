@@ -1,9 +1,167 @@
-"""Placeholder: this subcommand is being built; it registers nothing yet."""
+"""``deepjam jam``: play live, listening on a MIDI input and answering on a MIDI output.
+
+Threads: rtmidi's input thread (timestamps and enqueues only), the session's scheduler thread
+(decides and sends on the 16th grid), the port watchdog, and the main thread, which waits for
+Ctrl-C / SIGTERM and then runs the one shutdown path, in ``finally``:
+
+    stop event -> sentinel on the inbox -> gate the output (no new note-on) and end every
+    sounding note (note-offs, CC 123, CC 120) -> join the scheduler (timeout) -> its ledger
+    closes what it still holds -> a last all-notes-off -> close the ports.
+
+The output gate is what keeps "all notes off within 50 ms of the signal" true even while the
+scheduler sleeps towards its next step (up to a 16th, 125 ms at 120 bpm).
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from live_agent.options import add_jam_arguments
+from live_agent.ports import API_CHOICES
+
+JOIN_TIMEOUT_S = 1.0
+DEFAULT_MODEL = Path(__file__).parent / "models" / "default.onnx"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pass
+    parser = subparsers.add_parser(
+        "jam",
+        help="play live: listen on a MIDI input, answer or play along on a MIDI output",
+        description="Play live with a trained model. Without --input/--output (or with "
+        "--virtual) deepjam makes virtual ports 'deepjam in' and 'deepjam out' to patch in "
+        "your DAW or JACK; see `deepjam ports` for what is there. Ctrl-C or SIGTERM stops it "
+        "with every note released.",
+    )
+    ports = parser.add_argument_group("ports")
+    ports.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="ONNX model from `deepjam export` (default: the packaged live_agent/models/default.onnx)",
+    )
+    ports.add_argument(
+        "--input", default=None, help="MIDI input to listen to: a name or part of one"
+    )
+    ports.add_argument(
+        "--output", default=None, help="MIDI output to play on: a name or part of one"
+    )
+    ports.add_argument(
+        "--virtual",
+        action="store_true",
+        help="make virtual ports 'deepjam in' / 'deepjam out' for the sides not named",
+    )
+    ports.add_argument(
+        "--api", choices=API_CHOICES, default="auto", help="MIDI system (default: auto, JACK first)"
+    )
+    ports.add_argument(
+        "--no-watchdog", action="store_true", help="do not watch and reopen lost or dead ports"
+    )
+    add_jam_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _log(line: str) -> None:
+    print(f"deepjam jam: {line}", file=sys.stderr, flush=True)
+
+
+def resolve_model_path(model: Path | None) -> Path:
+    """The model to play: ``--model``, else the packaged default; ModelError if it is missing."""
+    from exports.errors import ModelError
+
+    if model is not None:
+        return model
+    if not DEFAULT_MODEL.is_file():
+        raise ModelError(
+            f"no --model given and the default model {DEFAULT_MODEL} is not installed; "
+            "pass --model FILE.onnx (make one with `deepjam train` then `deepjam export`)"
+        )
+    return DEFAULT_MODEL
+
+
+def run(args: argparse.Namespace) -> int:
+    import queue
+
+    from exports.model_file import load_model
+    from live_agent.clock import RealClock
+    from live_agent.midi_io import MidiInput, MidiOutput
+    from live_agent.options import options_from_args
+    from live_agent.ports import resolve_api
+    from live_agent.scheduler import Session
+    from live_agent.watchdog import PortWatchdog
+
+    options = options_from_args(args)
+    policy = load_model(resolve_model_path(args.model))
+    policy.warm_up()
+    api = resolve_api(args.api)
+
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    stop_event = threading.Event()
+    midi_in: MidiInput | None = None
+    midi_out: MidiOutput | None = None
+    watchdog: PortWatchdog | None = None
+    worker: threading.Thread | None = None
+    session: Any = None
+    signalled_ns: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # Main thread, between bytecodes: wake everyone; the finally below does the rest.
+        signalled_ns.append(time.perf_counter_ns())
+        stop_event.set()
+        inbox.put(None)
+        if midi_out is not None:
+            midi_out.close_gate()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        midi_in = MidiInput(inbox, api, args.input, virtual=args.virtual or args.input is None)
+        midi_out = MidiOutput(api, args.output, virtual=args.virtual or args.output is None)
+        session = Session(policy, options, midi_out, RealClock(), inbox)
+        if not args.no_watchdog:
+            watchdog = PortWatchdog(midi_in, midi_out, _log)
+            watchdog.start()
+        worker = threading.Thread(
+            target=session.run, args=(stop_event,), name="deepjam-scheduler", daemon=True
+        )
+        worker.start()
+        _log(
+            f"listening on {midi_in.name!r}, playing on {midi_out.name!r} "
+            f"(model {policy.path.name}, {options.mode}, "
+            f"{'MIDI clock' if options.clock == 'midi' else f'{options.bpm:g} bpm'}, "
+            f"channel {options.channel + 1}); Ctrl-C to stop"
+        )
+        while not stop_event.wait(0.25):
+            if not worker.is_alive():
+                _log("the scheduler stopped; shutting down")
+                break
+    finally:
+        stop_event.set()
+        inbox.put(None)
+        if midi_out is not None:
+            midi_out.close_gate()
+        if worker is not None:
+            worker.join(JOIN_TIMEOUT_S)
+            if worker.is_alive():
+                _log(f"the scheduler did not stop within {JOIN_TIMEOUT_S} s")
+        if watchdog is not None:
+            watchdog.stop()
+        if midi_out is not None:
+            midi_out.panic()
+            midi_out.close()
+        if midi_in is not None:
+            midi_in.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if midi_in is not None and midi_out is not None:
+            _log(
+                f"stopped: {midi_in.received} messages in, {midi_out.sent} out, "
+                f"{midi_out.send_errors} send errors, {midi_in.callback_errors} input errors"
+                + (f"; session {session.stats}" if session is not None else "")
+            )
+    return 0

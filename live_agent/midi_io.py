@@ -115,7 +115,10 @@ class MidiOutput:
         self.reopened = 0
         self.sounding: set[tuple[int, int]] = set()
         self.channels_used: set[int] = set()
-        self._lock = threading.Lock()
+        self.closing = False
+        """Set by ``close_gate``: note-ons are dropped (counted in ``dropped_after_stop``)."""
+        self.dropped_after_stop = 0
+        self._lock = threading.RLock()  # re-entrant: a signal handler may gate the sink mid-send
         self.port: OpenedPort = open_port("output", api, wanted, virtual, client_name)
 
     @property
@@ -131,6 +134,9 @@ class MidiOutput:
 
     def note_on(self, channel: int, pitch: int, velocity: int) -> None:
         with self._lock:
+            if self.closing and velocity > 0:
+                self.dropped_after_stop += 1
+                return
             self._send([NOTE_ON | channel, pitch, velocity])
             self.channels_used.add(channel)
             if velocity > 0:
@@ -149,8 +155,11 @@ class MidiOutput:
 
     def send(self, data: tuple[int, ...]) -> None:
         with self._lock:
-            self._send(list(data))
             status = data[0] & 0xF0 if data else 0
+            if self.closing and status == NOTE_ON and len(data) > 2 and data[2] > 0:
+                self.dropped_after_stop += 1
+                return
+            self._send(list(data))
             if status == NOTE_ON and len(data) > 2 and data[2] > 0:
                 self.sounding.add((data[0] & 0x0F, data[1]))
                 self.channels_used.add(data[0] & 0x0F)
@@ -168,6 +177,16 @@ class MidiOutput:
             for channel in sorted(targets):
                 self._send([CONTROL_CHANGE | channel, ALL_NOTES_OFF, 0])
                 self._send([CONTROL_CHANGE | channel, ALL_SOUND_OFF, 0])
+
+    def close_gate(self) -> None:
+        """Stop for good: from now on note-ons are dropped, then ``panic()`` ends what sounds.
+
+        Shutdown calls this the moment a signal arrives, so no note can start after the
+        all-notes-off, whatever the scheduler thread is doing.
+        """
+        with self._lock:
+            self.closing = True
+        self.panic()
 
     def reopen(self) -> None:
         """Open the port again (the peer came back), then end any note it may still hold."""

@@ -1,0 +1,178 @@
+"""Test-side tools for the live agent on JACK: a frame-exact MIDI recorder (its own JACK client,
+separate from deepjam), a `deepjam jam` subprocess runner, and a best-fit grid measure.
+
+Used by the integration tests and by benchmarks/live_latency.py.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+NOTE_ON = 0x90
+NOTE_OFF = 0x80
+CONTROL_CHANGE = 0xB0
+ALL_NOTES_OFF = 123
+ALL_SOUND_OFF = 120
+
+
+@dataclass
+class Received:
+    frame: int
+    """JACK frame time of the event (exact: cycle start + offset)."""
+    time_ns: int
+    """perf_counter_ns estimate of when the event was due (cycle time + offset)."""
+    data: bytes
+
+
+@dataclass
+class JackRecorder:
+    """A JACK client with one MIDI input and one MIDI output, both timed to the frame.
+
+    ``events`` collects what reaches ``<name>:in``; ``send`` queues bytes for ``<name>:out``,
+    written at the start of the next cycle.
+    """
+
+    name: str = "deepjam-probe"
+    events: list[Received] = field(default_factory=list)
+    client: Any = None
+    sample_rate: int = 0
+    _outbox: queue.SimpleQueue[bytes] = field(default_factory=queue.SimpleQueue)
+
+    def start(self) -> JackRecorder:
+        import jack
+
+        self.client = jack.Client(self.name, no_start_server=True)
+        self.inport = self.client.midi_inports.register("in")
+        self.outport = self.client.midi_outports.register("out")
+        self.sample_rate = self.client.samplerate
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        return self
+
+    def _process(self, frames: int) -> None:
+        cycle_frame = self.client.last_frame_time
+        cycle_ns = time.perf_counter_ns()  # the cycle began just before; good to ~0.1 ms
+        for offset, data in self.inport.incoming_midi_events():
+            ns = cycle_ns + int(offset * 1e9 / self.sample_rate)
+            self.events.append(Received(cycle_frame + offset, ns, bytes(data)))
+        self.outport.clear_buffer()
+        offset = 0
+        while True:
+            try:
+                message = self._outbox.get_nowait()
+            except queue.Empty:
+                break
+            self.outport.write_midi_event(offset, message)
+            offset = min(offset + 1, frames - 1)
+
+    def send(self, data: bytes | list[int] | tuple[int, ...]) -> None:
+        self._outbox.put(bytes(data))
+
+    def connect_from(self, port: str) -> None:
+        self.client.connect(port, self.inport)
+
+    def connect_to(self, port: str) -> None:
+        self.client.connect(self.outport, port)
+
+    def wait_for_port(self, name: str, timeout_s: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(p.name == name for p in self.client.get_ports(is_midi=True)):
+                return
+            time.sleep(0.05)
+        names = [p.name for p in self.client.get_ports(is_midi=True)]
+        raise TimeoutError(f"JACK port {name!r} did not appear in {timeout_s} s; ports: {names}")
+
+    def note_ons(self) -> list[Received]:
+        return [
+            e
+            for e in self.events
+            if len(e.data) == 3 and e.data[0] & 0xF0 == NOTE_ON and e.data[2] > 0
+        ]
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.deactivate()
+            self.client.close()
+            self.client = None
+
+
+@contextmanager
+def jack_recorder(name: str = "deepjam-probe") -> Iterator[JackRecorder]:
+    recorder = JackRecorder(name).start()
+    try:
+        yield recorder
+    finally:
+        recorder.stop()
+
+
+@dataclass
+class JamProcess:
+    process: subprocess.Popen[str]
+    lines: list[str]
+
+    def stderr_text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@contextmanager
+def run_jam(
+    args: list[str], env: dict[str, str] | None = None, ready_timeout_s: float = 30.0
+) -> Iterator[JamProcess]:
+    """Run ``deepjam jam ARGS`` until it prints that it listens; SIGTERM and wait on exit."""
+    command = [sys.executable, "-m", "live_agent.cli", "jam", *args]
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env or dict(os.environ),
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line.rstrip())
+            if "listening on" in line:
+                ready.set()
+        ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    jam = JamProcess(process, lines)
+    try:
+        if not ready.wait(ready_timeout_s) or process.poll() is not None:
+            raise RuntimeError(f"deepjam jam did not start:\n{jam.stderr_text()}")
+        yield jam
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        reader.join(5)
+
+
+def grid_deviation_ms(onset_s: np.ndarray, step_s: float) -> np.ndarray:
+    """|onset - best-fit grid| in ms: steps assigned by rounding at the nominal step, then a
+    least-squares line (offset and step) through (step index, onset)."""
+    t = np.asarray(onset_s, dtype=np.float64)
+    k = np.round((t - t[0]) / step_s)
+    slope, intercept = np.polyfit(k, t, 1)
+    return np.abs(t - (intercept + slope * k)) * 1e3
