@@ -1,0 +1,183 @@
+"""Live controls over MIDI: control changes move temperature, density, register and mode, and
+trigger panic; program change N swaps the model to slot N.
+
+The mapping comes from a TOML file (the packaged ``live_agent/controls.toml`` by default).
+``ControlMap.apply`` turns one CC into a ``ControlAction`` that the session carries out on its
+own thread. ``ModelSlots`` loads a slot's model on a background thread (an ONNX session takes
+milliseconds to build, too long for the scheduler) and hands it to ``Session.swap_policy``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import tomllib
+
+from exports.errors import ConfigError, DeepjamError
+from live_agent.protocols import Policy
+
+MAX_DATA = 127
+CENTER = 64
+SEMITONES_PER_OCTAVE = 12
+
+
+class ControlAction(NamedTuple):
+    """What a CC asks for: ``name`` in temperature, density, register_shift, mode, panic."""
+
+    name: str
+    value: float | int | str
+
+
+@dataclass(frozen=True)
+class RangeControl:
+    cc: int
+    low: float
+    high: float
+
+    def scale(self, value: int) -> float:
+        """CC value 0..127 -> low..high, linearly."""
+        return self.low + (self.high - self.low) * value / MAX_DATA
+
+
+@dataclass
+class ControlMap:
+    """CC number -> control. ``channel`` None: any channel."""
+
+    channel: int | None = None
+    temperature: RangeControl | None = field(default_factory=lambda: RangeControl(74, 0.0, 1.5))
+    density: RangeControl | None = field(default_factory=lambda: RangeControl(71, 0.0, 1.0))
+    register: RangeControl | None = field(default_factory=lambda: RangeControl(76, -2, 2))
+    mode_cc: int | None = 77
+    panic_cc: int | None = 119
+    model_slots: dict[int, Path] = field(default_factory=dict)
+
+    def apply(self, channel: int, control: int, value: int) -> ControlAction | None:
+        """The action a CC asks for, or None when it is not mapped (or on another channel)."""
+        if self.channel is not None and channel != self.channel:
+            return None
+        if self.temperature is not None and control == self.temperature.cc:
+            return ControlAction("temperature", self.temperature.scale(value))
+        if self.density is not None and control == self.density.cc:
+            return ControlAction("density", self.density.scale(value))
+        if self.register is not None and control == self.register.cc:
+            octaves = round(self.register.scale(value))
+            return ControlAction("register_shift", SEMITONES_PER_OCTAVE * octaves)
+        if control == self.mode_cc:
+            return ControlAction("mode", "answer" if value < CENTER else "duet")
+        if control == self.panic_cc and value >= CENTER:
+            return ControlAction("panic", value)
+        return None
+
+    def accepts_program(self, channel: int) -> bool:
+        return self.channel is None or channel == self.channel
+
+
+def _cc(table: dict[str, Any], name: str, source: str) -> int:
+    cc = table.get("cc")
+    if not isinstance(cc, int) or not 0 <= cc <= MAX_DATA:
+        raise ConfigError(f"{source}: [{name}] cc must be a number 0..127, got {cc!r}")
+    return cc
+
+
+def _range(table: dict[str, Any] | None, name: str, source: str) -> RangeControl | None:
+    if table is None:
+        return None
+    low, high = table.get("min", 0.0), table.get("max", 1.0)
+    if not isinstance(low, int | float) or not isinstance(high, int | float):
+        raise ConfigError(f"{source}: [{name}] min and max must be numbers, got {low!r}, {high!r}")
+    return RangeControl(_cc(table, name, source), float(low), float(high))
+
+
+def load_controls(path: Path | None = None) -> ControlMap:
+    """Read a controls TOML file (None: the packaged default); raises ConfigError when invalid."""
+    if path is None:
+        text = resources.files("live_agent").joinpath("controls.toml").read_text()
+        source = "packaged controls.toml"
+        base = Path(".")
+    else:
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise ConfigError(
+                f"cannot read controls file {str(path)!r}: {err.strerror}; check the path"
+            ) from err
+        source, base = str(path), Path(path).parent
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source} is not valid TOML ({err}); fix the file") from err
+    channel = data.get("channel", 0)
+    if not isinstance(channel, int) or not 0 <= channel <= 16:
+        raise ConfigError(f"{source}: channel must be 0 (all) or 1..16, got {channel!r}")
+    slots: dict[int, Path] = {}
+    for key, value in data.get("models", {}).items():
+        if not str(key).isdigit() or not 0 <= int(key) <= MAX_DATA or not isinstance(value, str):
+            raise ConfigError(
+                f'{source}: [models] entries must be 0..127 = "file.onnx", got {key} = {value!r}'
+            )
+        slots[int(key)] = (base / value) if not Path(value).is_absolute() else Path(value)
+    mode = data.get("mode")
+    panic = data.get("panic")
+    return ControlMap(
+        channel=None if channel == 0 else channel - 1,
+        temperature=_range(data.get("temperature"), "temperature", source),
+        density=_range(data.get("density"), "density", source),
+        register=_range(data.get("register"), "register", source),
+        mode_cc=None if mode is None else _cc(mode, "mode", source),
+        panic_cc=None if panic is None else _cc(panic, "panic", source),
+        model_slots=slots,
+    )
+
+
+class ModelSlots:
+    """Program change -> load that slot's model off the scheduler thread, then hand it over.
+
+    ``loader`` is ``exports.model_file.load_model`` in real use; ``on_loaded`` is
+    ``Session.swap_policy``. A failing load is reported through ``on_error`` and play goes on
+    with the current model.
+    """
+
+    def __init__(
+        self,
+        slots: dict[int, Path],
+        loader: Callable[[Path], Policy],
+        on_loaded: Callable[[Policy], None],
+        on_error: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.slots = slots
+        self.loader = loader
+        self.on_loaded = on_loaded
+        self.on_error = on_error
+        self.threads: list[threading.Thread] = []
+
+    def program_change(self, program: int) -> bool:
+        """Start loading slot ``program``; False when no model is mapped to it."""
+        path = self.slots.get(program)
+        if path is None:
+            self.on_error(
+                f"program change {program}: no model in that slot; slots: {sorted(self.slots)}"
+            )
+            return False
+        thread = threading.Thread(
+            target=self._load, args=(path,), name=f"deepjam-load-{program}", daemon=True
+        )
+        self.threads.append(thread)
+        thread.start()
+        return True
+
+    def _load(self, path: Path) -> None:
+        try:
+            policy = self.loader(path)
+        except DeepjamError as err:
+            self.on_error(str(err))
+            return
+        self.on_loaded(policy)
+
+    def join(self, timeout_s: float = 5.0) -> None:
+        for thread in self.threads:
+            thread.join(timeout_s)

@@ -1,0 +1,350 @@
+"""The live session: listener + modes + decider + ledger on one scheduler thread.
+
+How to drive it (``deepjam jam`` does this with rtmidi; ``deepjam answer`` with a FakeClock)::
+
+    from live_agent.engine import Session
+    from live_agent.clock import RealClock
+    from live_agent.options import JamOptions
+
+    inbox = queue.SimpleQueue()          # the rtmidi callback puts InputEvent(perf_counter_ns(), bytes)
+    session = Session(policy, JamOptions(mode="duet", bpm=100), sink, RealClock(), inbox)
+    session.warm_up()                    # first decisions are slow; sizes the decision margin
+    stop = threading.Event()
+    thread = threading.Thread(target=session.run, args=(stop,), name="deepjam-scheduler")
+    thread.start()
+    ...                                  # SIGTERM / Ctrl-C: stop.set(); inbox.put(None)
+    thread.join(timeout=2.0)
+
+* ``run(stop, until_step=None)`` returns when ``stop`` is set, ``None`` is read from the inbox, or
+  ``until_step`` steps have been played; before returning (in ``finally``) it closes every note:
+  a note-off for each note in the ledger (agent and MIDI thru), then CC 123 and CC 120 on each
+  channel used. It returns ``session.stats``. ``session.close()`` does the same and may be
+  called again safely (it is idempotent) e.g. after a port was lost.
+* ``swap_policy(policy)`` may be called from any thread (a file watcher, ``ModelSlots``): the
+  new model is adopted before the next decision; the agent's sounding note is released at that
+  step's boundary, no step is missed. The new model's spec may differ (the history is kept).
+* ``stats`` (``SessionStats``): steps, decisions, late and skipped steps, dropped input by reason,
+  ignored input by kind, notes sent, model swaps, answers, held-note timeouts, and the timing
+  (``stats.timing``: decision and send lateness percentiles, the current decision margin).
+* ``program_handler``: set it to a callable(program) to receive program changes (use
+  ``controls.ModelSlots(...).program_change``); without one they are counted as ignored.
+
+The sink is only ever called from the thread running ``run`` (and from ``close``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from exports.spec import PITCH_CLASSES
+from live_agent.agent import SILENT_CHROMA, Decider
+from live_agent.controls import ControlMap, load_controls
+from live_agent.ledger import NoteLedger
+from live_agent.listener import Kind, Message, PlayerListener
+from live_agent.modes import Mode, make_mode
+from live_agent.options import JamOptions
+from live_agent.protocols import Clock, Inbox, InputEvent, NoteSink, Policy
+from live_agent.recording import PLAYER, Recorder, RecordingSink
+from live_agent.scheduler import (
+    InputPump,
+    MidiClockFollower,
+    TimingStats,
+    run_internal,
+    run_midi_clock,
+)
+
+ALL_NOTES_OFF = 123
+ALL_SOUND_OFF = 120
+WARM_UP_DECISIONS = 64
+
+
+@dataclass
+class SessionStats:
+    """Counters of a session; read them from any thread (values may be a step old)."""
+
+    decisions: int = 0
+    model_swaps: int = 0
+    notes_sent: int = 0
+    answers: int = 0
+    interruptions: int = 0
+    held_timeouts: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    """Malformed input by reason (see listener.classify)."""
+    ignored: Counter[str] = field(default_factory=Counter)
+    """Valid input that was not used, by kind (other channel, pressure, unmapped CC ...)."""
+    timing: TimingStats = field(default_factory=TimingStats)
+
+    @property
+    def late_steps(self) -> int:
+        return self.timing.late_steps
+
+    @property
+    def steps(self) -> int:
+        return self.timing.steps
+
+    def summary(self) -> str:
+        """One line for the end of a session (times in microseconds)."""
+        t = self.timing
+        return (
+            f"steps {t.steps}, late {t.late_steps}, skipped {t.skipped_steps}, decisions "
+            f"{self.decisions} (p50 {t.decision_p(50) / 1e3:.0f} us, p99 {t.decision_p(99) / 1e3:.0f} us), "
+            f"margin {t.margin_ns / 1e3:.0f} us, notes {self.notes_sent}, "
+            f"dropped {sum(self.dropped.values())} {dict(self.dropped)}, swaps {self.model_swaps}"
+        )
+
+
+class Session:
+    """One live session. Construct, optionally ``warm_up()``, then ``run(stop)`` on one thread."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        options: JamOptions,
+        sink: NoteSink,
+        clock: Clock,
+        inbox: Inbox,
+        *,
+        controls: ControlMap | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self.options = options
+        self.clock = clock
+        self.inbox = inbox
+        self.recorder = recorder
+        if recorder is None and options.record is not None:
+            self.recorder = Recorder(options.bpm)
+        out: NoteSink = RecordingSink(sink, self.recorder, clock) if self.recorder else sink
+        self.agent_notes = NoteLedger(out)
+        self.thru_notes = NoteLedger(out)
+        self.controls = controls if controls is not None else load_controls(options.controls)
+        self.stats = SessionStats()
+        self.rng = np.random.default_rng(options.seed)
+        self.decider = Decider(policy, self.rng)
+        self.listener = PlayerListener(options.held_timeout_steps)
+        self.mode: Mode = self._make_mode(options.mode)
+        self.program_handler: Callable[[int], object] | None = None
+        self.temperature = options.temperature
+        self.density = options.density
+        self.register_shift = options.register_shift
+        self._next_policy: Policy | None = None
+        self._swap_lock = threading.Lock()
+        self._count = 0
+        """Steps closed so far (monotonic; the grid position may restart with MIDI Start)."""
+        self._pending_action: int | None = None
+        self._release_at_send = False
+        self._sounding: int | None = None
+        """Absolute pitch the agent holds (register shift included), None when silent."""
+        self._agent_onset = False
+        self._closed = False
+
+    # --- public API -------------------------------------------------------------------------
+
+    def swap_policy(self, policy: Policy) -> None:
+        """Use ``policy`` from the next decision on (thread-safe)."""
+        with self._swap_lock:
+            self._next_policy = policy
+
+    def warm_up(self, decisions: int = WARM_UP_DECISIONS) -> None:
+        """Run full decisions on the empty state (no note sent, no randomness used) and size the
+        decision margin from them."""
+        timing = self.stats.timing
+        for _ in range(decisions):
+            started = time.perf_counter_ns()
+            state = self.decider.state(0, False, 0.0)
+            self.decider.policy.q_values(state)
+            timing.add_decision(time.perf_counter_ns() - started)
+        step_ns = self.options.step_ns
+        timing.update_margin(step_ns)
+        timing.decisions = 0
+
+    def run(
+        self, stop: threading.Event, until_step: int | None = None, start_ns: int | None = None
+    ) -> SessionStats:
+        """Play until ``stop`` is set, the inbox yields None, or ``until_step`` steps; then close
+        every note. ``start_ns``: time of step 0 (default: 50 ms from now). Returns ``stats``."""
+        pump = InputPump(self.inbox, self.clock, stop, self.handle, self.stats.dropped)
+        try:
+            if self.options.clock == "midi":
+                run_midi_clock(self, pump, self.clock, MidiClockFollower(), self.stats.timing)
+            else:
+                run_internal(
+                    self,
+                    pump,
+                    self.clock,
+                    self.options.step_ns,
+                    self.stats.timing,
+                    until_step=until_step,
+                    start_ns=start_ns,
+                )
+        finally:
+            self.close()
+        return self.stats
+
+    def close(self) -> None:
+        """Release every note (ledger note-offs, then CC 123 and CC 120); safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pending_action = None
+        self._sounding = None
+        self.agent_notes.close_all(extra_channels=(self.options.channel,))
+        self.thru_notes.close_all()
+        self.stats.notes_sent = self.agent_notes.notes_sent
+        self.stats.held_timeouts = self.listener.timed_out
+
+    # --- called by the scheduler ------------------------------------------------------------
+
+    def handle(self, event: InputEvent, message: Message) -> None:
+        """One valid input message, as soon as it is taken off the inbox."""
+        kind = message.kind
+        if kind is Kind.NOTE_ON or kind is Kind.NOTE_OFF:
+            wanted = self.options.input_channel
+            if wanted is not None and message.channel != wanted:
+                self.stats.ignored["other_channel"] += 1
+                return
+            if self.recorder is not None:
+                self.recorder.add(PLAYER, event.time_ns, event.data)
+            if self.options.thru:
+                self.thru_notes.forward(event.data)
+            if kind is Kind.NOTE_ON:
+                self.listener.note_on(message.a, self._count)
+                if self.mode.player_onset():
+                    self._silence_agent()
+                    self.stats.interruptions += 1
+            else:
+                self.listener.note_off(message.a)
+        elif kind is Kind.CONTROL:
+            self._control(event, message)
+        elif kind is Kind.PROGRAM:
+            if self.program_handler is not None and self.controls.accepts_program(message.channel):
+                self.program_handler(message.a)
+            else:
+                self.stats.ignored["program_change"] += 1
+        else:
+            self.stats.ignored[kind.value] += 1
+
+    def decide(self, step: int) -> None:
+        """Close the player's last step, and choose the agent's action for grid ``step``."""
+        self._close_step()
+        with self._swap_lock:
+            policy, self._next_policy = self._next_policy, None
+        if policy is not None:
+            self.decider.adopt(policy)
+            self.stats.model_swaps += 1
+            self._release_at_send = True
+        if not self.mode.plays(self._count):
+            self._pending_action = None
+            return
+        answering, progress = self.mode.context(self._count)
+        o = self.options
+        self._pending_action = self.decider.decide(
+            step,
+            answering,
+            progress,
+            self.temperature,
+            self.density,
+            self.register_shift,
+            o.register_low,
+            o.register_high,
+        )
+        self.stats.decisions += 1
+
+    def send(self, step: int) -> None:
+        """At the boundary of ``step``: only the MIDI of the decided action goes out."""
+        action, self._pending_action = self._pending_action, None
+        channel = self.options.channel
+        self._agent_onset = False
+        if action is None:
+            # Not the agent's turn (or it was cut short): make sure nothing of it still sounds.
+            if self._sounding is not None:
+                self.agent_notes.note_off(channel, self._sounding)
+                self._sounding = None
+        else:
+            change = self.decider.note_change(action, self._sounding, self.register_shift)
+            note_off = change.note_off
+            if note_off is None and self._release_at_send and self._sounding is not None:
+                note_off = self._sounding  # model swap: the old model's note does not outlive it
+            if note_off is not None:
+                self.agent_notes.note_off(channel, note_off)
+                self._sounding = None
+            if change.note_on is not None:
+                self.agent_notes.note_on(channel, change.note_on, self.options.velocity)
+                self._sounding = change.note_on
+                self._agent_onset = True
+        self._release_at_send = False
+        self.stats.notes_sent = self.agent_notes.notes_sent
+
+    def skip(self, step: int) -> None:
+        """A step the loop could not make in time: no decision, the agent's note goes on."""
+        self._close_step()
+        self._pending_action = None
+        self._agent_onset = False
+
+    def transport_start(self) -> None:
+        """MIDI Start: from the top; the agent falls silent and its mode starts over."""
+        self._silence_agent()
+        self.mode = self._make_mode(self.mode.name)
+
+    def transport_stop(self) -> None:
+        """MIDI Stop: the agent falls silent until Start or Continue."""
+        self._silence_agent()
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _make_mode(self, name: str) -> Mode:
+        o = self.options
+        return make_mode(name, o.silence_steps, o.answer_bars, self.decider.spec.steps_per_bar)
+
+    def _close_step(self) -> None:
+        """Fold the step that just ended (both parts) into the windows and the key."""
+        player = self.listener.close_step(self._count)
+        self.mode.observe_player_step(self._count, player.onset or player.top >= 0)
+        if self._sounding is None:
+            agent_chroma, agent_top = SILENT_CHROMA, -1
+        else:
+            agent_top = self._sounding - self.register_shift
+            agent_chroma = self._agent_chroma[agent_top % PITCH_CLASSES]
+        self.decider.observe_step(
+            agent_chroma, agent_top, self._agent_onset, player.chroma, player.top, player.onset
+        )
+        self._count += 1
+
+    _agent_chroma = np.eye(PITCH_CLASSES, dtype=bool)
+
+    def _silence_agent(self) -> None:
+        self._pending_action = None
+        if self._sounding is not None:
+            self.agent_notes.note_off(self.options.channel, self._sounding)
+            self._sounding = None
+
+    def _control(self, event: InputEvent, message: Message) -> None:
+        action = self.controls.apply(message.channel, message.a, message.b)
+        if action is None:
+            if message.a in (ALL_NOTES_OFF, ALL_SOUND_OFF):
+                self.listener.all_off()  # the player's controller released everything
+            self.stats.ignored["control_change"] += 1
+            return
+        if action.name == "temperature":
+            self.temperature = float(action.value)
+        elif action.name == "density":
+            self.density = min(1.0, max(0.0, float(action.value)))
+        elif action.name == "register_shift":
+            if int(action.value) != self.register_shift:
+                self._silence_agent()
+                self.register_shift = int(action.value)
+        elif action.name == "mode":
+            if action.value != self.mode.name:
+                self._silence_agent()
+                self.mode = self._make_mode(str(action.value))
+        elif action.name == "panic":
+            self._pending_action = None
+            self._sounding = None
+            self.agent_notes.close_all(extra_channels=(self.options.channel,))
+            self.thru_notes.close_all()
+            self.listener.all_off()

@@ -1,0 +1,229 @@
+"""From raw incoming MIDI to the player's part, one 16th step at a time.
+
+``classify`` is the one place incoming bytes are validated: anything malformed (no status byte,
+wrong length, a data byte above 127), sysex, or of an undefined status is dropped and counted by
+reason, never raised. ``PlayerListener`` folds the note messages that pass into the state the
+encoder needs per step: whether a key went down (onset), which pitch classes sounded during the
+step (chroma, absolute), and the highest sounding pitch (top). A note-on with velocity 0 is a
+note-off.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from enum import Enum
+from typing import NamedTuple
+
+import numpy as np
+
+NOTE_OFF = 0x80
+NOTE_ON = 0x90
+POLY_PRESSURE = 0xA0
+CONTROL_CHANGE = 0xB0
+PROGRAM_CHANGE = 0xC0
+CHANNEL_PRESSURE = 0xD0
+PITCH_BEND = 0xE0
+SYSEX_START = 0xF0
+MTC_QUARTER_FRAME = 0xF1
+SONG_POSITION = 0xF2
+SONG_SELECT = 0xF3
+TUNE_REQUEST = 0xF6
+SYSEX_END = 0xF7
+TIMING_CLOCK = 0xF8
+START = 0xFA
+CONTINUE = 0xFB
+STOP = 0xFC
+ACTIVE_SENSING = 0xFE
+SYSTEM_RESET = 0xFF
+
+MAX_DATA = 0x7F
+PITCH_CLASSES = 12
+
+# Status (high nibble for channel messages, whole byte for system ones) -> total length in bytes.
+CHANNEL_MESSAGE_LENGTH = {
+    NOTE_OFF: 3,
+    NOTE_ON: 3,
+    POLY_PRESSURE: 3,
+    CONTROL_CHANGE: 3,
+    PROGRAM_CHANGE: 2,
+    CHANNEL_PRESSURE: 2,
+    PITCH_BEND: 3,
+}
+SYSTEM_MESSAGE_LENGTH = {
+    MTC_QUARTER_FRAME: 2,
+    SONG_POSITION: 3,
+    SONG_SELECT: 2,
+    TUNE_REQUEST: 1,
+    TIMING_CLOCK: 1,
+    START: 1,
+    CONTINUE: 1,
+    STOP: 1,
+    ACTIVE_SENSING: 1,
+    SYSTEM_RESET: 1,
+}
+
+
+class Kind(Enum):
+    """What a valid incoming message is, for the session's purposes."""
+
+    NOTE_ON = "note_on"
+    NOTE_OFF = "note_off"
+    CONTROL = "control_change"
+    PROGRAM = "program_change"
+    CLOCK = "clock"
+    START = "start"
+    CONTINUE = "continue"
+    STOP = "stop"
+    SONG_POSITION = "song_position"
+    OTHER = "other"
+    """Valid but unused here (pressure, pitch bend, MTC, active sensing ...)."""
+
+
+class Message(NamedTuple):
+    """A validated message: ``a``/``b`` are its data bytes (0 when absent)."""
+
+    kind: Kind
+    channel: int
+    a: int
+    b: int
+
+
+_REALTIME_KIND = {
+    TIMING_CLOCK: Kind.CLOCK,
+    START: Kind.START,
+    CONTINUE: Kind.CONTINUE,
+    STOP: Kind.STOP,
+}
+
+
+def classify(data: tuple[int, ...] | list[int], dropped: Counter[str]) -> Message | None:
+    """Validate raw bytes; returns a Message, or None after counting the reason in ``dropped``.
+
+    Reasons: ``empty``, ``no_status`` (first byte < 0x80), ``sysex``, ``undefined_status``
+    (0xF4, 0xF5, 0xF9, 0xFD, a stray 0xF7), ``bad_length``, ``data_out_of_range`` (a data byte
+    outside 0..127, including status bytes where data belongs), ``not_bytes``.
+    """
+    n = len(data)
+    if n == 0:
+        dropped["empty"] += 1
+        return None
+    status = data[0]
+    if not isinstance(status, int) or status > 0xFF or status < 0:
+        dropped["not_bytes"] += 1
+        return None
+    if status < 0x80:
+        dropped["no_status"] += 1
+        return None
+    if status == SYSEX_START:
+        dropped["sysex"] += 1
+        return None
+    if status < SYSEX_START:
+        high = status & 0xF0
+        expected = CHANNEL_MESSAGE_LENGTH[high]
+    else:
+        high = status
+        length = SYSTEM_MESSAGE_LENGTH.get(status)
+        if length is None:
+            dropped["undefined_status"] += 1
+            return None
+        expected = length
+    if n != expected:
+        dropped["bad_length"] += 1
+        return None
+    a = data[1] if n > 1 else 0
+    b = data[2] if n > 2 else 0
+    if not (isinstance(a, int) and isinstance(b, int)) or not (
+        0 <= a <= MAX_DATA and 0 <= b <= MAX_DATA
+    ):
+        dropped["data_out_of_range"] += 1
+        return None
+    if high < SYSEX_START:
+        channel = status & 0x0F
+        if high == NOTE_ON:
+            return Message(Kind.NOTE_ON if b > 0 else Kind.NOTE_OFF, channel, a, b)
+        if high == NOTE_OFF:
+            return Message(Kind.NOTE_OFF, channel, a, b)
+        if high == CONTROL_CHANGE:
+            return Message(Kind.CONTROL, channel, a, b)
+        if high == PROGRAM_CHANGE:
+            return Message(Kind.PROGRAM, channel, a, 0)
+        return Message(Kind.OTHER, channel, a, b)
+    if status == SONG_POSITION:
+        return Message(Kind.SONG_POSITION, 0, a, b)
+    return Message(_REALTIME_KIND.get(status, Kind.OTHER), 0, a, b)
+
+
+class PlayerStep(NamedTuple):
+    """The player's part during one closed step (absolute pitches)."""
+
+    onset: bool
+    chroma: np.ndarray  # (12,) bool, absolute pitch classes sounding at any time in the step
+    top: int  # highest pitch sounding in the step, -1 when silent
+
+
+class PlayerListener:
+    """Held notes and the step being accumulated. Not thread-safe: the scheduler thread owns it.
+
+    ``held`` and ``step_sounding`` are 128-bit masks (bit p = pitch p), cheap to update per
+    message and to close per step.
+    """
+
+    def __init__(self, held_timeout_steps: int) -> None:
+        self.held_timeout_steps = held_timeout_steps
+        self.held = 0
+        self.step_sounding = 0
+        self.step_onset = False
+        self.pressed_step: dict[int, int] = {}
+        """pitch -> step its key went down, for the held-note timeout."""
+        self.timed_out = 0
+        self._chroma_of_mask: dict[int, np.ndarray] = {}
+
+    def note_on(self, pitch: int, step: int) -> None:
+        bit = 1 << pitch
+        self.held |= bit
+        self.step_sounding |= bit
+        self.step_onset = True
+        self.pressed_step[pitch] = step
+
+    def note_off(self, pitch: int) -> None:
+        self.held &= ~(1 << pitch)
+        self.pressed_step.pop(pitch, None)
+
+    def all_off(self) -> None:
+        """Forget every held note (the player's controller sent All Notes Off, or panic)."""
+        self.held = 0
+        self.pressed_step.clear()
+
+    @property
+    def sounding(self) -> bool:
+        """Whether any key is held now."""
+        return self.held != 0
+
+    def close_step(self, step: int) -> PlayerStep:
+        """The step that just ended; the next one starts with the keys still held."""
+        mask = self.step_sounding
+        onset = self.step_onset
+        chroma = self._chroma_of_mask.get(mask)
+        if chroma is None:
+            chroma = np.zeros(PITCH_CLASSES, dtype=bool)
+            rest = mask
+            while rest:
+                low = rest & -rest
+                chroma[(low.bit_length() - 1) % PITCH_CLASSES] = True
+                rest ^= low
+            if len(self._chroma_of_mask) < 4096:
+                self._chroma_of_mask[mask] = chroma
+        if self.pressed_step:
+            self._time_out_stuck_notes(step)
+        self.step_sounding = self.held
+        self.step_onset = False
+        return PlayerStep(onset, chroma, mask.bit_length() - 1)
+
+    def _time_out_stuck_notes(self, step: int) -> None:
+        # A note-off can be lost upstream (an unterminated sysex swallows it): a key "held"
+        # for longer than the timeout is taken as released, and counted.
+        limit = step - self.held_timeout_steps
+        for pitch, pressed in list(self.pressed_step.items()):
+            if pressed <= limit:
+                self.note_off(pitch)
+                self.timed_out += 1

@@ -1,0 +1,229 @@
+"""The options of a live session, shared by ``deepjam jam`` and ``deepjam answer``.
+
+``JamOptions`` is the one place they are defined; ``add_jam_arguments`` puts them on an
+argparse parser (field docstrings become the ``--help``) and ``options_from_args`` reads them
+back, validated, so both commands accept exactly the same flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from exports.errors import ConfigError
+
+MODES = ("answer", "duet")
+CLOCK_SOURCES = ("internal", "midi")
+MIDI_CHANNELS = 16
+MAX_DATA = 127
+
+
+@dataclass
+class JamOptions:
+    """How the agent plays. Channels are 0-based here; the CLI shows 1..16."""
+
+    mode: str = "answer"
+    """answer: wait for the player's phrase to end, then answer it; duet: play along all the time."""
+    bpm: float = 120.0
+    """Tempo of the 16th-note grid when the clock is internal, beats per minute."""
+    clock: str = "internal"
+    """internal: own tempo (--bpm); midi: follow MIDI clock (24 ppqn) and start/stop from the input."""
+    temperature: float = 0.5
+    """Softmax temperature over Q-values; 0 = always the best action (greedy)."""
+    density: float = 1.0
+    """Chance, 0..1, that the agent may start a note on a step (1 = as the model likes)."""
+    register_shift: int = 0
+    """Semitones added to every agent note (live control moves it by octaves)."""
+    register_low: int = 36
+    """Lowest MIDI pitch the agent may play (after the register shift)."""
+    register_high: int = 96
+    """Highest MIDI pitch the agent may play (after the register shift)."""
+    channel: int = 0
+    """MIDI channel the agent plays on, 0-based."""
+    input_channel: int | None = None
+    """Only listen to this input channel, 0-based; None listens to all."""
+    thru: bool = False
+    """Forward the player's notes to the output too."""
+    silence_steps: int = 8
+    """answer mode: steps (16ths) of silence that end the player's phrase."""
+    answer_bars: int = 2
+    """answer mode: the answer's length in bars (it stops early when the player resumes)."""
+    velocity: int = 90
+    """Velocity of the agent's notes, 1..127."""
+    held_timeout_steps: int = 256
+    """A player note held this long without a note-off is taken as lost (stuck) and dropped."""
+    seed: int | None = None
+    """Seed of the sampler (temperature, density); None draws one."""
+    controls: Path | None = None
+    """TOML file of CC mappings; None uses the packaged live_agent/controls.toml."""
+    record: Path | None = None
+    """Write both parts to this MIDI file when the session ends."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def step_ns(self) -> int:
+        """Length of one 16th-note step at ``bpm``, nanoseconds."""
+        return round(60e9 / self.bpm / 4)
+
+    def validate(self) -> None:
+        """Raise ConfigError (one line: the value, the rule) when a value is out of range."""
+        checks: list[tuple[bool, str]] = [
+            (self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}"),
+            (
+                self.clock in CLOCK_SOURCES,
+                f"clock must be one of {CLOCK_SOURCES}, got {self.clock!r}",
+            ),
+            (20.0 <= self.bpm <= 400.0, f"bpm must be within 20..400, got {self.bpm}"),
+            (
+                0.0 <= self.temperature <= 10.0,
+                f"temperature must be within 0..10, got {self.temperature}",
+            ),
+            (0.0 <= self.density <= 1.0, f"density must be within 0..1, got {self.density}"),
+            (
+                -48 <= self.register_shift <= 48,
+                f"register shift must be within -48..48 semitones, got {self.register_shift}",
+            ),
+            (
+                0 <= self.register_low <= self.register_high <= MAX_DATA,
+                f"register limits must satisfy 0 <= low <= high <= 127, got {self.register_low}..{self.register_high}",
+            ),
+            (0 <= self.channel < MIDI_CHANNELS, f"channel must be 1..16, got {self.channel + 1}"),
+            (
+                self.input_channel is None or 0 <= self.input_channel < MIDI_CHANNELS,
+                f"input channel must be 1..16, got {None if self.input_channel is None else self.input_channel + 1}",
+            ),
+            (
+                1 <= self.silence_steps <= 256,
+                f"silence steps must be within 1..256, got {self.silence_steps}",
+            ),
+            (
+                1 <= self.answer_bars <= 64,
+                f"answer bars must be within 1..64, got {self.answer_bars}",
+            ),
+            (
+                1 <= self.velocity <= MAX_DATA,
+                f"velocity must be within 1..127, got {self.velocity}",
+            ),
+            (
+                self.held_timeout_steps >= 1,
+                f"held timeout must be >= 1 step, got {self.held_timeout_steps}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+def add_jam_arguments(
+    parser: argparse.ArgumentParser, *, bpm_default: float | None = 120.0
+) -> None:
+    """Add the JamOptions flags to ``parser`` (channels 1-based on the command line)."""
+    d = JamOptions()
+    group = parser.add_argument_group("playing")
+    group.add_argument(
+        "--mode", choices=MODES, default=d.mode, help="answer (call and response) or duet"
+    )
+    group.add_argument(
+        "--bpm",
+        type=float,
+        default=bpm_default,
+        help="tempo of the internal clock, beats per minute",
+    )
+    group.add_argument(
+        "--clock",
+        choices=CLOCK_SOURCES,
+        default=d.clock,
+        help="internal tempo, or follow MIDI clock",
+    )
+    group.add_argument(
+        "--temperature", type=float, default=d.temperature, help="softmax temperature; 0 = greedy"
+    )
+    group.add_argument(
+        "--density",
+        type=float,
+        default=d.density,
+        help="0..1, chance the agent may start a note on a step",
+    )
+    group.add_argument(
+        "--register-shift",
+        type=int,
+        default=d.register_shift,
+        help="semitones added to every agent note",
+    )
+    group.add_argument(
+        "--register-low", type=int, default=d.register_low, help="lowest MIDI pitch the agent plays"
+    )
+    group.add_argument(
+        "--register-high",
+        type=int,
+        default=d.register_high,
+        help="highest MIDI pitch the agent plays",
+    )
+    group.add_argument(
+        "--channel", type=int, default=d.channel + 1, help="output MIDI channel, 1..16"
+    )
+    group.add_argument(
+        "--input-channel",
+        type=int,
+        default=None,
+        help="listen only to this channel, 1..16 (default: all)",
+    )
+    group.add_argument(
+        "--thru", action="store_true", help="forward the player's notes to the output"
+    )
+    group.add_argument(
+        "--silence-steps",
+        type=int,
+        default=d.silence_steps,
+        help="answer mode: 16ths of silence that end a phrase",
+    )
+    group.add_argument(
+        "--answer-bars",
+        type=int,
+        default=d.answer_bars,
+        help="answer mode: length of an answer in bars",
+    )
+    group.add_argument(
+        "--velocity", type=int, default=d.velocity, help="velocity of the agent's notes, 1..127"
+    )
+    group.add_argument("--seed", type=int, default=None, help="seed of the sampler")
+    group.add_argument(
+        "--controls", type=Path, default=None, help="TOML file of CC mappings (default: packaged)"
+    )
+    group.add_argument(
+        "--record", type=Path, default=None, help="write both parts to this MIDI file"
+    )
+
+
+def options_from_args(args: argparse.Namespace, **overrides: object) -> JamOptions:
+    """JamOptions from parsed ``add_jam_arguments`` flags; raises ConfigError on a bad value."""
+    values: dict[str, object] = {
+        "mode": args.mode,
+        "bpm": args.bpm if args.bpm is not None else JamOptions.bpm,
+        "clock": args.clock,
+        "temperature": args.temperature,
+        "density": args.density,
+        "register_shift": args.register_shift,
+        "register_low": args.register_low,
+        "register_high": args.register_high,
+        "channel": args.channel - 1,
+        "input_channel": None if args.input_channel is None else args.input_channel - 1,
+        "thru": args.thru,
+        "silence_steps": args.silence_steps,
+        "answer_bars": args.answer_bars,
+        "velocity": args.velocity,
+        "seed": args.seed,
+        "controls": args.controls,
+        "record": args.record,
+    }
+    values.update(overrides)
+    return JamOptions(**values)  # type: ignore[arg-type]
+
+
+def replace(options: JamOptions, **changes: object) -> JamOptions:
+    """A validated copy with some fields changed."""
+    return dataclasses.replace(options, **changes)  # type: ignore[arg-type]
