@@ -2,7 +2,7 @@
 
 The default corpus comes from the melodies inside music21's wheel (all public domain):
 
-    bach      Bach chorales (the soprano part)           ~410 tunes, MusicXML / Humdrum
+    bach      Bach chorales (the soprano part)           412 tunes, MusicXML / Humdrum
     oneills   O'Neill's Music of Ireland (1850 tunes)    ~2,000 tunes, ABC
     ryans     Ryan's Mammoth Collection                  ~1,060 tunes, ABC
     airds     Aird's Selection of Airs                   ~1,180 tunes, ABC
@@ -46,6 +46,8 @@ COLLECTIONS: dict[str, str] = {
 }
 """Collection name on the command line -> folder inside music21's corpus."""
 BACH_SUFFIXES = (".mxl", ".xml", ".krn")
+NOT_CHORALES = frozenset({"bwv846"})
+"""Files in music21's bach folder that are not chorales (BWV 846: the C major prelude, WTC I)."""
 MIN_NOTES = 8
 """A tune with fewer notes is skipped: too short to learn a line from."""
 VALIDATION_BUCKETS = 10
@@ -180,7 +182,7 @@ def list_sources(
         found: list[TuneSource] = []
         if collection == "bach":
             for path in sorted(folder.iterdir()):
-                if path.suffix in BACH_SUFFIXES:
+                if path.suffix in BACH_SUFFIXES and path.stem not in NOT_CHORALES:
                     found.append(
                         TuneSource(collection, str(path), f"bach/{path.stem}", title=path.stem)
                     )

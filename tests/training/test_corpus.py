@@ -180,6 +180,7 @@ def test_sources_limit_per_collection_and_unknown_collection() -> None:
     assert all(
         s.abc_text and s.abc_text.count("\nX:") + s.abc_text.startswith("X:") == 1 for s in sources
     )
+    assert "bach/bwv846" not in {s.name for s in list_sources(["bach"])}  # a prelude
     with pytest.raises(CorpusError, match="unknown collection 'essen'"):
         list_sources(["essen"])
 
