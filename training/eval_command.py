@@ -1,9 +1,136 @@
-"""Placeholder: this subcommand is being built; it registers nothing yet."""
+"""``deepjam eval``: RL Tuner's Table 1, style fidelity and answer quality, as markdown and PNGs.
+
+    deepjam eval CHECKPOINT_OR_ONNX --corpus default|PATH|DIR --out DIR [--compositions N]
+                 [--seed S] [--temperature T]
+
+Writes ``DIR/eval.md`` (the tables), ``DIR/training_curves.png`` (from the run's TensorBoard
+event files next to a checkpoint, else the checkpoint's metrics) and ``DIR/piano_rolls.png``
+(sample calls and answers), and prints the tables. Every number comes from code
+(``training.evaluate``); nothing is typed in except the paper's own Table 1 columns.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_COMPOSITIONS = 1000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pass
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a trained model: RL Tuner Table 1, style fidelity, answers in key",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("model", help="a checkpoint (.pt, from deepjam train) or an ONNX model")
+    parser.add_argument(
+        "--corpus",
+        default="default",
+        help="'default' (the built default corpus), a corpus .npz, or a folder of MIDI files; "
+        "its held-out tunes give the calls and the reference melodies",
+    )
+    parser.add_argument("--out", required=True, type=Path, help="folder for eval.md and PNGs")
+    parser.add_argument(
+        "--compositions",
+        type=int,
+        default=DEFAULT_COMPOSITIONS,
+        help=f"32-step compositions per policy (default {DEFAULT_COMPOSITIONS}; the paper "
+        "used 100,000)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="softmax temperature of the sampled answers (default 1: RL Tuner's softmax(Q))",
+    )
+    parser.add_argument(
+        "--key-calls",
+        type=int,
+        default=200,
+        help="calls answered in each of the 12 keys for the answer-quality table (default 200)",
+    )
+    parser.set_defaults(func=run_eval)
+
+
+def load_policies(model_path: Path) -> tuple[Any, dict[str, Any], dict[str, Any], Path | None]:
+    """(spec, {column: policy}, checkpoint metrics, checkpoint path or None) for a model file.
+
+    A checkpoint gives the Q-network and, when it holds one, the style model; an ONNX file gives
+    the Q-network only. Raises a DeepjamError with the fix when the file is neither.
+    """
+    from exports.errors import ModelError
+    from training.evaluate import Q_COLUMN, STYLE_COLUMN, TorchPolicy
+
+    if model_path.suffix == ".onnx":
+        from exports.model_file import load_model
+
+        model = load_model(model_path)
+        return model.spec, {Q_COLUMN: model}, dict(model.metadata.metrics), None
+    if not model_path.is_file():
+        raise ModelError(
+            f"model {str(model_path)!r} does not exist; expected a checkpoint (.pt) from "
+            "`deepjam train` or an .onnx file from `deepjam export`"
+        )
+    from training.checkpoint import load_checkpoint
+    from training.style_model import StyleModel
+
+    checkpoint = load_checkpoint(model_path)
+    policies: dict[str, Any] = {Q_COLUMN: TorchPolicy(checkpoint.q_network())}
+    if checkpoint.style_model:
+        style = StyleModel.from_dict(checkpoint.style_model)
+        policies[STYLE_COLUMN] = TorchPolicy(style.network, log_softmax=True)
+    return checkpoint.spec, policies, dict(checkpoint.metrics), model_path
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from exports.errors import ConfigError
+    from training.corpus import resolve_corpus
+    from training.evaluate import KEY_NAMES, evaluate_policies, format_markdown
+    from training.plots import (
+        curves_from_metrics,
+        plot_piano_rolls,
+        plot_training_curves,
+        read_tensorboard_scalars,
+    )
+
+    if args.compositions < 1:
+        raise ConfigError(f"--compositions must be >= 1, got {args.compositions}")
+    if args.key_calls < 1:
+        raise ConfigError(f"--key-calls must be >= 1, got {args.key_calls}")
+    torch.set_num_threads(1)
+    model_path = Path(args.model)
+    spec, policies, metrics, checkpoint_path = load_policies(model_path)
+    corpus = resolve_corpus(args.corpus)
+    result = evaluate_policies(
+        spec,
+        policies,
+        corpus,
+        n_compositions=args.compositions,
+        seed=args.seed,
+        temperature=args.temperature,
+        key_calls=min(args.key_calls, args.compositions),
+    )
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    report = format_markdown(result, title=f"deepjam evaluation of {model_path.name}")
+    (out / "eval.md").write_text(report, encoding="utf-8")
+
+    curves = read_tensorboard_scalars(checkpoint_path.parent) if checkpoint_path else {}
+    if not curves:
+        curves = curves_from_metrics(metrics)
+    plot_training_curves(curves, out / "training_curves.png", title=model_path.name)
+    pairs = [(s["call"], s["answer"]) for s in result.samples]
+    titles = [
+        f"{s['policy']}: call in {KEY_NAMES[s['tonic']]} {'minor' if s['minor'] else 'major'}"
+        for s in result.samples
+    ]
+    plot_piano_rolls(pairs, out / "piano_rolls.png", titles, spec.steps_per_bar)
+    sys.stdout.write(report)
+    print(f"\nwrote {out / 'eval.md'}, {out / 'training_curves.png'}, {out / 'piano_rolls.png'}")
+    return 0

@@ -188,18 +188,6 @@ def in_key_fraction(answers: np.ndarray, tonic: np.ndarray, minor: np.ndarray) -
     return in_key, total
 
 
-def transposed_calls(
-    calls: list[np.ndarray], tonics: np.ndarray, semitones: int
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Calls moved by ``semitones`` (octave-folded towards the original register) and their tonics.
-
-    Shifts above a tritone go down instead (``key_shift``), so a call stays near its register.
-    """
-    shift = int(key_shift(semitones))
-    moved = [transpose(np.asarray(c, dtype=np.int64), shift) for c in calls]
-    return moved, (np.asarray(tonics) + shift) % PITCH_CLASSES
-
-
 @dataclass
 class AnswerQuality:
     """Fraction of answer notes in the call's key, per tonic of the transposed calls."""
@@ -231,3 +219,235 @@ class EvalResult:
     samples: list[dict[str, Any]] = field(default_factory=list)
     """A few (call, answer) pairs, absolute grid events, for the piano rolls."""
     spec: Spec | None = None
+
+
+# ------------------------------------------------------------------ calls from held-out tunes
+
+MIN_CALL_NOTES = 3
+"""A call needs at least this many notes (as the training environment asks)."""
+
+
+@dataclass
+class Calls:
+    """Calls cut from held-out tunes on bar lines, absolute pitches, with each tune's key."""
+
+    events: list[np.ndarray]
+    tonic: np.ndarray  # (n,) int: the tune's key (corpus label), pitch class
+    minor: np.ndarray  # (n,) bool
+    continuation: list[np.ndarray]
+    """The tune's own next bars after each call (the human "answer"), absolute; may be short."""
+
+
+def held_out_calls(
+    corpus: Any, spec: Spec, call_bars: int, answer_bars: int, n: int, rng: np.random.Generator
+) -> Calls:
+    """``n`` calls of ``call_bars`` bars drawn (with replacement) from the held-out tunes.
+
+    Raises ValueError when no held-out tune has a call with ``MIN_CALL_NOTES`` notes.
+    """
+    tunes = held_out(corpus)
+    spb = spec.steps_per_bar
+    call_steps, answer_steps = call_bars * spb, answer_bars * spb
+    candidates: list[tuple[int, int]] = []
+    for i in range(tunes.n_tunes):
+        tune = tunes.tune(i)
+        for start in range(0, len(tune) - call_steps + 1, spb):
+            if int(np.sum(tune[start : start + call_steps] >= 0)) >= MIN_CALL_NOTES:
+                candidates.append((i, start))
+    if not candidates:
+        raise ValueError(
+            f"expected held-out tunes with a {call_bars}-bar call of at least {MIN_CALL_NOTES} "
+            f"notes, found none in corpus {tunes.name!r}; use a larger corpus"
+        )
+    picks = rng.integers(len(candidates), size=n)
+    events, continuation, tonic, minor = [], [], [], []
+    for k in picks:
+        i, start = candidates[int(k)]
+        tune = np.asarray(tunes.tune(i), dtype=np.int64)
+        events.append(tune[start : start + call_steps].copy())
+        continuation.append(tune[start + call_steps : start + call_steps + answer_steps].copy())
+        tonic.append(int(tunes.tonic[i]))
+        minor.append(bool(tunes.minor[i]))
+    return Calls(events, np.array(tonic, np.int64), np.array(minor, bool), continuation)
+
+
+# ------------------------------------------------------------------ the evaluation
+
+
+Q_COLUMN = "deepjam Q-network"
+STYLE_COLUMN = "deepjam style model"
+CORPUS_COLUMN = "held-out corpus"
+PAPER_NOTE_RNN_COLUMN = "RL Tuner Note RNN (paper)"
+PAPER_Q_COLUMN = "RL Tuner Q (paper)"
+
+
+def _answers(
+    spec: Spec,
+    calls: list[np.ndarray],
+    policy: Policy,
+    temperature: float,
+    rng: np.random.Generator,
+    answer_bars: int,
+) -> Any:
+    from training.environment import answer_calls
+
+    return answer_calls(spec, calls, policy.q_values, temperature, rng, answer_bars=answer_bars)
+
+
+def answer_quality(
+    spec: Spec,
+    policy: Policy,
+    calls: Calls,
+    temperature: float,
+    rng: np.random.Generator,
+    answer_bars: int,
+) -> AnswerQuality:
+    """Answer the calls moved to each of the 12 tonics; fraction of answer notes in the key."""
+    per_key: dict[int, float] = {}
+    notes_per_key: dict[int, int] = {}
+    for target in range(PITCH_CLASSES):
+        # Move each call so its tune's tonic lands on ``target`` (by at most a tritone).
+        moved = []
+        for call, tonic in zip(calls.events, calls.tonic, strict=True):
+            moved.append(transpose(call, int(key_shift(target - int(tonic)))))
+        answers = _answers(spec, moved, policy, temperature, rng, answer_bars)
+        tonics = np.full(len(moved), target, dtype=np.int64)
+        in_key, total = in_key_fraction(answers.events, tonics, calls.minor)
+        per_key[target] = in_key / total if total else float("nan")
+        notes_per_key[target] = total
+    return AnswerQuality(per_key, notes_per_key)
+
+
+def evaluate_policies(
+    spec: Spec,
+    policies: dict[str, Policy],
+    corpus: Any,
+    n_compositions: int = 1000,
+    seed: int = 0,
+    temperature: float = 1.0,
+    call_bars: int = 2,
+    answer_bars: int = 2,
+    key_calls: int = 200,
+    n_samples: int = 4,
+) -> EvalResult:
+    """Table 1, style fidelity and answer quality for each named policy.
+
+    Compositions are the policies' ``answer_bars``-bar answers (2 bars = RL Tuner's 32 steps) to
+    ``n_compositions`` held-out calls, sampled from softmax(Q / temperature). Answer quality uses
+    ``key_calls`` of those calls moved to each of the 12 keys. ``samples`` keeps ``n_samples``
+    (call, answer) pairs of the first policy for the piano rolls.
+    """
+    from training.rl_tuner_metrics import PAPER_NOTE_RNN, PAPER_Q, table1
+
+    rng = np.random.default_rng(seed)
+    calls = held_out_calls(corpus, spec, call_bars, answer_bars, n_compositions, rng)
+    reference = relative_tunes(held_out(corpus))
+    tables: dict[str, dict[str, float]] = {}
+    fidelity: dict[str, StyleFidelity] = {}
+    quality: dict[str, AnswerQuality] = {}
+    samples: list[dict[str, Any]] = []
+    for name, policy in policies.items():
+        answers = _answers(spec, calls.events, policy, temperature, rng, answer_bars)
+        relative = np.asarray(answers.relative_events)  # (N, answer_steps), tonic C
+        tables[name] = table1(relative)
+        fidelity[name] = style_fidelity(list(relative), reference)
+        subset = Calls(
+            calls.events[:key_calls],
+            calls.tonic[:key_calls],
+            calls.minor[:key_calls],
+            calls.continuation[:key_calls],
+        )
+        quality[name] = answer_quality(spec, policy, subset, temperature, rng, answer_bars)
+        if not samples:
+            for i in range(min(n_samples, len(calls.events))):
+                samples.append(
+                    {
+                        "policy": name,
+                        "call": calls.events[i],
+                        "answer": np.asarray(answers.events[i]),
+                        "tonic": int(calls.tonic[i]),
+                        "minor": bool(calls.minor[i]),
+                    }
+                )
+    # The tunes' own continuations, in their key-relative frame: the human reference.
+    answer_steps = answer_bars * spec.steps_per_bar
+    human = [
+        np.where(c >= 0, to_relative(c, int(t)), c)
+        for c, t in zip(calls.continuation, calls.tonic, strict=True)
+        if len(c) == answer_steps
+    ]
+    if human:
+        tables[CORPUS_COLUMN] = table1(np.stack(human))
+    tables[PAPER_NOTE_RNN_COLUMN] = dict(PAPER_NOTE_RNN)
+    tables[PAPER_Q_COLUMN] = dict(PAPER_Q)
+    return EvalResult(
+        table1=tables,
+        fidelity=fidelity,
+        answer_quality=quality,
+        n_compositions=n_compositions,
+        samples=samples,
+        spec=spec,
+    )
+
+
+# ------------------------------------------------------------------ report
+
+KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if np.isfinite(value) else "n/a"
+
+
+def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> str:
+    """The report as markdown: Table 1 side by side, style fidelity, answer quality per key."""
+    from training.rl_tuner_metrics import PAPER_CITATION, TABLE1_ROWS, format_table1_value
+
+    columns = list(result.table1)
+    lines = [f"# {title}", ""]
+    lines += [
+        f"## RL Tuner Table 1 ({result.n_compositions} compositions of 32 steps per policy)",
+        "",
+        "Our columns: answers to held-out calls sampled from softmax(Q); rules and denominators "
+        "as in Magenta's rl_tuner_eval_metrics.py, hold/rest swap fixed "
+        "(see training/rl_tuner_metrics.py). Paper columns: " + PAPER_CITATION + ".",
+        "",
+        "| Metric | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for key, label, kind in TABLE1_ROWS:
+        cells = [
+            format_table1_value(kind, result.table1[c].get(key, float("nan"))) for c in columns
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Style fidelity vs held-out corpus melodies",
+        "",
+        "Jensen-Shannon divergence in bits (0 = same distribution, 1 = disjoint).",
+        "",
+        "| Policy | Intervals JS (bits) | Key-relative pitch classes JS (bits) | "
+        "Generated notes | Reference notes |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, f in result.fidelity.items():
+        lines.append(
+            f"| {name} | {_fmt(f.interval_js_bits)} | {_fmt(f.pitch_class_js_bits)} | "
+            f"{f.generated_notes} | {f.reference_notes} |"
+        )
+    lines += [
+        "",
+        "## Answer quality: answer notes in the call's key",
+        "",
+        "Held-out calls moved to each tonic (the tune's key), answered by the policy; fraction "
+        "of answer note onsets in that key (minor: natural plus raised 6th and 7th).",
+        "",
+        "| Policy | " + " | ".join(KEY_NAMES) + " | min | mean |",
+        "|---|" + "---:|" * (len(KEY_NAMES) + 2),
+    ]
+    for name, q in result.answer_quality.items():
+        cells = [_fmt(q.per_key[k], 2) for k in range(PITCH_CLASSES)]
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {_fmt(q.minimum, 2)} | {_fmt(q.mean, 2)} |"
+        )
+    return "\n".join(lines) + "\n"

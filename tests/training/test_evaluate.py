@@ -16,7 +16,6 @@ from training.evaluate import (
     js_divergence_bits,
     pitch_class_histogram,
     style_fidelity,
-    transposed_calls,
 )
 from training.plots import (
     curves_from_metrics,
@@ -73,13 +72,6 @@ def test_in_key_fraction_uses_each_calls_key():
     assert (in_key, total) == (5, 6)
 
 
-def test_transposed_calls_move_by_at_most_a_tritone():
-    calls = [np.array([60, H, 64, R])]
-    moved, tonics = transposed_calls(calls, np.array([0]), 7)  # to G: down a fourth
-    assert moved[0].tolist() == [55, H, 59, R]
-    assert tonics.tolist() == [7]
-
-
 def test_training_curves_from_a_real_tensorboard_run(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
@@ -106,3 +98,124 @@ def test_piano_rolls_write_a_png(tmp_path):
     pairs = [(np.array([60, H, 62, R] * 8), np.array([64, H, H, 67] * 8))]
     png = plot_piano_rolls(pairs, tmp_path / "rolls.png", titles=["call in C"])
     assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+# ------------------------------------------------------------------ deepjam eval end to end
+
+
+def _tiny_corpus(path):
+    """Twelve 4-bar tunes (scales and arpeggios in several keys), a third held out."""
+    from training.corpus_data import Corpus
+
+    rng = np.random.default_rng(3)
+    tunes, tonics = [], []
+    for _ in range(12):
+        tonic = int(rng.integers(12))
+        scale = [0, 2, 4, 5, 7, 9, 11, 12]
+        pitches = [60 + tonic + scale[int(k)] for k in rng.integers(0, 8, size=32)]
+        events = np.full(64, H, dtype=np.int16)
+        events[::2] = pitches
+        tunes.append(events)
+        tonics.append(tonic)
+    corpus = Corpus(
+        name="tiny",
+        events=np.concatenate(tunes),
+        offsets=np.arange(0, 64 * 13, 64, dtype=np.int64),
+        titles=[f"tune {i}" for i in range(12)],
+        tonic=np.array(tonics, dtype=np.int64),
+        minor=np.zeros(12, dtype=bool),
+        validation=np.arange(12) % 3 == 0,
+        source="test",
+    )
+    corpus.save(path)
+    return path
+
+
+def _tiny_checkpoint(path, with_history=True):
+    import torch
+
+    from exports.spec import DEFAULT_SPEC
+    from training.checkpoint import save_checkpoint
+    from training.networks import build_q_network, network_args_for
+
+    torch.manual_seed(0)
+    args = network_args_for(DEFAULT_SPEC, hidden=[16])
+    style = build_q_network(args)
+    save_checkpoint(
+        path,
+        q_network=build_q_network(args),
+        network_args=args,
+        spec=DEFAULT_SPEC,
+        style_name="tiny",
+        reward_weights={"w_style": 1.0, "w_theory": 1.0, "w_play": 1.0},
+        corpus={"name": "tiny"},
+        global_step=512,
+        metrics={"history": {"reward": [[0, 0.1], [256, 0.3], [512, 0.2]]}} if with_history else {},
+        style_model={"network_args": args, "state_dict": style.state_dict(), "metrics": {}},
+    )
+    return path
+
+
+def test_deepjam_eval_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
+    from live_agent.cli import main
+    from training.rl_tuner_metrics import TABLE1_ROWS
+
+    corpus = _tiny_corpus(tmp_path / "tiny.npz")
+    checkpoint = _tiny_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    out = tmp_path / "eval"
+    argv = ["eval", str(checkpoint), "--corpus", str(corpus), "--out", str(out)]
+    code = main(argv + ["--compositions", "24", "--key-calls", "6", "--seed", "1"])
+    assert code == 0
+    report = (out / "eval.md").read_text()
+    for _, label, _ in TABLE1_ROWS:
+        assert f"| {label} |" in report
+    header = next(line for line in report.splitlines() if line.startswith("| Metric |"))
+    assert "deepjam Q-network" in header and "deepjam style model" in header
+    assert "RL Tuner Note RNN (paper)" in header and "RL Tuner Q (paper)" in header
+    assert "| Notes excessively repeated |" in report and "63.3%" in report  # paper column
+    fidelity = next(line for line in report.splitlines() if line.startswith("| deepjam Q-net"))
+    assert "n/a" not in fidelity.split("|")[2]  # a real JS divergence was computed
+    quality_rows = [r for r in report.splitlines() if r.startswith("| deepjam Q-network |")]
+    assert len(quality_rows) == 2  # fidelity row and per-key row
+    assert len(quality_rows[1].split("|")) == 2 + 12 + 2 + 1
+    for png in ("training_curves.png", "piano_rolls.png"):
+        assert (out / png).read_bytes()[:8] == PNG_MAGIC
+    printed = capsys.readouterr().out
+    assert "Notes in repeated motif" in printed
+
+
+def test_evaluation_is_seeded_and_uses_the_live_selection(tmp_path):
+    """Same seed, same numbers; a policy that always plays middle C scores as hand-computed."""
+    from exports.spec import DEFAULT_SPEC
+    from training.corpus_data import Corpus
+    from training.evaluate import evaluate_policies
+
+    corpus = Corpus.load(_tiny_corpus(tmp_path / "tiny.npz"))
+
+    class MiddleC:
+        def q_values(self, states):
+            q = np.full((len(states), DEFAULT_SPEC.n_actions), -1e9, dtype=np.float32)
+            q[:, DEFAULT_SPEC.action_for_pitch(60)] = 0.0
+            return q
+
+    result = evaluate_policies(
+        DEFAULT_SPEC, {"middle C": MiddleC()}, corpus, n_compositions=5, key_calls=2
+    )
+    row = result.table1["middle C"]
+    # 32 onsets of 60: steps 5..31 repeat more than 4 times (27 of 32); every answer starts on
+    # the tonic; a constant token sequence has no autocorrelation (nan, left out).
+    assert row["notes_excessively_repeated"] == pytest.approx(27 / 32)
+    assert row["starting_with_tonic"] == 1.0
+    assert math.isnan(row["autocorrelation_lag1"])
+    assert row["notes_in_motif"] == 0.0
+    # Key-relative middle C is the tonic of every call's key, in all 12 keys.
+    quality = result.answer_quality["middle C"]
+    assert quality.minimum == 1.0 and len(quality.per_key) == 12
+
+
+def test_eval_refuses_a_missing_model(tmp_path, capsys):
+    from live_agent.cli import main
+
+    code = main(["eval", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
