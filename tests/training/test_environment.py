@@ -1,0 +1,235 @@
+"""The vectorized melody environment, its Gymnasium view and answer_calls, on tiny corpora."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from exports.encoding import StepContext, encode_states, monophonic_window
+from exports.grid import sounding_pitches
+from exports.spec import DEFAULT_SPEC, HOLD, HOLD_EVENT, REST, Spec
+from training import reward as rw
+from training.corpus_data import Corpus
+from training.environment import EnvConfig, MelodyEnv, answer_calls
+from training.gym_env import MelodyGymEnv
+
+SPEC = DEFAULT_SPEC
+D_MAJOR = [62, 64, 66, 67, 69, 71, 73, 74]
+
+
+def corpus_of(*tunes: np.ndarray) -> Corpus:
+    lengths = [len(t) for t in tunes]
+    n = len(tunes)
+    return Corpus(
+        name="hand-made",
+        events=np.concatenate(tunes).astype(np.int16),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        titles=[f"tune {i}" for i in range(n)],
+        tonic=np.zeros(n, np.int64),
+        minor=np.zeros(n, bool),
+        validation=np.zeros(n, bool),
+    )
+
+
+def d_major_tune(bars: int) -> np.ndarray:
+    """Eighth notes up and down the D major scale, ending on D; bars * 16 steps."""
+    events = np.full(bars * 16, HOLD_EVENT, np.int64)
+    line = D_MAJOR + D_MAJOR[-2:0:-1]
+    for i, step in enumerate(range(0, bars * 16, 2)):
+        events[step] = line[i % len(line)]
+    return events
+
+
+def random_corpus(n_tunes: int = 12, seed: int = 0) -> Corpus:
+    rng = np.random.default_rng(seed)
+    tunes = []
+    for _ in range(n_tunes):
+        events = np.full(16 * 8, HOLD_EVENT, np.int64)
+        steps = np.sort(rng.choice(np.arange(16 * 8), size=40, replace=False))
+        events[steps] = 60 + rng.choice([0, 2, 4, 5, 7, 9, 11], size=len(steps))
+        tunes.append(events)
+    return corpus_of(*tunes)
+
+
+def test_shapes_and_terms() -> None:
+    env = MelodyEnv(SPEC, random_corpus(), EnvConfig(n_envs=8, seed=1))
+    states = env.reset()
+    assert states.shape == (8, SPEC.state_dim) and states.dtype == np.float32
+    result = env.step(np.full(8, SPEC.action_for_pitch(60)))
+    assert result.states.shape == (8, SPEC.state_dim) and result.states.dtype == np.float32
+    assert result.rewards.shape == (8,) and result.dones.shape == (8,)
+    assert result.dones.dtype == bool and not result.dones.any()
+    assert {"style", "theory", "play", "theory/in_key", "play/consonance"} <= set(result.terms)
+    assert all(v.shape == (8,) for v in result.terms.values())
+    with pytest.raises(ValueError, match=r"expected actions of shape \(8,\)"):
+        env.step(np.zeros(3, np.int64))
+
+
+def test_mixes_answer_and_duet_episodes_and_auto_resets() -> None:
+    config = EnvConfig(n_envs=64, seed=2, answer_bars=2, duet_bars=4)
+    env = MelodyEnv(SPEC, random_corpus(), config)
+    env.reset()
+    answering = env.answering.copy()
+    assert 0 < answering.sum() < 64
+    rng = np.random.default_rng(0)
+    for step in range(32):
+        result = env.step(rng.integers(0, SPEC.n_actions, size=64))
+        if step < 31:
+            assert not result.dones.any()
+    # After 32 steps the answers (2 bars) are done, the duets (4 bars) are not.
+    assert np.array_equal(result.dones, answering)
+    # A done row already holds a new episode: its state is a first state (empty agent part,
+    # progress 0) and equals what the env reports now.
+    assert np.array_equal(result.states, env.states())
+    done_rows = np.flatnonzero(result.dones)
+    assert np.all(env.t[done_rows] == 0) and np.all(env.t[~result.dones] == 32)
+    agent_part = result.states[:, : SPEC.window_steps * SPEC.features_per_part_step]
+    assert not agent_part[done_rows].any()
+    assert np.all(result.states[done_rows, -1] == 0.0)  # progress
+    assert np.all(result.states[~result.dones, -1] == pytest.approx(0.5))
+
+
+def test_answer_state_equals_the_encoder_on_hand_checked_windows() -> None:
+    call = d_major_tune(2)  # the only 2-bar call of a 2-bar tune
+    env = MelodyEnv(
+        SPEC,
+        corpus_of(call),
+        EnvConfig(n_envs=1, answer_fraction=1.0, transpose_semitones=0, seed=0),
+    )
+    env.reset()
+    assert (env.tonic[0], env.minor[0]) == (2, False)  # D major; key_shift 2
+    # Agent: C (relative: the tonic, sounds as D), hold, rest.
+    for action in (SPEC.action_for_pitch(60), HOLD, REST):
+        result = env.step(np.array([action]))
+    w = SPEC.window_steps
+    relative_call = sounding_pitches(call) - 2  # all notes sound, no silence inside
+    player_sounding = np.concatenate([relative_call[3:], [-1, -1, -1]])
+    player_onset = np.concatenate([call[3:] >= 0, [False] * 3])
+    agent_sounding = np.array([-1] * (w - 3) + [60, 60, -1])
+    agent_onset = np.array([False] * (w - 3) + [True, False, False])
+    expected = encode_states(
+        SPEC,
+        monophonic_window(agent_sounding[None], agent_onset[None]),
+        monophonic_window(player_sounding[None], player_onset[None]),
+        StepContext(
+            bar_position=np.array([3]),
+            minor=np.array([False]),
+            answering=np.array([True]),
+            progress=np.array([3 / 32]),
+        ),
+    )
+    np.testing.assert_array_equal(result.states, expected)
+
+
+def test_duet_player_part_is_the_line_after_the_lead() -> None:
+    tune = d_major_tune(3)  # lead bars 0-1, the duet line is bar 2 then silence
+    config = EnvConfig(
+        n_envs=1, answer_fraction=0.0, duet_lead_bars=2, duet_bars=2, transpose_semitones=0
+    )
+    env = MelodyEnv(SPEC, corpus_of(tune), config)
+    env.reset()
+    for _ in range(5):
+        result = env.step(np.array([HOLD]))
+    relative = np.concatenate([sounding_pitches(tune), np.full(16, -1)]) - 2
+    relative[48:] = -1
+    onset = np.concatenate([tune >= 0, np.zeros(16, bool)])
+    window = monophonic_window(relative[None, 5:37], onset[None, 5:37])
+    silent = monophonic_window(np.full((1, 32), -1), np.zeros((1, 32), bool))
+    context = StepContext(np.array([5]), np.array([False]), np.array([False]), np.array([5 / 32]))
+    np.testing.assert_array_equal(result.states, encode_states(SPEC, silent, window, context))
+
+
+def test_always_tonic_policy_gets_the_expected_theory_reward() -> None:
+    env = MelodyEnv(SPEC, random_corpus(), EnvConfig(n_envs=16, answer_fraction=1.0, seed=3))
+    env.reset()
+    totals: dict[str, np.ndarray] = {}
+    for _ in range(32):
+        result = env.step(np.full(16, SPEC.action_for_pitch(60)))
+        for name, value in result.terms.items():
+            totals[name] = totals.get(name, 0) + value
+    assert result.dones.all()
+    assert np.all(totals["theory/in_key"] == 0)
+    assert np.all(totals["theory/tonic_start"] == rw.TONIC_START_REWARD)
+    assert np.all(totals["theory/tonic_end"] == rw.TONIC_END_REWARD)
+    # The 5th..32nd onset of one pitch are excessive repetitions.
+    assert np.all(totals["theory/repetition"] == (32 - 4) * rw.REPETITION_PENALTY)
+    assert np.all(totals["theory"] == 2.0 + 2.0 - 28.0)
+    # A C-sharp every step (out of key in every major and minor key) is penalised every step.
+    env.reset()
+    in_key = 0
+    for _ in range(32):
+        in_key = in_key + env.step(np.full(16, SPEC.action_for_pitch(61))).terms["theory/in_key"]
+    assert np.all(in_key == 32 * rw.OUT_OF_KEY_PENALTY)
+
+
+def test_transposition_moves_the_key_not_the_relative_line() -> None:
+    env = MelodyEnv(
+        SPEC, corpus_of(d_major_tune(2)), EnvConfig(n_envs=32, answer_fraction=1.0, seed=4)
+    )
+    env.reset()
+    assert len(set(env.transpose.tolist())) > 3 and np.all(np.abs(env.transpose) <= 6)
+    np.testing.assert_array_equal(env.tonic, (2 + env.transpose) % 12)
+    # In the key-relative frame every call note is on the C-major scale.
+    pcs = env.player_sounding[env.player_sounding >= 0] % 12
+    assert set(pcs.tolist()) <= {0, 2, 4, 5, 7, 9, 11}
+
+
+def test_style_term_is_the_log_prob_of_the_chosen_action_in_the_state_it_was_chosen() -> None:
+    seen: list[np.ndarray] = []
+
+    def style_log_probs(states: np.ndarray) -> np.ndarray:
+        seen.append(states.copy())
+        logits = np.tile(np.arange(SPEC.n_actions, dtype=np.float64), (len(states), 1))
+        return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+    env = MelodyEnv(
+        SPEC, random_corpus(), EnvConfig(n_envs=4, seed=5), style_log_probs=style_log_probs
+    )
+    first = env.reset()
+    actions = np.array([0, 1, 2, 3])
+    result = env.step(actions)
+    np.testing.assert_array_equal(seen[0], first)
+    expected = style_log_probs(first)[np.arange(4), actions]
+    np.testing.assert_allclose(result.terms["style"], expected)
+
+
+def test_answer_calls_returns_absolute_answers_in_the_calls_key() -> None:
+    tonic_action = SPEC.action_for_pitch(60)
+
+    def always_tonic(states: np.ndarray) -> np.ndarray:
+        q = np.zeros((len(states), SPEC.n_actions))
+        q[:, tonic_action] = 1.0
+        return q
+
+    d_call = d_major_tune(2)
+    f_call = d_call[:16] + 3  # F major up to F, one bar: padded with a silent bar before it
+    f_call[d_call[:16] < 0] = HOLD_EVENT
+    answers = answer_calls(
+        SPEC, [d_call, f_call], always_tonic, 0.0, np.random.default_rng(0), answer_bars=1
+    )
+    assert answers.events.shape == (2, 16)
+    assert answers.tonic.tolist() == [2, 5]
+    assert np.all(answers.relative_events == 60)
+    assert np.all(answers.events[0] == 62) and np.all(answers.events[1] == 65)
+    assert answers.rewards.shape == (2, 16) and answers.terms["theory"].shape == (2, 16)
+
+
+def test_gym_env_passes_the_checker_and_terminates_after_the_turn() -> None:
+    env = MelodyGymEnv(SPEC, random_corpus(), EnvConfig(answer_fraction=1.0, seed=6))
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=7)
+    assert obs.shape == (SPEC.state_dim,) and info["answering"]
+    steps, terminated = 0, False
+    while not terminated:
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        steps += 1
+        assert not truncated and isinstance(reward, float)
+    assert steps == 32 and "theory/in_key" in info
+
+
+def test_other_spec_window() -> None:
+    spec = Spec(window_steps=16)
+    env = MelodyEnv(spec, random_corpus(), EnvConfig(n_envs=3, seed=8))
+    assert env.reset().shape == (3, spec.state_dim)
+    assert env.step(np.zeros(3, np.int64)).states.shape == (3, spec.state_dim)

@@ -1,0 +1,208 @@
+"""Each reward rule on hand-made melodies (key-relative: 60 is the tonic), a case that fires and
+a case that must not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exports.errors import ConfigError
+from exports.spec import HOLD_EVENT, REST_EVENT
+from training import reward as rw
+from training.reward import RewardWeights, compute_reward, melody_inputs, score_melody
+
+
+def mel(text: str) -> np.ndarray:
+    """'60 . r 62' -> grid events: a number starts a note, '.' holds, 'r' rests."""
+    table = {".": HOLD_EVENT, "r": REST_EVENT}
+    return np.array([table[tok] if tok in table else int(tok) for tok in text.split()])
+
+
+def bar(text: str) -> np.ndarray:
+    """A melody padded with holds to a whole bar (16 steps)."""
+    events = mel(text)
+    return np.concatenate([events, np.full(16 - len(events), HOLD_EVENT)])
+
+
+def test_in_key_penalises_only_out_of_key_onsets() -> None:
+    # C D E F# . . (major): F# is out of key; in minor, E-flat (63) is in key, E (64) is not.
+    values = score_melody(rw.in_key, mel("60 62 64 66 . r"))
+    assert values.tolist() == [0, 0, 0, rw.OUT_OF_KEY_PENALTY, 0, 0]
+    minor = score_melody(rw.in_key, mel("63 64"), minor=True)
+    assert minor.tolist() == [0, rw.OUT_OF_KEY_PENALTY]
+
+
+def test_tonic_start_rewards_a_first_note_on_the_tonic_only() -> None:
+    assert score_melody(rw.tonic_start, mel("r 72 . 60")).tolist() == [
+        0, rw.TONIC_START_REWARD, 0, 0,
+    ]  # fmt: skip
+    assert score_melody(rw.tonic_start, mel("62 60")).sum() == 0
+
+
+def test_tonic_end_needs_the_last_note_on_the_tonic_in_the_last_bar() -> None:
+    good = np.concatenate([bar("64 . 62 ."), bar("67 . . . 60 . . .")])
+    values = score_melody(rw.tonic_end, good)
+    assert values[-1] == rw.TONIC_END_REWARD and values[:-1].sum() == 0
+    ends_on_fifth = np.concatenate([bar("64"), bar("60 . 67")])
+    assert score_melody(rw.tonic_end, ends_on_fifth).sum() == 0
+    tonic_too_early = np.concatenate([bar("64 . 60"), bar("")])  # silent last bar
+    assert score_melody(rw.tonic_end, tonic_too_early).sum() == 0
+
+
+def test_repetition_fires_on_the_fifth_repeated_onset_not_on_long_holds() -> None:
+    values = score_melody(rw.repetition, mel("60 60 . 60 r 60 60 62"))
+    assert values.tolist() == [0, 0, 0, 0, 0, 0, rw.REPETITION_PENALTY, 0]
+    # One note held for 16 steps is not a repetition (RL Tuner's bug).
+    assert score_melody(rw.repetition, bar("60 " + ". " * 15)).sum() == 0
+
+
+def test_leap_over_a_fifth_must_resolve_by_step_in_the_opposite_direction() -> None:
+    resolved = score_melody(rw.leap_resolution, mel("60 69 . 67"))  # up a sixth, down a step
+    assert resolved.tolist() == [0, 0, 0, rw.LEAP_RESOLVED_REWARD]
+    same_way = score_melody(rw.leap_resolution, mel("60 69 71"))
+    assert same_way.tolist() == [0, 0, rw.LEAP_UNRESOLVED_PENALTY]
+    jumps_back = score_melody(rw.leap_resolution, mel("60 69 60"))
+    assert jumps_back[-1] == rw.LEAP_UNRESOLVED_PENALTY
+    fifth_is_no_leap = score_melody(rw.leap_resolution, mel("60 67 72"))
+    assert fifth_is_no_leap.sum() == 0
+
+
+def test_preferred_intervals_values() -> None:
+    values = score_melody(rw.preferred_intervals, mel("60 62 . 65 72 61 85"))
+    # A step, a hold, D->F a diatonic minor third, F->C a diatonic fifth, C->C# down a major
+    # seventh (11), C#->C# two octaves up (beyond an octave).
+    assert values.tolist() == [
+        0, 0.4, 0, rw.DIATONIC_THIRD_REWARD, rw.DIATONIC_FIFTH_REWARD, -1.5,
+        rw.BEYOND_OCTAVE_PENALTY,
+    ]  # fmt: skip
+    # A chromatic third (E-flat to G in major: E-flat is out of key) gets the plain value.
+    assert score_melody(rw.preferred_intervals, mel("63 67"))[-1] == 0.45
+    assert score_melody(rw.preferred_intervals, mel("63 67"), minor=True)[-1] == 0.75
+
+
+def test_motif_needs_three_distinct_pitches_in_a_bar_scored_at_the_bar_end() -> None:
+    values = score_melody(rw.motif, bar("60 . 62 . 64 . 60"))
+    assert values[-1] == rw.MOTIF_REWARD and values[:-1].sum() == 0
+    four = score_melody(rw.motif, bar("60 62 64 65"))
+    assert four[-1] == pytest.approx(rw.MOTIF_REWARD + rw.MOTIF_EXTRA_PITCH_BONUS)
+    assert score_melody(rw.motif, bar("60 . 62 . 60 . 62")).sum() == 0
+
+
+def test_repeated_motif_rewards_an_exact_or_transposed_repeat_of_an_earlier_bar() -> None:
+    motif = bar("60 . 62 64 . . 67")
+    transposed = bar("62 . 64 66 . . 69")
+    values = score_melody(rw.repeated_motif, np.concatenate([motif, transposed]))
+    assert values[31] == rw.REPEATED_MOTIF_REWARD and values[:31].sum() == 0
+    other_rhythm = bar("60 62 . 64 . . 67")
+    assert score_melody(rw.repeated_motif, np.concatenate([motif, other_rhythm])).sum() == 0
+    other_intervals = bar("60 . 62 65 . . 67")
+    assert score_melody(rw.repeated_motif, np.concatenate([motif, other_intervals])).sum() == 0
+
+
+def test_high_low_unique_at_the_last_step() -> None:
+    both = score_melody(rw.high_low_unique, mel("60 64 67 72 67 64 62"))
+    assert both[-1] == 2 * rw.HIGH_LOW_UNIQUE_REWARD and both[:-1].sum() == 0
+    high_twice = score_melody(rw.high_low_unique, mel("60 72 67 72 64"))
+    assert high_twice[-1] == rw.HIGH_LOW_UNIQUE_REWARD  # only the lowest is unique
+    neither = score_melody(rw.high_low_unique, mel("60 72 60 72"))
+    assert neither.sum() == 0
+
+
+CALL = np.concatenate([bar("60 . 64 . 67 . . . 64"), bar("65 . 64 . 62 . . . 60")])
+
+
+def test_echo_rhythm_rewards_the_call_rhythm_and_not_a_different_one() -> None:
+    echo = bar("62 . 65 . 69 . . . 65")  # same onsets as the call's first bar
+    values = score_melody(rw.echo_rhythm, echo, call_events=CALL)
+    assert values[-1] == pytest.approx(rw.ECHO_RHYTHM_REWARD) and values[:-1].sum() == 0
+    offbeat = bar(". 62 . 65 . 69 . . . 65")
+    assert score_melody(rw.echo_rhythm, offbeat, call_events=CALL)[-1] == 0
+    assert score_melody(rw.echo_rhythm, echo, call_events=CALL, answering=False).sum() == 0
+
+
+def test_echo_contour_rewards_the_same_melodic_direction() -> None:
+    # Call bar 1: first, up, up, down. The same shape transposed gets full marks.
+    same_shape = bar("62 . 65 . 69 . . . 65")
+    assert score_melody(rw.echo_contour, same_shape, call_events=CALL)[-1] == pytest.approx(1.0)
+    # First, down, down, up: against the call's second bar (up, down, down, down) 2 of 4 agree.
+    inverted = bar("62 . 60 . 57 . . . 60")
+    assert score_melody(rw.echo_contour, inverted, call_events=CALL)[-1] == pytest.approx(0.5)
+    other_rhythm = bar(". 62 60 . . 57 . . . . 60")
+    assert score_melody(rw.echo_contour, other_rhythm, call_events=CALL)[-1] < 0.2
+
+
+def test_call_pitch_classes_rewards_notes_the_call_used() -> None:
+    values = score_melody(rw.call_pitch_classes, mel("72 69"), call_events=CALL)
+    assert values.tolist() == [rw.CALL_PITCH_CLASS_REWARD, 0]  # C is in the call, A is not
+
+
+def test_silent_while_player_plays() -> None:
+    player = mel("64 . . r")
+    values = score_melody(rw.silent_while_player_plays, mel("r 60 . ."), player_events=player)
+    assert values.tolist() == [0, rw.OVERLAP_PENALTY, rw.OVERLAP_PENALTY, 0]
+
+
+def test_answers_at_all_penalises_a_silent_answer() -> None:
+    silent = score_melody(rw.answers_at_all, mel("r . . 60"))
+    assert silent.tolist() == [0, 0, 0, rw.NO_ANSWER_PENALTY]
+    assert score_melody(rw.answers_at_all, mel("62 . . 60")).sum() == 0
+
+
+def test_consonance_with_the_sounding_player_note() -> None:
+    player = mel("60 . . . 60")
+    # Agent: a third above (consonant), a second above (dissonant), a fourth (neither), held
+    # sixth (no attack by either part: not scored), then the player's new C under the sixth.
+    agent = mel("64 62 65 69 .")
+    values = score_melody(rw.consonance, agent, player_events=player, answering=False)
+    assert values.tolist() == [
+        rw.CONSONANT_REWARD, rw.DISSONANT_PENALTY, 0, rw.CONSONANT_REWARD, rw.CONSONANT_REWARD,
+    ]  # fmt: skip
+    assert score_melody(rw.consonance, agent, player_events=player).sum() == 0  # answer mode
+
+
+def test_parallel_fifths_and_octaves_are_penalised_contrary_motion_is_not() -> None:
+    player = mel("60 62")
+    parallel_fifths = score_melody(
+        rw.parallel_perfects, mel("67 69"), player_events=player, answering=False
+    )
+    assert parallel_fifths.tolist() == [0, rw.PARALLEL_PERFECT_PENALTY]
+    parallel_octaves = score_melody(
+        rw.parallel_perfects, mel("72 74"), player_events=player, answering=False
+    )
+    assert parallel_octaves[-1] == rw.PARALLEL_PERFECT_PENALTY
+    contrary = score_melody(
+        rw.parallel_perfects, mel("72 71"), player_events=player, answering=False
+    )
+    assert contrary.sum() == 0
+    fifth_to_sixth = score_melody(
+        rw.parallel_perfects, mel("67 71"), player_events=player, answering=False
+    )
+    assert fifth_to_sixth.sum() == 0
+
+
+def test_room_for_player_penalises_notes_over_a_busy_player() -> None:
+    player = mel("60 62 64 65 67 . . . . . . .")
+    agent = mel(". . . 72 . . . . . . . 72")
+    values = score_melody(rw.room_for_player, agent, player_events=player, answering=False)
+    assert values[3] == 4 * rw.BUSY_PLAYER_PENALTY_PER_ONSET
+    assert values[11] == 0  # the player holds its note: room to play
+
+
+def test_compute_reward_weights_terms_and_style() -> None:
+    x = melody_inputs(mel("60 66"), 1)  # an out-of-key tritone leap
+    weights = RewardWeights(w_style=0.5, w_theory=2.0, w_play=3.0)
+    total, terms = compute_reward(x, weights, style_log_prob=np.array([-2.0]))
+    assert terms["theory/in_key"][0] == rw.OUT_OF_KEY_PENALTY
+    assert terms["theory/preferred_intervals"][0] == -0.5
+    theory = sum(v for k, v in terms.items() if k.startswith("theory/"))
+    play = sum(v for k, v in terms.items() if k.startswith("play/"))
+    assert terms["theory"][0] == pytest.approx(theory[0])
+    assert total[0] == pytest.approx(0.5 * -2.0 + 2.0 * theory[0] + 3.0 * play[0])
+    no_style, terms = compute_reward(x, weights)
+    assert terms["style"][0] == 0 and no_style[0] == pytest.approx(total[0] + 1.0)
+
+
+def test_reward_weights_from_dict() -> None:
+    assert RewardWeights.from_dict({"style": 0.1, "w_play": 2}) == RewardWeights(0.1, 1.0, 2.0)
+    with pytest.raises(ConfigError, match="unknown reward weight 'melody'"):
+        RewardWeights.from_dict({"melody": 1.0})

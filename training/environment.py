@@ -1,0 +1,437 @@
+"""The vectorized melody environment: N episodes at once, in numpy.
+
+The player's part comes from the corpus. Two kinds of episode, matching the live modes:
+
+* **answer** (call-and-response): ``call_bars`` of a corpus tune are the call; the agent then
+  plays for ``answer_bars`` while the player is silent.
+* **duet**: the agent plays along with ``duet_bars`` of a corpus line, after ``duet_lead_bars``
+  of that line sounded alone.
+
+Each episode's key is what the live agent's ``KeyTracker`` would hold when the agent's turn
+starts: a decayed pitch-class histogram (``spec.key_decay_per_step``) over the lead-in (the call
+in answer episodes), then Krumhansl–Schmuckler. Everything after that is in the key-relative
+frame (``exports.tonality.key_shift``), and states come from the one encoder,
+``exports.encoding.encode_states``, exactly as the live agent builds them: player part =
+``monophonic_window`` of the corpus line, agent part = its own actions.
+
+Episodes have a fixed length and end with ``done=True``. With ``auto_reset`` (the default) a
+finished row starts a new episode at once and the state returned for it is that episode's first
+state (the learner masks bootstrapping with ``done``). Every turn starts on a bar line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+from exports.encoding import (
+    PartWindow,
+    StepContext,
+    action_events,
+    encode_states,
+    monophonic_window,
+)
+from exports.errors import ConfigError, CorpusError
+from exports.grid import sounding_pitches
+from exports.selection import choose_actions
+from exports.spec import HOLD_EVENT, MIDI_PITCHES, PITCH_CLASSES, REST_EVENT, Spec
+from exports.tonality import decayed_histogram, estimate_key, key_shift
+from training.corpus_data import Corpus
+from training.reward import RewardInputs, RewardWeights, StyleLogProbs, compute_reward
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """How episodes are cut from the corpus."""
+
+    n_envs: int = 256
+    """Episodes run at once (rows of every batch)."""
+    answer_fraction: float = 0.5
+    """Share of new episodes that are answer episodes; the rest are duets."""
+    call_bars: int = 2
+    """Length of the call the agent answers."""
+    answer_bars: int = 2
+    """Length of the agent's answer turn (bounded, as live)."""
+    duet_bars: int = 4
+    """Length of the agent's turn in a duet episode."""
+    duet_lead_bars: int = 2
+    """Bars of the corpus line heard before the agent joins in (key estimate, first window)."""
+    transpose_semitones: int = 6
+    """Augmentation: each episode's tune is transposed by a random amount within +-this."""
+    min_call_notes: int = 3
+    """A call (or a duet line) needs at least this many notes to be used."""
+    auto_reset: bool = True
+    """Start a new episode in each row that finished (the usual vectorized-env contract)."""
+    seed: int | None = None
+
+
+class StepResult(NamedTuple):
+    states: np.ndarray  # (N, state_dim) float32: next states (first state of a new episode if done)
+    rewards: np.ndarray  # (N,) float32
+    dones: np.ndarray  # (N,) bool: the step ended its episode
+    terms: dict[str, np.ndarray]  # (N,) per reward term, see training.reward.compute_reward
+
+
+class Episodes(NamedTuple):
+    """The player's side of some episodes, absolute pitches, before transposition."""
+
+    segments: np.ndarray  # (n, lead + T) grid events: lead-in then the turn
+    answering: np.ndarray  # (n,) bool
+    turn_steps: np.ndarray  # (n,) int
+
+
+class EpisodeSource(Protocol):
+    """Where episodes come from: the corpus (training) or given calls (evaluation)."""
+
+    lead_steps: int
+    """Steps of the player's part before each turn (whole bars, at least a window)."""
+    max_turn_steps: int
+
+    def sample(self, n: int, rng: np.random.Generator) -> Episodes: ...
+
+
+class CorpusEpisodes:
+    """Samples answer and duet segments from a corpus, bar-aligned, without Python loops."""
+
+    def __init__(self, spec: Spec, corpus: Corpus, config: EnvConfig) -> None:
+        spb = spec.steps_per_bar
+        self.call_steps = config.call_bars * spb
+        self.answer_steps = config.answer_bars * spb
+        self.duet_steps = config.duet_bars * spb
+        self.duet_lead_steps = config.duet_lead_bars * spb
+        # One lead-in for both kinds, whole bars, at least a window, so every first state has a
+        # full window of history (silent where the tune gives none).
+        lead = max(self.call_steps, self.duet_lead_steps, spec.window_steps)
+        self.lead_steps = -(-lead // spb) * spb
+        self.max_turn_steps = max(self.answer_steps, self.duet_steps)
+        longest = self.lead_steps + self.max_turn_steps
+        # Flat events: each tune followed by silence, so any start within a tune can be sliced.
+        parts, starts_answer, starts_duet = [], [], []
+        base = 0
+        for i in range(corpus.n_tunes):
+            tune = np.asarray(corpus.tune(i), dtype=np.int64)
+            if len(tune) == 0:
+                continue
+            padded = np.concatenate([tune, [REST_EVENT], np.full(longest, HOLD_EVENT)])
+            onset_count = np.concatenate([[0], np.cumsum(padded >= 0)])
+            bar_starts = np.arange(0, len(tune), spb)
+            calls = onset_count[np.minimum(bar_starts + self.call_steps, len(padded))]
+            calls = calls - onset_count[bar_starts]
+            ok = (bar_starts + self.call_steps <= len(tune)) & (calls >= config.min_call_notes)
+            starts_answer.append(base + bar_starts[ok])
+            duet_from = bar_starts + self.duet_lead_steps
+            lines = onset_count[np.minimum(duet_from + self.duet_steps, len(padded))]
+            lines = lines - onset_count[np.minimum(duet_from, len(padded))]
+            ok = (duet_from < len(tune)) & (lines >= config.min_call_notes)
+            starts_duet.append(base + bar_starts[ok])
+            parts.append(padded)
+            base += len(padded)
+        self.flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        self.answer_starts = np.concatenate(starts_answer) if parts else np.zeros(0, np.int64)
+        self.duet_starts = np.concatenate(starts_duet) if parts else np.zeros(0, np.int64)
+        self.answer_fraction = config.answer_fraction
+        if config.answer_fraction > 0 and len(self.answer_starts) == 0:
+            raise CorpusError(
+                f"corpus {corpus.name!r} has no {config.call_bars}-bar call with at least "
+                f"{config.min_call_notes} notes; use a larger corpus or lower min_call_notes"
+            )
+        if config.answer_fraction < 1 and len(self.duet_starts) == 0:
+            raise CorpusError(
+                f"corpus {corpus.name!r} has no duet line of {config.duet_bars} bars after "
+                f"{config.duet_lead_bars} lead bars; use a larger corpus or answer_fraction=1"
+            )
+
+    def sample(self, n: int, rng: np.random.Generator) -> Episodes:
+        answering = rng.random(n) < self.answer_fraction
+        lead, width = self.lead_steps, self.lead_steps + self.max_turn_steps
+        cols = np.arange(width)
+        segments = np.full((n, width), HOLD_EVENT, dtype=np.int64)
+        a = np.flatnonzero(answering)
+        if len(a):
+            start = self.answer_starts[rng.integers(len(self.answer_starts), size=len(a))]
+            # The call ends where the turn starts; before it, silence; during the turn, silence.
+            offset = cols - (lead - self.call_steps)
+            idx = start[:, None] + np.maximum(offset, 0)
+            call = np.where((offset >= 0) & (cols < lead), self.flat[idx], HOLD_EVENT)
+            call[:, lead] = REST_EVENT  # the player stops when the answer starts
+            segments[a] = call
+        d = np.flatnonzero(~answering)
+        if len(d):
+            start = self.duet_starts[rng.integers(len(self.duet_starts), size=len(d))]
+            offset = cols - (lead - self.duet_lead_steps)
+            idx = start[:, None] + np.maximum(offset, 0)
+            line = np.where(offset >= 0, self.flat[idx], HOLD_EVENT)
+            segments[d] = line
+        turn_steps = np.where(answering, self.answer_steps, self.duet_steps)
+        return Episodes(segments, answering, turn_steps)
+
+
+class MelodyEnv:
+    """N melody episodes stepped at once; see the module docstring.
+
+    ``style_log_probs`` (optional) maps states (N, state_dim) to log p_style (N, n_actions);
+    without it the style term is 0.
+    """
+
+    def __init__(
+        self,
+        spec: Spec,
+        corpus: Corpus | None,
+        config: EnvConfig | None = None,
+        reward_weights: RewardWeights | None = None,
+        style_log_probs: StyleLogProbs | None = None,
+        *,
+        episodes: EpisodeSource | None = None,
+    ) -> None:
+        self.spec = spec
+        self.config = config or EnvConfig()
+        if self.config.n_envs < 1:
+            raise ConfigError(f"n_envs must be >= 1, got {self.config.n_envs}")
+        if not 0.0 <= self.config.answer_fraction <= 1.0:
+            raise ConfigError(
+                f"answer_fraction must be within 0..1, got {self.config.answer_fraction}"
+            )
+        self.reward_weights = reward_weights or RewardWeights()
+        self.style_log_probs = style_log_probs
+        self.rng = np.random.default_rng(self.config.seed)
+        if episodes is None:
+            if corpus is None:
+                raise ConfigError("MelodyEnv needs a corpus (or episodes=...)")
+            episodes = CorpusEpisodes(spec, corpus, self.config)
+        self.episodes: EpisodeSource = episodes
+        self.n_envs = self.config.n_envs
+        self.state_dim = spec.state_dim
+        self.n_actions = spec.n_actions
+        self.lead_steps = episodes.lead_steps
+        self.max_turn_steps = episodes.max_turn_steps
+        n, w, t_max = self.n_envs, spec.window_steps, self.max_turn_steps
+        self._w = w
+        # Per-row episode arrays; the window/history arrays have W steps before the turn.
+        self.answering = np.zeros(n, bool)
+        self.turn_steps = np.full(n, t_max, np.int64)
+        self.tonic = np.zeros(n, np.int64)
+        self.minor = np.zeros(n, bool)
+        self.transpose = np.zeros(n, np.int64)
+        self.t = np.zeros(n, np.int64)
+        self.player_sounding = np.full((n, w + t_max), -1, np.int64)
+        self.player_onset = np.zeros((n, w + t_max), bool)
+        self.agent_sounding = np.full((n, w + t_max), -1, np.int64)
+        self.agent_onset = np.zeros((n, w + t_max), bool)
+        self.agent_events = np.full((n, t_max), HOLD_EVENT, np.int64)
+        self.call_events = np.full((n, self.lead_steps), HOLD_EVENT, np.int64)
+        self.done = np.ones(n, bool)
+        self._states = np.zeros((n, self.state_dim), np.float32)
+
+    # --- episodes ---------------------------------------------------------------------------
+    def reset(self) -> np.ndarray:
+        """Start a new episode in every row; (N, state_dim) float32 first states."""
+        self._start(np.arange(self.n_envs), self.episodes.sample(self.n_envs, self.rng))
+        self._states = self._encode()
+        return self._states.copy()
+
+    def _start(self, rows: np.ndarray, ep: Episodes, transpose: np.ndarray | None = None) -> None:
+        """Load episodes (absolute segments) into rows: transpose, estimate the key, go relative."""
+        n = len(rows)
+        if transpose is None:
+            k = self.config.transpose_semitones
+            transpose = self.rng.integers(-k, k + 1, size=n) if k > 0 else np.zeros(n, np.int64)
+        seg = np.where(ep.segments >= 0, ep.segments + transpose[:, None], ep.segments)
+        seg = np.where((seg >= MIDI_PITCHES) | ((seg < 0) & (ep.segments >= 0)), REST_EVENT, seg)
+        lead, w = self.lead_steps, self._w
+        sounding = sounding_pitches(seg)  # (n, lead + T) absolute, -1 silence
+        # The key the live KeyTracker would hold at the end of the lead-in (the call).
+        lead_sounding = sounding[:, :lead]
+        chroma = np.zeros((n, lead, PITCH_CLASSES))
+        r, c = np.nonzero(lead_sounding >= 0)
+        chroma[r, c, lead_sounding[r, c] % PITCH_CLASSES] = 1.0
+        tonic, minor = estimate_key(decayed_histogram(chroma, self.spec.key_decay_per_step))
+        shift = key_shift(tonic)[:, None]
+        rel_sounding = np.where(sounding >= 0, sounding - shift, -1)
+        rel_events = np.where(seg >= 0, seg - shift, seg)
+        t_max = self.max_turn_steps
+        self.answering[rows] = ep.answering
+        self.turn_steps[rows] = ep.turn_steps
+        self.tonic[rows] = tonic
+        self.minor[rows] = minor
+        self.transpose[rows] = transpose
+        self.t[rows] = 0
+        self.player_sounding[rows] = rel_sounding[:, lead - w : lead + t_max]
+        self.player_onset[rows] = (seg >= 0)[:, lead - w : lead + t_max]
+        self.agent_sounding[rows] = -1
+        self.agent_onset[rows] = False
+        self.agent_events[rows] = HOLD_EVENT
+        self.call_events[rows] = np.where(ep.answering[:, None], rel_events[:, :lead], HOLD_EVENT)
+        self.done[rows] = False
+
+    # --- stepping ---------------------------------------------------------------------------
+    def _windows(self) -> tuple[PartWindow, PartWindow]:
+        idx = self.t[:, None] + np.arange(self._w)  # (N, W): the W steps before step t
+        agent = monophonic_window(
+            np.take_along_axis(self.agent_sounding, idx, axis=1),
+            np.take_along_axis(self.agent_onset, idx, axis=1),
+        )
+        player = monophonic_window(
+            np.take_along_axis(self.player_sounding, idx, axis=1),
+            np.take_along_axis(self.player_onset, idx, axis=1),
+        )
+        return agent, player
+
+    def _context(self) -> StepContext:
+        t = np.minimum(self.t, self.turn_steps)
+        return StepContext(
+            bar_position=t % self.spec.steps_per_bar,
+            minor=self.minor.copy(),
+            answering=self.answering.copy(),
+            progress=t / self.turn_steps,
+        )
+
+    def _encode(self) -> np.ndarray:
+        agent, player = self._windows()
+        return encode_states(self.spec, agent, player, self._context())
+
+    def states(self) -> np.ndarray:
+        """(N, state_dim) float32: the current states (what the last reset/step returned)."""
+        return self._states.copy()
+
+    def reward_inputs(self) -> RewardInputs:
+        """What the reward rules see for the step each row is about to take (after writing it)."""
+        w = self._w
+        return RewardInputs(
+            agent_events=self.agent_events,
+            agent_sounding=self.agent_sounding[:, w:],
+            player_sounding=self.player_sounding[:, w:],
+            player_onset=self.player_onset[:, w:],
+            call_events=self.call_events,
+            t=self.t,
+            turn_steps=self.turn_steps,
+            minor=self.minor,
+            answering=self.answering,
+            steps_per_bar=self.spec.steps_per_bar,
+        )
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Play one action per row; (next states, rewards, dones, per-term rewards)."""
+        actions = np.asarray(actions, dtype=np.int64)
+        if actions.shape != (self.n_envs,):
+            raise ValueError(f"expected actions of shape ({self.n_envs},), got {actions.shape}")
+        if np.any(self.done):
+            raise RuntimeError("step() on a finished episode: call reset() first (auto_reset off)")
+        style = None
+        if self.style_log_probs is not None:
+            log_probs = self.style_log_probs(self._states)  # (N, n_actions)
+            style = log_probs[np.arange(self.n_envs), actions]
+        events = action_events(self.spec, actions)
+        rows = np.arange(self.n_envs)
+        col = self.t + self._w
+        before = self.agent_sounding[rows, col - 1]
+        now = np.where(events == HOLD_EVENT, before, np.where(events == REST_EVENT, -1, events))
+        self.agent_events[rows, self.t] = events
+        self.agent_sounding[rows, col] = now
+        self.agent_onset[rows, col] = events >= 0
+        rewards, terms = compute_reward(self.reward_inputs(), self.reward_weights, style)
+        self.t += 1
+        dones = self.t >= self.turn_steps
+        self.done = dones.copy()
+        if self.config.auto_reset and dones.any():
+            finished = np.flatnonzero(dones)
+            self._start(finished, self.episodes.sample(len(finished), self.rng))
+        self._states = self._encode()
+        return StepResult(self._states.copy(), rewards.astype(np.float32), dones, terms)
+
+    def turn_events(self) -> np.ndarray:
+        """(N, max_turn_steps) the agent's key-relative events so far (HOLD after its turn)."""
+        return self.agent_events.copy()
+
+    def absolute_turn_events(self) -> np.ndarray:
+        """(N, max_turn_steps) the agent's events in absolute MIDI pitches (the key shift undone,
+        the transposition augmentation kept)."""
+        shift = key_shift(self.tonic)[:, None]
+        ev = self.agent_events
+        return np.where(ev >= 0, np.clip(ev + shift, 0, MIDI_PITCHES - 1), ev)
+
+
+# --- answering given calls (evaluation) ----------------------------------------------------------
+class CallEpisodes:
+    """Answer episodes for given calls, in order (used by ``answer_calls``)."""
+
+    def __init__(self, spec: Spec, calls: Sequence[np.ndarray], answer_steps: int) -> None:
+        spb = spec.steps_per_bar
+        if not calls:
+            raise ValueError("expected at least one call, got none")
+        bars = [max(1, -(-len(c) // spb)) for c in calls]
+        self.lead_steps = max(max(bars) * spb, -(-spec.window_steps // spb) * spb)
+        self.max_turn_steps = answer_steps
+        self.answer_steps = answer_steps
+        segments = np.full((len(calls), self.lead_steps + answer_steps), HOLD_EVENT, np.int64)
+        for i, (call, n_bars) in enumerate(zip(calls, bars, strict=True)):
+            start = self.lead_steps - n_bars * spb  # the call starts on a bar line
+            segments[i, start : start + len(call)] = np.asarray(call, dtype=np.int64)
+            segments[i, start + len(call)] = REST_EVENT  # the player lets go when the call ends
+        segments[:, self.lead_steps] = REST_EVENT
+        self.segments = segments
+
+    def sample(self, n: int, rng: np.random.Generator) -> Episodes:
+        if n != len(self.segments):
+            raise ValueError(f"expected {len(self.segments)} rows, got {n}")
+        return Episodes(self.segments, np.ones(n, bool), np.full(n, self.answer_steps))
+
+
+class Answers(NamedTuple):
+    events: np.ndarray  # (B, answer_steps) int: the answers, absolute MIDI grid events
+    relative_events: np.ndarray  # (B, answer_steps) int: the same, key-relative
+    tonic: np.ndarray  # (B,) int: pitch class of each call's estimated key
+    minor: np.ndarray  # (B,) bool
+    rewards: np.ndarray  # (B, answer_steps) float32: the reward of each step
+    terms: dict[str, np.ndarray]  # (B, answer_steps) per reward term
+
+
+def answer_calls(
+    spec: Spec,
+    calls: Sequence[np.ndarray],
+    policy_q: Callable[[np.ndarray], np.ndarray],
+    temperature: float,
+    rng: np.random.Generator,
+    *,
+    answer_bars: int = 2,
+    reward_weights: RewardWeights | None = None,
+    style_log_probs: StyleLogProbs | None = None,
+    allowed: np.ndarray | None = None,
+) -> Answers:
+    """Answer each call (absolute grid events, starting on a bar line) with a policy.
+
+    The call is padded with silence to whole bars and the answer starts on the next bar line;
+    the key is estimated from the call as the live agent does. ``policy_q`` maps states
+    (B, state_dim) to Q-values (B, n_actions); actions are chosen with
+    ``exports.selection.choose_actions`` (``temperature`` 0 = greedy, ``allowed`` masks). No
+    transposition. Returns the answers in absolute pitches plus per-step rewards.
+    """
+    answer_steps = answer_bars * spec.steps_per_bar
+    episodes = CallEpisodes(spec, calls, answer_steps)
+    config = EnvConfig(
+        n_envs=len(calls), answer_fraction=1.0, transpose_semitones=0, auto_reset=False
+    )
+    env = MelodyEnv(spec, None, config, reward_weights, style_log_probs, episodes=episodes)
+    env._start(
+        np.arange(env.n_envs), episodes.sample(env.n_envs, rng), np.zeros(env.n_envs, np.int64)
+    )
+    env._states = env._encode()
+    states = env.states()
+    rewards, terms_per_step = [], []
+    for _ in range(answer_steps):
+        actions = choose_actions(policy_q(states), temperature, rng, allowed)
+        result = env.step(actions)
+        states = result.states
+        rewards.append(result.rewards)
+        terms_per_step.append(result.terms)
+    terms = {k: np.stack([s[k] for s in terms_per_step], axis=1) for k in terms_per_step[0]}
+    return Answers(
+        events=env.absolute_turn_events()[:, :answer_steps],
+        relative_events=env.turn_events()[:, :answer_steps],
+        tonic=env.tonic.copy(),
+        minor=env.minor.copy(),
+        rewards=np.stack(rewards, axis=1),
+        terms=terms,
+    )

@@ -1,0 +1,546 @@
+"""The reward: r = w_style * log p_style(a|s) + w_theory * r_theory + w_play * r_play.
+
+Everything is vectorized over N episodes and lives in the key-relative frame (the tonic is pitch
+class 0, see ``exports.tonality``). Every rule is its own function ``rule(x: RewardInputs) ->
+(N,) float`` that scores the step ``x.t`` of each episode, so each can be tested on a hand-made
+melody (``score_melody`` runs one rule over every step of one melody).
+
+Theory rules follow Magenta's RL Tuner (Jaques et al. 2017, ``rl_tuner.py``) in spirit, with our
+own code and without its known bugs: HOLD and REST are read as what they are (RL Tuner swapped
+its tokens), repetition counts repeated *onsets* only (a long hold is not a repetition), and
+diatonic thirds and fifths are recognised in any key (RL Tuner never counted its in-key thirds).
+Magnitudes are RL Tuner's interval values (x5 scaler) and smaller structural bonuses, so that
+one episode's theory return stays within a few tens, comparable to the style term.
+
+Play rules score the agent against the player's part: in answer episodes (call-and-response) the
+answer should echo or vary the call's rhythm and contour, use the call's pitch classes, and keep
+silent while the player sounds; in duet episodes, consonant vertical intervals, no parallel
+fifths or octaves, and room for the player (few onsets while the player is busy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from exports.errors import ConfigError
+from exports.spec import HOLD_EVENT, PITCH_CLASSES
+from exports.tonality import scale_mask
+
+StyleLogProbs = Callable[[np.ndarray], np.ndarray]
+"""(N, state_dim) float32 states -> (N, n_actions) log-probabilities of each next action."""
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Weights of the three reward terms (a style's config; recorded in model metadata)."""
+
+    w_style: float = 1.0
+    """Weight of log p_style(a | s) from the supervised style model (RL Tuner's Note-RNN term)."""
+    w_theory: float = 1.0
+    """Weight of the music-theory rules."""
+    w_play: float = 1.0
+    """Weight of the interplay rules (answer the call / accompany the line)."""
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RewardWeights:
+        """Accepts ``w_style`` or ``style`` spellings; raises ConfigError on unknown keys."""
+        known = {"w_style", "w_theory", "w_play"}
+        out: dict[str, float] = {}
+        for key, value in values.items():
+            name = key if key in known else f"w_{key}"
+            if name not in known:
+                raise ConfigError(f"unknown reward weight {key!r}; expected one of {sorted(known)}")
+            try:
+                out[name] = float(value)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"reward weight {key!r} must be a number, got {value!r}") from err
+        return cls(**out)
+
+
+class RewardInputs(NamedTuple):
+    """What the rules see at step ``t`` of each of N episodes (key-relative pitches).
+
+    The agent's arrays hold its turn so far; entries after ``t`` are HOLD_EVENT / -1 and are
+    never read. The player's arrays cover the same turn steps (known in full: the corpus line).
+    """
+
+    agent_events: np.ndarray  # (N, T) int: grid events of the agent's turn, step t included
+    agent_sounding: np.ndarray  # (N, T) int: pitch the agent sounds per step, -1 silence
+    player_sounding: np.ndarray  # (N, T) int: pitch the player sounds per step, -1 silence
+    player_onset: np.ndarray  # (N, T) bool: the player started a note at that step
+    call_events: np.ndarray  # (N, C) int: the call (answer episodes), C a multiple of a bar
+    t: np.ndarray  # (N,) int: the step being scored, 0 = first step of the turn
+    turn_steps: np.ndarray  # (N,) int: length of the agent's turn
+    minor: np.ndarray  # (N,) bool: key is minor
+    answering: np.ndarray  # (N,) bool: answer episode (True) or duet (False)
+    steps_per_bar: int = 16
+    """The turn starts on a bar line, so the bar ends where (t + 1) % steps_per_bar == 0."""
+    previous_onsets: np.ndarray | None = None
+    """(N, K) optional cache: steps of the last K onsets before t, latest first, -1 if none
+    (``with_history`` fills it once so that rules need not search the turn again)."""
+
+
+# --- magnitudes --------------------------------------------------------------------------------
+OUT_OF_KEY_PENALTY = -1.0
+TONIC_START_REWARD = 2.0
+TONIC_END_REWARD = 2.0
+MAX_REPEATED_ONSETS = 4  # a fifth consecutive onset of the same pitch is "excessive"
+REPETITION_PENALTY = -1.0
+LEAP_MIN_SEMITONES = 8  # "a leap over a fifth": a minor sixth or more
+STEP_MAX_SEMITONES = 2
+LEAP_RESOLVED_REWARD = 1.0
+LEAP_UNRESOLVED_PENALTY = -1.0
+MOTIF_MIN_DISTINCT_PITCHES = 3
+MOTIF_REWARD = 1.0
+MOTIF_EXTRA_PITCH_BONUS = 0.1
+REPEATED_MOTIF_REWARD = 2.0
+HIGH_LOW_UNIQUE_REWARD = 1.0
+HIGH_LOW_MIN_NOTES = 3
+
+# RL Tuner's preferred_intervals (its values x its scaler 5), indexed by |interval| 0..12;
+# larger than an octave is -5. Diatonic thirds and fifths get the "in key" value.
+INTERVAL_REWARD = np.array(
+    [0.0, 0.4, 0.4, 0.45, 0.45, 0.35, -0.5, 0.1, 0.25, 0.25, -1.5, -1.5, 0.0]
+)
+BEYOND_OCTAVE_PENALTY = -5.0
+DIATONIC_THIRD_REWARD = 0.75
+DIATONIC_FIFTH_REWARD = 0.5
+
+ECHO_RHYTHM_REWARD = 1.0
+ECHO_CONTOUR_REWARD = 1.0
+CALL_PITCH_CLASS_REWARD = 0.1
+OVERLAP_PENALTY = -1.0
+NO_ANSWER_PENALTY = -2.0
+MIN_ANSWER_NOTES = 2
+CONSONANT_REWARD = 0.3
+DISSONANT_PENALTY = -0.5
+PARALLEL_PERFECT_PENALTY = -1.0
+BUSY_PLAYER_PENALTY_PER_ONSET = -0.25
+BUSY_WINDOW_STEPS = 4  # one beat
+
+# Vertical interval classes (agent - player) mod 12: unison/octave, thirds, fifth, sixths.
+CONSONANT_CLASSES = np.zeros(PITCH_CLASSES, dtype=bool)
+CONSONANT_CLASSES[[0, 3, 4, 7, 8, 9]] = True
+DISSONANT_CLASSES = np.zeros(PITCH_CLASSES, dtype=bool)
+DISSONANT_CLASSES[[1, 2, 6, 10, 11]] = True  # the perfect fourth (5) counts as neither
+PERFECT_CLASSES = (0, 7)
+
+SCALES = np.stack([scale_mask(False), scale_mask(True)])  # (2, 12): major, minor
+
+
+# --- helpers -----------------------------------------------------------------------------------
+def _rows(x: RewardInputs) -> np.ndarray:
+    return np.arange(len(x.t))
+
+
+def _at(values: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """values[n, t[n]] for each row; t must be in range."""
+    return values[np.arange(len(t)), t]
+
+
+def _previous_onsets(events: np.ndarray, before: np.ndarray, k: int) -> np.ndarray:
+    """(N, k) step indices of the last k onsets strictly before ``before`` (latest first), -1."""
+    n, steps = events.shape
+    cols = np.arange(steps)
+    onset = events >= 0
+    limit = np.asarray(before)
+    out = np.full((n, k), -1, dtype=np.int64)
+    for i in range(k):
+        idx = np.where(onset & (cols < limit[:, None]), cols, -1).max(axis=1)
+        out[:, i] = idx
+        limit = np.where(idx >= 0, idx, -1)
+    return out
+
+
+def _prev(x: RewardInputs, k: int) -> np.ndarray:
+    """(N, k) steps of the last k agent onsets before step t (latest first), -1 if none."""
+    cached = x.previous_onsets
+    if cached is not None and cached.shape[1] >= k:
+        return cached[:, :k]
+    return _previous_onsets(x.agent_events, x.t, k)
+
+
+HISTORY_ONSETS = 4
+
+
+def with_history(x: RewardInputs) -> RewardInputs:
+    """The same inputs with the ``previous_onsets`` cache filled (what the rules need)."""
+    return x._replace(previous_onsets=_previous_onsets(x.agent_events, x.t, HISTORY_ONSETS))
+
+
+def _pitch_at(events: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """events[n, idx[n, j]] where idx >= 0, else -1; idx (N, k)."""
+    picked = np.take_along_axis(events, np.maximum(idx, 0), axis=1)
+    return np.where(idx >= 0, picked, -1)
+
+
+def _onset_now(x: RewardInputs) -> tuple[np.ndarray, np.ndarray]:
+    """(pitch at step t, onset at step t) for each row."""
+    pitch = _at(x.agent_events, x.t)
+    return pitch, pitch >= 0
+
+
+def _in_key(pitch: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    return SCALES[np.asarray(minor, dtype=np.int64), np.mod(pitch, PITCH_CLASSES)]
+
+
+def _bar_end(x: RewardInputs) -> np.ndarray:
+    return (x.t + 1) % x.steps_per_bar == 0
+
+
+def _last_bar(events: np.ndarray, t: np.ndarray, steps_per_bar: int) -> np.ndarray:
+    """(N, steps_per_bar) events of the bar ending at step t; steps before 0 read as HOLD."""
+    cols = t[:, None] - steps_per_bar + 1 + np.arange(steps_per_bar)
+    bar = np.take_along_axis(events, np.maximum(cols, 0), axis=1)
+    return np.where(cols >= 0, bar, HOLD_EVENT)
+
+
+def _distinct_pitches(events: np.ndarray) -> np.ndarray:
+    """(N,) number of distinct onset pitches per row of (N, L) events."""
+    p = np.sort(np.where(events >= 0, events, -1), axis=1)
+    new = (p >= 0) & np.concatenate([np.ones((len(p), 1), bool), p[:, 1:] != p[:, :-1]], axis=1)
+    return new.sum(axis=1)
+
+
+def _contour_codes(events: np.ndarray) -> np.ndarray:
+    """(N, L) per step: 0 no onset, else 2 + sign(pitch - previous onset pitch) (first note 2)."""
+    steps = events.shape[1]
+    onset = events >= 0
+    idx = np.maximum.accumulate(np.where(onset, np.arange(steps), -1), axis=1)
+    last_pitch = np.where(idx >= 0, np.take_along_axis(events, np.maximum(idx, 0), axis=1), -1)
+    previous = np.concatenate([np.full((len(events), 1), -1), last_pitch[:, :-1]], axis=1)
+    direction = np.where(previous >= 0, np.sign(events - previous), 0)
+    return np.where(onset, 2 + direction, 0)
+
+
+def _best_bar_match(agent_bar: np.ndarray, call_bars: np.ndarray) -> np.ndarray:
+    """Max over call bars of |agree| / |either|: agent_bar (N, S) codes, call_bars (N, B, S).
+
+    Codes are 0 for "no onset" and positive otherwise; two steps agree when both are the same
+    positive code. A row whose agent bar has no onset scores 0.
+    """
+    a = agent_bar[:, None, :]
+    agree = ((a == call_bars) & (a > 0)).sum(axis=2)
+    either = ((a > 0) | (call_bars > 0)).sum(axis=2)
+    score = np.where(either > 0, agree / np.maximum(either, 1), 0.0)
+    return np.where((agent_bar > 0).any(axis=1), score.max(axis=1), 0.0)
+
+
+# --- theory rules ------------------------------------------------------------------------------
+def in_key(x: RewardInputs) -> np.ndarray:
+    """RL Tuner: a note outside the key (major / minor scale_mask) is penalised."""
+    pitch, onset = _onset_now(x)
+    return np.where(onset & ~_in_key(pitch, x.minor), OUT_OF_KEY_PENALTY, 0.0)
+
+
+def tonic_start(x: RewardInputs) -> np.ndarray:
+    """RL Tuner: the first note of the turn on the tonic is rewarded."""
+    pitch, onset = _onset_now(x)
+    first = _prev(x, 1)[:, 0] < 0
+    tonic = np.mod(pitch, PITCH_CLASSES) == 0
+    return np.where(onset & first & tonic, TONIC_START_REWARD, 0.0)
+
+
+def tonic_end(x: RewardInputs) -> np.ndarray:
+    """RL Tuner: at the last step, reward a phrase whose last note is the tonic, in the last bar."""
+    last_step = x.t == x.turn_steps - 1
+    now = _at(x.agent_events, x.t) >= 0
+    last = np.where(now, x.t, _prev(x, 1)[:, 0])
+    pitch = _pitch_at(x.agent_events, last[:, None])[:, 0]
+    in_last_bar = last >= x.turn_steps - x.steps_per_bar
+    ok = last_step & (last >= 0) & in_last_bar & (np.mod(pitch, PITCH_CLASSES) == 0)
+    return np.where(ok, TONIC_END_REWARD, 0.0)
+
+
+def repetition(x: RewardInputs) -> np.ndarray:
+    """No excessive repetition: a note whose previous MAX_REPEATED_ONSETS onsets all had its pitch.
+
+    Counts onsets only (holds and rests in between do not count as repeats: RL Tuner's version
+    fired on long holds).
+    """
+    pitch, onset = _onset_now(x)
+    previous = _pitch_at(x.agent_events, _prev(x, MAX_REPEATED_ONSETS))
+    excessive = onset & (previous == pitch[:, None]).all(axis=1)
+    return np.where(excessive, REPETITION_PENALTY, 0.0)
+
+
+def leap_resolution(x: RewardInputs) -> np.ndarray:
+    """After a leap over a fifth, the next note should move back by step (opposite direction)."""
+    pitch, onset = _onset_now(x)
+    prev = _pitch_at(x.agent_events, _prev(x, 2))  # (N, 2)
+    leap = prev[:, 0] - prev[:, 1]
+    had_leap = onset & (prev[:, 1] >= 0) & (np.abs(leap) >= LEAP_MIN_SEMITONES)
+    move = pitch - prev[:, 0]
+    resolved = (np.sign(move) == -np.sign(leap)) & (np.abs(move) <= STEP_MAX_SEMITONES)
+    return np.where(
+        had_leap, np.where(resolved, LEAP_RESOLVED_REWARD, LEAP_UNRESOLVED_PENALTY), 0.0
+    )
+
+
+def preferred_intervals(x: RewardInputs) -> np.ndarray:
+    """RL Tuner's melodic interval preferences; diatonic thirds and fifths score extra."""
+    pitch, onset = _onset_now(x)
+    prev = _pitch_at(x.agent_events, _prev(x, 1))[:, 0]
+    has_interval = onset & (prev >= 0)
+    interval = np.abs(pitch - prev)
+    base = np.where(interval > 12, BEYOND_OCTAVE_PENALTY, INTERVAL_REWARD[np.minimum(interval, 12)])
+    diatonic = _in_key(pitch, x.minor) & _in_key(prev, x.minor)
+    base = np.where(diatonic & ((interval == 3) | (interval == 4)), DIATONIC_THIRD_REWARD, base)
+    base = np.where(diatonic & (interval == 7), DIATONIC_FIFTH_REWARD, base)
+    return np.where(has_interval, base, 0.0)
+
+
+def motif(x: RewardInputs) -> np.ndarray:
+    """RL Tuner: a bar with at least three distinct pitches is a motif; scored at bar ends."""
+    end = _bar_end(x)
+    out = np.zeros(len(x.t))
+    rows = np.flatnonzero(end)
+    if len(rows):
+        bar = _last_bar(x.agent_events[rows], x.t[rows], x.steps_per_bar)
+        distinct = _distinct_pitches(bar)
+        bonus = MOTIF_EXTRA_PITCH_BONUS * np.minimum(distinct - MOTIF_MIN_DISTINCT_PITCHES, 5)
+        out[rows] = np.where(distinct >= MOTIF_MIN_DISTINCT_PITCHES, MOTIF_REWARD + bonus, 0.0)
+    return out
+
+
+def repeated_motif(x: RewardInputs) -> np.ndarray:
+    """A motif (bar ending at t) that repeats, possibly transposed, a bar-long stretch of the turn
+    that ended before it started: same onset steps, same intervals. Scored at bar ends."""
+    spb = x.steps_per_bar
+    out = np.zeros(len(x.t))
+    rows = np.flatnonzero(_bar_end(x) & (x.t + 1 >= 2 * spb))
+    if not len(rows):
+        return out
+    events = x.agent_events[rows]
+    t = x.t[rows]
+    bar = _last_bar(events, t, spb)  # (R, S)
+    is_motif = _distinct_pitches(bar) >= MOTIF_MIN_DISTINCT_PITCHES
+    windows = np.lib.stride_tricks.sliding_window_view(events, spb, axis=1)  # (R, T-S+1, S)
+    starts = np.arange(windows.shape[1])
+    earlier = starts[None, :] + spb <= (t - spb + 1)[:, None]  # ends before the bar starts
+    bar_onset = bar[:, None, :] >= 0
+    same_rhythm = ((windows >= 0) == bar_onset).all(axis=2)
+    shift = np.where(bar_onset, windows - bar[:, None, :], 0)
+    lo = np.where(bar_onset, shift, 999).min(axis=2)
+    hi = np.where(bar_onset, shift, -999).max(axis=2)
+    match = earlier & same_rhythm & (lo == hi)
+    out[rows] = np.where(is_motif & match.any(axis=1), REPEATED_MOTIF_REWARD, 0.0)
+    return out
+
+
+def high_low_unique(x: RewardInputs) -> np.ndarray:
+    """RL Tuner: at the last step, reward a unique highest note and a unique lowest note."""
+    out = np.zeros(len(x.t))
+    rows = np.flatnonzero(x.t == x.turn_steps - 1)
+    if not len(rows):
+        return out
+    events = x.agent_events[rows]
+    onset = (events >= 0) & (np.arange(events.shape[1])[None, :] <= x.t[rows, None])
+    enough = onset.sum(axis=1) >= HIGH_LOW_MIN_NOTES
+    high = np.where(onset, events, -1).max(axis=1)
+    low = np.where(onset, events, 999).min(axis=1)
+    n_high = (onset & (events == high[:, None])).sum(axis=1)
+    n_low = (onset & (events == low[:, None])).sum(axis=1)
+    score = HIGH_LOW_UNIQUE_REWARD * ((n_high == 1).astype(float) + (n_low == 1))
+    out[rows] = np.where(enough, score, 0.0)
+    return out
+
+
+THEORY_RULES: dict[str, Callable[[RewardInputs], np.ndarray]] = {
+    "in_key": in_key,
+    "tonic_start": tonic_start,
+    "tonic_end": tonic_end,
+    "repetition": repetition,
+    "leap_resolution": leap_resolution,
+    "preferred_intervals": preferred_intervals,
+    "motif": motif,
+    "repeated_motif": repeated_motif,
+    "high_low_unique": high_low_unique,
+}
+
+
+# --- play rules: answer episodes ---------------------------------------------------------------
+def _call_bars(x: RewardInputs, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    return codes.reshape(len(rows), -1, x.steps_per_bar)
+
+
+def echo_rhythm(x: RewardInputs) -> np.ndarray:
+    """Answer: at each bar end, the onset steps of the agent's bar against the call's most
+    similar bar (|both| / |either|, 0..1)."""
+    out = np.zeros(len(x.t))
+    rows = np.flatnonzero(x.answering & _bar_end(x))
+    if len(rows):
+        bar = (_last_bar(x.agent_events[rows], x.t[rows], x.steps_per_bar) >= 0).astype(int)
+        call = (x.call_events[rows] >= 0).astype(int)
+        out[rows] = ECHO_RHYTHM_REWARD * _best_bar_match(bar, _call_bars(x, rows, call))
+    return out
+
+
+def echo_contour(x: RewardInputs) -> np.ndarray:
+    """Answer: at each bar end, rhythm and melodic direction (up / same / down at each onset)
+    of the agent's bar against the call's most similar bar (0..1)."""
+    out = np.zeros(len(x.t))
+    rows = np.flatnonzero(x.answering & _bar_end(x))
+    if len(rows):
+        codes = _contour_codes(x.agent_events[rows])
+        bar = _last_bar(codes, x.t[rows], x.steps_per_bar)
+        bar = np.where(bar == HOLD_EVENT, 0, bar)  # steps before the turn: no onset
+        call = _contour_codes(x.call_events[rows])
+        out[rows] = ECHO_CONTOUR_REWARD * _best_bar_match(bar, _call_bars(x, rows, call))
+    return out
+
+
+def call_pitch_classes(x: RewardInputs) -> np.ndarray:
+    """Answer: a note whose pitch class the call used (stay in the call's key and colour)."""
+    pitch, onset = _onset_now(x)
+    call = x.call_events
+    used = (call >= 0) & (np.mod(call, PITCH_CLASSES) == np.mod(pitch, PITCH_CLASSES)[:, None])
+    return np.where(x.answering & onset & used.any(axis=1), CALL_PITCH_CLASS_REWARD, 0.0)
+
+
+def silent_while_player_plays(x: RewardInputs) -> np.ndarray:
+    """Answer: the agent sounding while the player sounds is penalised (live, it yields)."""
+    both = (_at(x.agent_sounding, x.t) >= 0) & (_at(x.player_sounding, x.t) >= 0)
+    return np.where(x.answering & both, OVERLAP_PENALTY, 0.0)
+
+
+def answers_at_all(x: RewardInputs) -> np.ndarray:
+    """Answer: at the last step, a turn with fewer than MIN_ANSWER_NOTES notes is penalised."""
+    last_step = x.t == x.turn_steps - 1
+    notes = (x.agent_events >= 0).sum(axis=1)  # steps after t are HOLD
+    return np.where(x.answering & last_step & (notes < MIN_ANSWER_NOTES), NO_ANSWER_PENALTY, 0.0)
+
+
+# --- play rules: duet episodes -----------------------------------------------------------------
+def consonance(x: RewardInputs) -> np.ndarray:
+    """Duet: when either part starts a note, the vertical interval to the other part's sounding
+    note should be consonant (3rds, 6ths, 5th, unison/octave); 2nds, 7ths, tritone penalised."""
+    agent = _at(x.agent_sounding, x.t)
+    player = _at(x.player_sounding, x.t)
+    attack = (_at(x.agent_events, x.t) >= 0) | _at(x.player_onset, x.t)
+    both = (agent >= 0) & (player >= 0) & attack & ~x.answering
+    ic = np.mod(agent - player, PITCH_CLASSES)
+    score = np.where(CONSONANT_CLASSES[ic], CONSONANT_REWARD, 0.0)
+    score = np.where(DISSONANT_CLASSES[ic], DISSONANT_PENALTY, score)
+    return np.where(both, score, 0.0)
+
+
+def parallel_perfects(x: RewardInputs) -> np.ndarray:
+    """Duet: both parts move in the same direction from one fifth (or unison / octave) into the
+    same perfect interval: parallel fifths or octaves."""
+    prev_t = np.maximum(x.t - 1, 0)
+    a0, a1 = _at(x.agent_sounding, prev_t), _at(x.agent_sounding, x.t)
+    p0, p1 = _at(x.player_sounding, prev_t), _at(x.player_sounding, x.t)
+    sounding = (x.t >= 1) & (a0 >= 0) & (a1 >= 0) & (p0 >= 0) & (p1 >= 0)
+    same_way = (np.sign(a1 - a0) == np.sign(p1 - p0)) & (a1 != a0)
+    ic0 = np.mod(a0 - p0, PITCH_CLASSES)
+    ic1 = np.mod(a1 - p1, PITCH_CLASSES)
+    perfect = np.isin(ic1, PERFECT_CLASSES) & (ic0 == ic1)
+    return np.where(~x.answering & sounding & same_way & perfect, PARALLEL_PERFECT_PENALTY, 0.0)
+
+
+def room_for_player(x: RewardInputs) -> np.ndarray:
+    """Duet: a note the agent starts while the player is busy (player onsets in the last beat,
+    this step included) is penalised per player onset: leave room, fill the gaps."""
+    _, onset = _onset_now(x)
+    cols = x.t[:, None] - BUSY_WINDOW_STEPS + 1 + np.arange(BUSY_WINDOW_STEPS)
+    busy = (np.take_along_axis(x.player_onset, np.maximum(cols, 0), axis=1) & (cols >= 0)).sum(1)
+    return np.where(~x.answering & onset, BUSY_PLAYER_PENALTY_PER_ONSET * busy, 0.0)
+
+
+PLAY_RULES: dict[str, Callable[[RewardInputs], np.ndarray]] = {
+    "echo_rhythm": echo_rhythm,
+    "echo_contour": echo_contour,
+    "call_pitch_classes": call_pitch_classes,
+    "silent_while_player_plays": silent_while_player_plays,
+    "answers_at_all": answers_at_all,
+    "consonance": consonance,
+    "parallel_perfects": parallel_perfects,
+    "room_for_player": room_for_player,
+}
+
+
+# --- the total ---------------------------------------------------------------------------------
+def compute_reward(
+    x: RewardInputs, weights: RewardWeights, style_log_prob: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(N,) total reward and the per-term arrays.
+
+    ``style_log_prob`` is log p_style(a | s) of each chosen action (N,), or None (term 0).
+    Terms: ``style``, ``theory``, ``play`` (unweighted sums) and ``theory/<rule>``,
+    ``play/<rule>`` for each rule, all (N,) float64.
+    """
+    terms: dict[str, np.ndarray] = {}
+    if x.previous_onsets is None:
+        x = with_history(x)
+    theory = np.zeros(len(x.t))
+    for name, rule in THEORY_RULES.items():
+        value = rule(x)
+        terms[f"theory/{name}"] = value
+        theory = theory + value
+    play = np.zeros(len(x.t))
+    for name, rule in PLAY_RULES.items():
+        value = rule(x)
+        terms[f"play/{name}"] = value
+        play = play + value
+    style = np.zeros(len(x.t)) if style_log_prob is None else np.asarray(style_log_prob, float)
+    terms["style"] = style
+    terms["theory"] = theory
+    terms["play"] = play
+    total = weights.w_style * style + weights.w_theory * theory + weights.w_play * play
+    return total, terms
+
+
+def melody_inputs(
+    agent_events: np.ndarray,
+    t: int,
+    *,
+    minor: bool = False,
+    answering: bool = True,
+    player_events: np.ndarray | None = None,
+    call_events: np.ndarray | None = None,
+    steps_per_bar: int = 16,
+) -> RewardInputs:
+    """RewardInputs for one hand-made melody at step t (a batch of one).
+
+    ``agent_events`` is the agent's whole turn (key-relative grid events); steps after t are
+    blanked so rules see only the past. ``player_events`` defaults to silence, ``call_events``
+    to one silent bar.
+    """
+    from exports.grid import sounding_pitches
+
+    events = np.asarray(agent_events, dtype=np.int64).copy()
+    steps = len(events)
+    events[t + 1 :] = HOLD_EVENT
+    player = (
+        np.full(steps, HOLD_EVENT, np.int64) if player_events is None else np.asarray(player_events)
+    )
+    call = np.full(steps_per_bar, HOLD_EVENT, np.int64) if call_events is None else call_events
+    return RewardInputs(
+        agent_events=events[None],
+        agent_sounding=sounding_pitches(events)[None],
+        player_sounding=sounding_pitches(player)[None],
+        player_onset=(player >= 0)[None],
+        call_events=np.asarray(call, dtype=np.int64)[None],
+        t=np.array([t]),
+        turn_steps=np.array([steps]),
+        minor=np.array([minor]),
+        answering=np.array([answering]),
+        steps_per_bar=steps_per_bar,
+    )
+
+
+def score_melody(
+    rule: Callable[[RewardInputs], np.ndarray], agent_events: np.ndarray, **kwargs: Any
+) -> np.ndarray:
+    """(T,) the rule's value at each step of one melody (see ``melody_inputs`` for kwargs)."""
+    return np.array(
+        [float(rule(melody_inputs(agent_events, t, **kwargs))[0]) for t in range(len(agent_events))]
+    )
