@@ -84,7 +84,8 @@ def decision_latency(
     )
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
+    """The first line of an error message (at most 160 characters), or its type."""
     text = str(err).strip()
     return text.splitlines()[0][:160] if text else type(err).__name__
 
@@ -118,7 +119,7 @@ def _probe(session: Any, spec: Spec, name: str) -> None:
     except Exception as err:  # onnxruntime raises its own types for a graph that cannot run
         raise ModelError(
             f"{name}: the model does not run on a (1, {spec.state_dim}) state "
-            f"({_first_line(err)}); {EXPORT_FIX}"
+            f"({first_line(err)}); {EXPORT_FIX}"
         ) from err
     if q.shape != (1, spec.n_actions):
         raise ModelError(
@@ -152,7 +153,7 @@ def load_model(path: str | Path, threads: int = 1) -> PolicyModel:
         )
     except Exception as err:  # onnxruntime raises its own types for every kind of bad file
         raise ModelError(
-            f"{path.name} is not a readable ONNX model ({_first_line(err)}); {EXPORT_FIX}"
+            f"{path.name} is not a readable ONNX model ({first_line(err)}); {EXPORT_FIX}"
         ) from err
     metadata = ModelMetadata.from_props(
         dict(session.get_modelmeta().custom_metadata_map), source=path.name

@@ -29,7 +29,7 @@ import numpy as np
 
 from exports.errors import ConfigError, ModelError
 from exports.metadata import INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, ModelMetadata
-from exports.model_file import DecisionLatency, decision_latency, load_model
+from exports.model_file import DecisionLatency, decision_latency, first_line, load_model
 
 MIN_OPSET = 17
 PRECISION_KEY = METADATA_PREFIX + "weights_precision"
@@ -109,20 +109,20 @@ def _check_states(states: np.ndarray, state_dim: int, what: str) -> np.ndarray:
 
 def _onnx_bytes(module: Any, example: Any, opset: int, exporter: Exporter) -> bytes:
     """Serialize ``module`` with a dynamic batch axis; the model proto as bytes."""
-    import io
+    import tempfile
 
     import torch
 
     if exporter == "torchscript":
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
+        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
             # torch 2.13 warns that the TorchScript exporter is deprecated; see the module doc.
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
+            raw_path = Path(folder) / "raw.onnx"
             torch.onnx.export(
                 module,
                 (example,),
-                buffer,
+                raw_path,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
@@ -130,18 +130,22 @@ def _onnx_bytes(module: Any, example: Any, opset: int, exporter: Exporter) -> by
                 do_constant_folding=True,
                 dynamo=False,
             )
-        return buffer.getvalue()
+            return raw_path.read_bytes()
     if exporter == "dynamo":
-        program = torch.onnx.export(
-            module,
-            (example,),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
-            opset_version=opset,
-            dynamo=True,
-            verbose=False,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch-internal pytree deprecations
+            program = torch.onnx.export(
+                module,
+                (example,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                opset_version=opset,
+                dynamo=True,
+                verbose=False,
+            )
+        if program is None:  # only with dynamo=False and a file to write
+            raise ModelError("the dynamo exporter returned no ONNX program; use 'torchscript'")
         return program.model_proto.SerializeToString()
     raise ConfigError(f"exporter must be 'torchscript' or 'dynamo', got {exporter!r}")
 
@@ -189,11 +193,20 @@ def export_onnx(
                 f"with the spec's state_dim and n_actions"
             )
         example = torch.from_numpy(states[:1]).to(device)
-        proto = onnx.load_from_string(_onnx_bytes(module, example, opset, exporter))
+        try:
+            proto = onnx.load_from_string(_onnx_bytes(module, example, opset, exporter))
+            _set_metadata(proto, metadata.to_props())
+            onnx.checker.check_model(proto)
+        except (ModelError, ConfigError):
+            raise
+        except Exception as err:  # torch and onnx raise many types; the first line says which
+            other = "dynamo" if exporter == "torchscript" else "torchscript"
+            raise ModelError(
+                f"torch could not export the network with the {exporter} exporter "
+                f"({first_line(err)}); try exporter={other!r}, or use Linear/ReLU layers"
+            ) from err
     finally:
         module.train(was_training)
-    _set_metadata(proto, metadata.to_props())
-    onnx.checker.check_model(proto)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_path(path)
     try:
