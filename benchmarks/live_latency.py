@@ -124,8 +124,8 @@ def measure_grid(
         probe.jack_recorder("deepjam-grid-probe") as recorder,
         probe.run_jam(args, env=server_env) as jam,
     ):
-        recorder.wait_for_port("deepjam:deepjam out")
-        recorder.connect_from("deepjam:deepjam out")
+        recorder.wait_for_port("deepjam-out:deepjam out")
+        recorder.connect_from("deepjam-out:deepjam out")
         time.sleep(seconds)
         onsets = recorder.note_ons()
     stats = [line for line in jam.lines if "stopped:" in line]

@@ -90,10 +90,11 @@ def run(args: argparse.Namespace) -> int:
 
     from exports.model_file import load_model
     from live_agent.clock import RealClock
+    from live_agent.controls import ModelSlots
+    from live_agent.engine import Session
     from live_agent.midi_io import MidiInput, MidiOutput
     from live_agent.options import options_from_args
     from live_agent.ports import resolve_api
-    from live_agent.scheduler import Session
     from live_agent.watchdog import PortWatchdog
 
     options = options_from_args(args)
@@ -123,6 +124,12 @@ def run(args: argparse.Namespace) -> int:
         midi_in = MidiInput(inbox, api, args.input, virtual=args.virtual or args.input is None)
         midi_out = MidiOutput(api, args.output, virtual=args.virtual or args.output is None)
         session = Session(policy, options, midi_out, RealClock(), inbox)
+        session.warm_up()
+        if session.controls.model_slots:
+            slots = ModelSlots(
+                session.controls.model_slots, load_model, session.swap_policy, on_error=_log
+            )
+            session.program_handler = slots.program_change
         if not args.no_watchdog:
             watchdog = PortWatchdog(midi_in, midi_out, _log)
             watchdog.start()
@@ -152,10 +159,13 @@ def run(args: argparse.Namespace) -> int:
         if watchdog is not None:
             watchdog.stop()
         if midi_out is not None:
-            midi_out.panic()
+            if midi_out.sounding or (worker is not None and worker.is_alive()):
+                midi_out.panic()  # the session could not close its notes: end them here
             midi_out.close()
         if midi_in is not None:
             midi_in.close()
+        if session is not None and session.recorder is not None and options.record is not None:
+            _log(f"recorded both parts to {session.recorder.write(options.record)}")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if midi_in is not None and midi_out is not None:

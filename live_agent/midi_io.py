@@ -27,6 +27,10 @@ ACTIVE_SENSING = 0xFE
 ALL_SOUND_OFF = 120
 ALL_NOTES_OFF = 123
 MIDI_CHANNELS = 16
+# python-rtmidi makes one client per port; distinct names keep JACK from renaming the second
+# one ("deepjam-01"), so the ports are "deepjam-in:deepjam in" and "deepjam-out:deepjam out".
+INPUT_CLIENT_NAME = "deepjam-in"
+OUTPUT_CLIENT_NAME = "deepjam-out"
 
 
 class MidiInput:
@@ -42,7 +46,7 @@ class MidiInput:
         api: int,
         wanted: str | None,
         virtual: bool = False,
-        client_name: str = "deepjam",
+        client_name: str = INPUT_CLIENT_NAME,
     ) -> None:
         self.inbox = inbox
         self.api = api
@@ -104,7 +108,7 @@ class MidiOutput:
         api: int,
         wanted: str | None,
         virtual: bool = False,
-        client_name: str = "deepjam",
+        client_name: str = OUTPUT_CLIENT_NAME,
     ) -> None:
         self.api = api
         self.wanted = wanted
@@ -185,8 +189,10 @@ class MidiOutput:
         all-notes-off, whatever the scheduler thread is doing.
         """
         with self._lock:
+            if self.closing:
+                return
             self.closing = True
-        self.panic()
+            self.panic()
 
     def reopen(self) -> None:
         """Open the port again (the peer came back), then end any note it may still hold."""

@@ -1,0 +1,211 @@
+"""`deepjam jam` as a subprocess on a real JACK server, played by a separate JACK client.
+
+The model is the scale fixture (tests/conftest.py): greedy, it starts the key-relative C-major
+degree of its bar position on every 16th, so its notes must land in the player's key.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from jack_probe import (
+    ALL_NOTES_OFF,
+    CONTROL_CHANGE,
+    NOTE_OFF,
+    NOTE_ON,
+    JackRecorder,
+    Received,
+    grid_deviation_ms,
+    jack_recorder,
+    run_jam,
+)
+
+from exports.errors import ModelError
+
+DEEPJAM_IN = "deepjam-in:deepjam in"
+DEEPJAM_OUT = "deepjam-out:deepjam out"
+E_FLAT_MAJOR = {3, 5, 7, 8, 10, 0, 2}
+ALL_OFF_WITHIN_NS = 50_000_000
+
+
+def _jam_args(model: Path, *extra: str) -> list[str]:
+    return ["--model", str(model), "--temperature", "0", "--virtual", "--api", "jack", *extra]
+
+
+def _patch(recorder: JackRecorder) -> None:
+    recorder.wait_for_port(DEEPJAM_OUT)
+    recorder.connect_from(DEEPJAM_OUT)
+    recorder.connect_to(DEEPJAM_IN)
+    time.sleep(0.05)
+
+
+def _play(recorder: JackRecorder, notes: list[tuple[int, float]]) -> None:
+    """Play (pitch, seconds) legato-ish, to absolute deadlines (no drift)."""
+    deadline = time.perf_counter()
+    for pitch, length_s in notes:
+        recorder.send((NOTE_ON, pitch, 96))
+        deadline += length_s * 0.9
+        time.sleep(max(0.0, deadline - time.perf_counter()))
+        recorder.send((NOTE_OFF, pitch, 0))
+        deadline += length_s * 0.1
+        time.sleep(max(0.0, deadline - time.perf_counter()))
+
+
+def _sounding_after(events: list[Received]) -> set[tuple[int, int]]:
+    """(channel, pitch) still on after replaying ``events`` (CC 123 ends a channel's notes)."""
+    on: set[tuple[int, int]] = set()
+    for e in events:
+        status, channel = e.data[0] & 0xF0, e.data[0] & 0x0F
+        if status == NOTE_ON and e.data[2] > 0:
+            on.add((channel, e.data[1]))
+        elif status in (NOTE_OFF, NOTE_ON):
+            on.discard((channel, e.data[1]))
+        elif status == CONTROL_CHANGE and e.data[1] == ALL_NOTES_OFF:
+            on = {n for n in on if n[0] != channel}
+    return on
+
+
+def test_missing_default_model_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from live_agent import jam_command
+
+    monkeypatch.setattr(jam_command, "DEFAULT_MODEL", tmp_path / "models" / "default.onnx")
+    with pytest.raises(
+        ModelError, match=r"default model .*default.onnx is not installed; pass --model"
+    ):
+        jam_command.resolve_model_path(None)
+    assert jam_command.resolve_model_path(tmp_path / "x.onnx") == tmp_path / "x.onnx"
+
+
+@pytest.mark.jack
+def test_unknown_input_port_fails_in_one_line(jack_server, scale_model_path: Path) -> None:  # type: ignore[no-untyped-def]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "live_agent.cli",
+            "jam",
+            *_jam_args(scale_model_path)[:4],
+            "--input",
+            "nosuch-keyboard",
+            "--api",
+            "jack",
+        ],
+        capture_output=True,
+        text=True,
+        env=jack_server.env,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("deepjam jam: error")]
+    assert len(errors) == 1 and "no MIDI input matches 'nosuch-keyboard'; available: [" in errors[0]
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_answers_a_phrase_in_its_key_on_the_grid(jack_server, scale_model_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bpm = 150.0
+    step_s = 60.0 / bpm / 4
+    args = _jam_args(
+        scale_model_path,
+        "--mode",
+        "answer",
+        "--bpm",
+        str(bpm),
+        "--silence-steps",
+        "4",
+        "--answer-bars",
+        "1",
+    )
+    # E-flat major, tonic triad stressed: Eb G Bb Eb' D F Ab G F Eb (eighth notes, long tonic).
+    phrase = [
+        (63, 0.2),
+        (67, 0.2),
+        (70, 0.2),
+        (75, 0.2),
+        (74, 0.2),
+        (77, 0.2),
+        (68, 0.2),
+        (67, 0.2),
+        (65, 0.2),
+        (63, 0.6),
+    ]
+    with jack_recorder("phrase-player") as recorder, run_jam(args, env=jack_server.env) as jam:
+        _patch(recorder)
+        _play(recorder, phrase)
+        phrase_end_frame = recorder.client.frame_time
+        time.sleep(2.0)
+        answer = [e for e in recorder.note_ons() if e.frame > phrase_end_frame]
+    assert len(answer) >= 4, jam.stderr_text()
+    pitch_classes = {e.data[1] % 12 for e in answer}
+    assert pitch_classes <= E_FLAT_MAJOR, (
+        f"answer {[e.data[1] for e in answer]} is not in E-flat major"
+    )
+    onsets_s = np.array([e.frame for e in answer], dtype=np.float64) / recorder.sample_rate
+    steps = np.diff(onsets_s) / step_s
+    assert np.all(np.abs(steps - np.round(steps)) < 0.15), f"inter-onset steps {steps}"
+    assert np.percentile(grid_deviation_ms(onsets_s, step_s), 50) < 6.0
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_follows_a_midi_clock(jack_server, scale_model_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clock_bpm = 100.0  # not the --bpm below: the notes must follow the clock
+    tick_s = 60.0 / clock_bpm / 24
+    args = _jam_args(scale_model_path, "--mode", "duet", "--clock", "midi", "--bpm", "140")
+    with jack_recorder("clock-source") as recorder, run_jam(args, env=jack_server.env) as jam:
+        _patch(recorder)
+        recorder.send((0xFA,))  # Start
+        deadline = time.perf_counter()
+        for _ in range(24 * 4):  # one bar
+            recorder.send((0xF8,))
+            deadline += tick_s
+            time.sleep(max(0.0, deadline - time.perf_counter()))
+        recorder.send((0xFC,))  # Stop
+        stop_frame = recorder.client.frame_time
+        time.sleep(0.4)
+        events = list(recorder.events)
+    onsets = [
+        e for e in events if len(e.data) == 3 and e.data[0] & 0xF0 == NOTE_ON and e.data[2] > 0
+    ]
+    assert len(onsets) >= 8, jam.stderr_text()
+    intervals_s = np.diff([e.frame for e in onsets]) / recorder.sample_rate
+    assert abs(float(np.median(intervals_s)) - 6 * tick_s) < 0.012, intervals_s
+    late = [e for e in onsets if e.frame > stop_frame + 0.1 * recorder.sample_rate]
+    assert late == [], "notes started after the clock stopped"
+    assert _sounding_after(events) == set(), "a note was left on after Stop"
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_note_leaves_nothing_sounding(
+    jack_server, scale_model_path: Path, signum: int
+) -> None:  # type: ignore[no-untyped-def]
+    args = _jam_args(scale_model_path, "--mode", "duet", "--bpm", "120")
+    with jack_recorder("signal-listener") as recorder, run_jam(args, env=jack_server.env) as jam:
+        _patch(recorder)
+        deadline = time.monotonic() + 5
+        while len(recorder.note_ons()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(recorder.note_ons()) >= 4, jam.stderr_text()
+        # Mid-note: the model re-strikes every 16th, so a note always sounds; aim between steps.
+        time.sleep(0.04)
+        signalled_ns = time.perf_counter_ns()
+        jam.process.send_signal(signum)
+        jam.process.wait(timeout=10)
+        time.sleep(0.1)
+        events = list(recorder.events)
+    assert jam.process.returncode == 0, jam.stderr_text()
+    assert any("stopped:" in line for line in jam.lines), jam.stderr_text()
+    before = [e for e in events if e.time_ns <= signalled_ns]
+    assert _sounding_after(before), "expected a note sounding when the signal came"
+    by_deadline = [e for e in events if e.time_ns <= signalled_ns + ALL_OFF_WITHIN_NS]
+    assert _sounding_after(by_deadline) == set(), "notes still on 50 ms after the signal"
+    assert _sounding_after(events) == set()
