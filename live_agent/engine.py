@@ -88,6 +88,9 @@ class SessionStats:
     def steps(self) -> int:
         return self.timing.steps
 
+    def __str__(self) -> str:
+        return self.summary()
+
     def summary(self) -> str:
         """One line for the end of a session (times in microseconds)."""
         t = self.timing
@@ -142,6 +145,7 @@ class Session:
         """Absolute pitch the agent holds (register shift included), None when silent."""
         self._agent_onset = False
         self._closed = False
+        self._step_start_ns: int | None = None
 
     # --- public API -------------------------------------------------------------------------
 
@@ -218,7 +222,11 @@ class Session:
                     self._silence_agent()
                     self.stats.interruptions += 1
             else:
-                self.listener.note_off(message.a)
+                # A release stamped before the step began did not sound in it.
+                start = self._step_start_ns
+                self.listener.note_off(
+                    message.a, before_step=start is not None and event.time_ns <= start
+                )
         elif kind is Kind.CONTROL:
             self._control(event, message)
         elif kind is Kind.PROGRAM:
@@ -229,18 +237,23 @@ class Session:
         else:
             self.stats.ignored[kind.value] += 1
 
-    def decide(self, step: int) -> None:
-        """Close the player's last step, and choose the agent's action for grid ``step``."""
+    def decide(self, step: int, boundary_ns: int | None = None) -> None:
+        """Close the player's last step, and choose the agent's action for grid ``step``, whose
+        boundary is at ``boundary_ns`` (None: not known yet, MIDI clock)."""
         self._close_step()
+        self._step_start_ns = boundary_ns
         with self._swap_lock:
             policy, self._next_policy = self._next_policy, None
         if policy is not None:
             self.decider.adopt(policy)
             self.stats.model_swaps += 1
             self._release_at_send = True
+        was_answering = getattr(self.mode, "answering", False)
         if not self.mode.plays(self._count):
             self._pending_action = None
             return
+        if getattr(self.mode, "answering", False) and not was_answering:
+            self.stats.answers += 1
         answering, progress = self.mode.context(self._count)
         o = self.options
         self._pending_action = self.decider.decide(

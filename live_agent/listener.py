@@ -185,8 +185,12 @@ class PlayerListener:
         self.step_onset = True
         self.pressed_step[pitch] = step
 
-    def note_off(self, pitch: int) -> None:
+    def note_off(self, pitch: int, before_step: bool = False) -> None:
+        """Release ``pitch``; ``before_step``: it was released before the open step began (the
+        step was opened a margin ahead of its boundary), so it did not sound in it."""
         self.held &= ~(1 << pitch)
+        if before_step:
+            self.step_sounding &= ~(1 << pitch)
         self.pressed_step.pop(pitch, None)
 
     def all_off(self) -> None:

@@ -48,7 +48,7 @@ class Target(Protocol):
 
     def handle(self, event: InputEvent, message: Message) -> None: ...
 
-    def decide(self, step: int) -> None: ...
+    def decide(self, step: int, boundary_ns: int | None) -> None: ...
 
     def send(self, step: int) -> None: ...
 
@@ -223,7 +223,7 @@ def run_internal(
             step += behind
             continue
         started = clock.now_ns()
-        target.decide(step)
+        target.decide(step, boundary)
         timing.add_decision(clock.now_ns() - started)
         wait_until = boundary if fast else boundary - SPIN_NS
         while True:
@@ -309,7 +309,7 @@ def run_midi_clock(
             if clock.now_ns() >= until:
                 started = clock.now_ns()
                 timing.add_wake(started - until)
-                target.decide(step)
+                target.decide(step, predicted)
                 timing.add_decision(clock.now_ns() - started)
                 decided = step
                 continue
@@ -328,7 +328,7 @@ def run_midi_clock(
                 continue
             if decided != boundary_step:
                 timing.late_steps += 1  # the tick came before the decision was made
-                target.decide(boundary_step)
+                target.decide(boundary_step, event.time_ns)
             decided = None
             timing.add_send(clock.now_ns() - event.time_ns)
             target.send(boundary_step)
@@ -350,3 +350,12 @@ def run_midi_clock(
             follower.song_position(message.a | (message.b << 7))
         else:
             target.handle(event, message)
+
+
+def __getattr__(name: str) -> object:
+    # ``from live_agent.scheduler import Session`` keeps working; the class lives in engine.py.
+    if name == "Session":
+        from live_agent.engine import Session
+
+        return Session
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

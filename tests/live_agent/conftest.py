@@ -36,15 +36,16 @@ class RecordingNoteSink:
     def send(self, data: tuple[int, ...]) -> None:
         self.events.append((self._now(), "send", tuple(data)))
 
-    def sounding(self) -> set[tuple[int, int]]:
-        """(channel, pitch) still on after replaying the events (CC 123 clears a channel)."""
+    def sounding(self, all_notes_off: bool = False) -> set[tuple[int, int]]:
+        """(channel, pitch) still on after replaying the events; ``all_notes_off``: count CC 123
+        as releasing its channel (by default every note must have had its own note-off)."""
         on: set[tuple[int, int]] = set()
         for event in self.events:
             if event[1] == "on":
                 on.add((event[2], event[3]))
             elif event[1] == "off":
                 on.discard((event[2], event[3]))
-            elif event[1] == "cc" and event[3] == 123:
+            elif event[1] == "cc" and event[3] == 123 and all_notes_off:
                 on = {n for n in on if n[0] != event[2]}
             elif event[1] == "send":
                 data = event[2]
@@ -79,11 +80,12 @@ class ScriptedPolicy:
 def make_onnx_model(
     path: Path, spec: Spec = DEFAULT_SPEC, hidden: tuple[int, ...] = (32,), seed: int = 0
 ) -> Path:
-    """A small random MLP Q-network written as a deepjam ONNX model (torch export + metadata)."""
-    import onnx
+    """A random MLP Q-network written with ``exports.onnx_writer.export_onnx`` (real metadata)."""
     import torch
 
-    from exports.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+    from exports.metadata import ModelMetadata
+    from exports.onnx_writer import export_onnx
+    from exports.state_samples import synthetic_states
 
     torch.manual_seed(seed)
     torch.set_num_threads(1)
@@ -93,25 +95,12 @@ def make_onnx_model(
         layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
         width = h
     layers.append(torch.nn.Linear(width, spec.n_actions))
-    net = torch.nn.Sequential(*layers).eval()
-    example = torch.zeros(1, spec.state_dim)
-    torch.onnx.export(
-        net,
-        (example,),
-        str(path),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-        dynamo=False,
-    )
-    model = onnx.load(str(path))
+    net = torch.nn.Sequential(*layers)
     metadata = ModelMetadata(
         spec=spec, reward_weights={"style": 1.0}, style_name="test-random", corpus={"name": "none"}
     )
-    for key, value in metadata.to_props().items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
+    states = synthetic_states(spec, 64, np.random.default_rng(seed))
+    export_onnx(net, metadata, path, states)
     return path
 
 

@@ -1,0 +1,221 @@
+"""Exact event lists of the live session, on a fake clock that jumps, with a scripted policy."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import pytest
+
+from exports.spec import DEFAULT_SPEC, HOLD, REST
+from live_agent.clock import FakeClock
+from live_agent.controls import ControlMap
+from live_agent.engine import Session
+from live_agent.options import JamOptions
+from tests.live_agent.conftest import MS, RecordingNoteSink, ScriptedPolicy, inbox_of
+
+STEP = 125 * MS  # a 16th at 120 bpm
+C4 = 60
+NOTE_C4 = DEFAULT_SPEC.action_for_pitch(60)
+NOTE_E4 = DEFAULT_SPEC.action_for_pitch(64)
+
+
+def run_session(
+    script: list[int],
+    events: list[tuple[int, tuple[int, ...]]],
+    steps: int,
+    **options: object,
+) -> tuple[Session, RecordingNoteSink, ScriptedPolicy]:
+    clock = FakeClock()
+    sink = RecordingNoteSink(clock)
+    policy = ScriptedPolicy(script)
+    values = {"bpm": 120.0, "temperature": 0.0, "seed": 0, **options}
+    session = Session(
+        policy,
+        JamOptions(**values),
+        sink,
+        clock,
+        inbox_of(events, close=False),  # type: ignore[arg-type]
+        controls=ControlMap(),
+    )
+    session.run(threading.Event(), until_step=steps, start_ns=0)
+    return session, sink, policy
+
+
+def test_duet_plays_on_the_grid_and_closes_every_note() -> None:
+    session, sink, _ = run_session([NOTE_C4, HOLD, NOTE_E4, REST], [], steps=8, mode="duet")
+    assert sink.events == [
+        (0 * STEP, "on", 0, 60, 90),
+        (2 * STEP, "off", 0, 60),
+        (2 * STEP, "on", 0, 64, 90),
+        (3 * STEP, "off", 0, 64),
+        (4 * STEP, "on", 0, 60, 90),
+        (6 * STEP, "off", 0, 60),
+        (6 * STEP, "on", 0, 64, 90),
+        (7 * STEP, "off", 0, 64),
+        (7 * STEP, "cc", 0, 123, 0),
+        (7 * STEP, "cc", 0, 120, 0),
+    ]
+    assert session.stats.decisions == 8
+    assert session.stats.late_steps == 0
+    assert sink.sounding() == set()
+
+
+def test_stop_closes_the_sounding_note_then_all_notes_off() -> None:
+    _, sink, _ = run_session([NOTE_C4, HOLD, HOLD], [], steps=3, mode="duet", channel=4)
+    assert sink.events == [
+        (0, "on", 4, 60, 90),
+        (2 * STEP, "off", 4, 60),  # still held at the end: the ledger releases it
+        (2 * STEP, "cc", 4, 123, 0),
+        (2 * STEP, "cc", 4, 120, 0),
+    ]
+
+
+def test_answer_starts_on_the_step_after_the_phrase_end_silence() -> None:
+    # The player holds C4 during steps 0 and 1 (released on boundary 2): the last sounding step
+    # is 1, steps 2..5 are the 4-step silence, the answer starts on step 6 and lasts one bar.
+    call = [(0, (0x90, C4, 100)), (2 * STEP, (0x80, C4, 0))]
+    session, sink, policy = run_session(
+        [NOTE_C4, HOLD, HOLD, HOLD], call, steps=26, mode="answer", silence_steps=4, answer_bars=1
+    )
+    ons = [e for e in sink.events if e[1] == "on"]
+    assert ons[0] == (6 * STEP, "on", 0, 60, 90)
+    assert [e[0] // STEP for e in ons] == [6, 10, 14, 18]
+    # The answer ends after 16 steps: its note is released on boundary 22, nothing after.
+    assert (22 * STEP, "off", 0, 60) in sink.events
+    assert all(e[0] <= 22 * STEP for e in sink.events if e[1] in ("on", "off"))
+    assert policy.calls == 16
+    assert session.stats.answers == 1
+    # The states said "answering" with progress 0 .. 15/16 (context: bar one-hot, minor, answering, progress)
+    progress = [s[0, -1] for s in policy.states]
+    assert progress[0] == 0.0 and progress[-1] == pytest.approx(15 / 16)
+    assert all(s[0, -2] == 1.0 for s in policy.states)
+    assert sink.sounding() == set()
+
+
+def test_answer_stops_at_once_when_the_player_resumes() -> None:
+    resume_ns = 9 * STEP + 30 * MS  # inside step 9, during the answer
+    call = [
+        (0, (0x90, C4, 100)),
+        (2 * STEP, (0x80, C4, 0)),
+        (resume_ns, (0x90, 62, 100)),
+        (resume_ns + 200 * MS, (0x80, 62, 0)),
+    ]
+    session, sink, _ = run_session(
+        [NOTE_E4, HOLD], call, steps=14, mode="answer", silence_steps=4, answer_bars=2
+    )
+    agent = [e for e in sink.events if e[1] in ("on", "off")]
+    assert agent == [
+        (6 * STEP, "on", 0, 64, 90),
+        (8 * STEP, "off", 0, 64),
+        (8 * STEP, "on", 0, 64, 90),
+        (resume_ns, "off", 0, 64),  # the moment the player's key went down
+    ]
+    assert session.stats.interruptions == 1
+
+
+def test_velocity_zero_note_on_is_a_note_off() -> None:
+    call = [(0, (0x90, C4, 100)), (2 * STEP, (0x90, C4, 0))]
+    _, sink, _ = run_session([NOTE_E4], call, steps=8, mode="answer", silence_steps=4)
+    assert [e for e in sink.events if e[1] == "on"][0][0] == 6 * STEP
+
+
+def test_mode_change_by_cc_releases_the_agent_note_and_switches() -> None:
+    # Duet, then CC 77 >= 64 is duet (no change), then < 64 switches to answer mode: the
+    # sounding note is released at once and, with nothing to answer, the agent stays silent.
+    switch_ns = 3 * STEP + 10 * MS
+    events = [(switch_ns, (0xB0, 77, 0))]
+    session, sink, _ = run_session([NOTE_C4, HOLD, HOLD, HOLD], events, steps=8, mode="duet")
+    assert sink.events == [
+        (0, "on", 0, 60, 90),
+        (switch_ns, "off", 0, 60),
+        (7 * STEP, "cc", 0, 123, 0),
+        (7 * STEP, "cc", 0, 120, 0),
+    ]
+    assert session.mode.name == "answer"
+
+
+def test_cc_changes_temperature_density_and_register() -> None:
+    events = [(10 * MS, (0xB0, 74, 127)), (20 * MS, (0xB0, 71, 0)), (30 * MS, (0xB1, 76, 127))]
+    session, sink, _ = run_session([NOTE_C4], events, steps=4, mode="duet")
+    assert session.temperature == pytest.approx(1.5)
+    assert session.density == 0.0
+    assert session.register_shift == 24
+    # density 0: the agent may not start a note after the CC (step 0 was sent before it).
+    assert [e for e in sink.events if e[1] == "on"] == [(0, "on", 0, 60, 90)]
+
+
+def test_register_shift_moves_notes_and_limits_mask_them() -> None:
+    _, sink, _ = run_session([NOTE_C4], [], steps=1, mode="duet", register_shift=12)
+    assert sink.events[0] == (0, "on", 0, 72, 90)
+    # C4 + 12 is above the limit: the only allowed actions are HOLD and REST; greedy on a
+    # scripted Q of zeros elsewhere picks HOLD (index 0): nothing is played.
+    _, sink, _ = run_session(
+        [NOTE_C4], [], steps=2, mode="duet", register_shift=12, register_high=71
+    )
+    assert [e for e in sink.events if e[1] == "on"] == []
+
+
+def test_panic_cc_releases_everything_including_thru() -> None:
+    events = [(10 * MS, (0x91, 50, 80)), (STEP + 10 * MS, (0xB0, 119, 127))]
+    _, sink, _ = run_session([NOTE_C4, HOLD], events, steps=3, mode="duet", thru=True)
+    assert sink.events[:6] == [
+        (0, "on", 0, 60, 90),
+        (10 * MS, "send", (0x91, 50, 80)),
+        (STEP + 10 * MS, "off", 0, 60),
+        (STEP + 10 * MS, "cc", 0, 123, 0),
+        (STEP + 10 * MS, "cc", 0, 120, 0),
+        (STEP + 10 * MS, "off", 1, 50),
+    ]
+    assert sink.sounding() == set()
+
+
+def test_model_swap_at_a_step_boundary_releases_the_old_note_and_misses_no_step() -> None:
+    clock = FakeClock()
+    sink = RecordingNoteSink(clock)
+    old = ScriptedPolicy([NOTE_C4, HOLD, HOLD, HOLD, HOLD, HOLD])
+    new = ScriptedPolicy([HOLD])
+    session = Session(
+        old,
+        JamOptions(mode="duet", temperature=0.0),
+        sink,
+        clock,
+        queue.SimpleQueue(),
+        controls=ControlMap(),
+    )
+
+    class SwapAfter:
+        """A sink wrapper that swaps the model from 'another thread' after step 2 was sent."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(sink, name)
+
+    stop = threading.Event()
+    original_send = session.send
+
+    def send(step: int) -> None:
+        original_send(step)
+        if step == 2:
+            threading.Thread(target=session.swap_policy, args=(new,)).start()
+            import time
+
+            time.sleep(0.05)  # let the thread hand it over before the next decision
+
+    session.send = send  # type: ignore[method-assign]
+    session.run(stop, until_step=6, start_ns=0)
+    assert sink.events == [
+        (0, "on", 0, 60, 90),
+        (3 * STEP, "off", 0, 60),  # new model says HOLD, but the old model's note ends here
+        (5 * STEP, "cc", 0, 123, 0),
+        (5 * STEP, "cc", 0, 120, 0),
+    ]
+    assert old.calls == 3 and new.calls == 3
+    assert session.stats.model_swaps == 1
+    assert session.stats.steps == 6
+
+
+def test_other_input_channel_is_ignored_and_counted() -> None:
+    call = [(0, (0x93, C4, 100)), (2 * STEP, (0x83, C4, 0))]
+    session, sink, _ = run_session([NOTE_E4], call, steps=10, mode="answer", input_channel=0)
+    assert [e for e in sink.events if e[1] == "on"] == []
+    assert session.stats.ignored["other_channel"] == 2
