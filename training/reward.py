@@ -117,8 +117,7 @@ ECHO_RHYTHM_REWARD = 1.0
 ECHO_CONTOUR_REWARD = 1.0
 CALL_PITCH_CLASS_REWARD = 0.1
 OVERLAP_PENALTY = -1.0
-NO_ANSWER_PENALTY = -2.0
-MIN_ANSWER_NOTES = 2
+MISSING_NOTE_PENALTY = -1.0
 CONSONANT_REWARD = 0.3
 DISSONANT_PENALTY = -0.5
 PARALLEL_PERFECT_PENALTY = -1.0
@@ -411,11 +410,13 @@ def silent_while_player_plays(x: RewardInputs) -> np.ndarray:
     return np.where(x.answering & both, OVERLAP_PENALTY, 0.0)
 
 
-def answers_at_all(x: RewardInputs) -> np.ndarray:
-    """Answer: at the last step, a turn with fewer than MIN_ANSWER_NOTES notes is penalised."""
+def plays_at_all(x: RewardInputs) -> np.ndarray:
+    """Both modes: at the last step, each missing note below one note per bar of the turn costs
+    MISSING_NOTE_PENALTY (silence must not be the safe way to avoid every other penalty)."""
     last_step = x.t == x.turn_steps - 1
     notes = (x.agent_events >= 0).sum(axis=1)  # steps after t are HOLD
-    return np.where(x.answering & last_step & (notes < MIN_ANSWER_NOTES), NO_ANSWER_PENALTY, 0.0)
+    missing = np.maximum(x.turn_steps // x.steps_per_bar - notes, 0)
+    return np.where(last_step, MISSING_NOTE_PENALTY * missing, 0.0)
 
 
 # --- play rules: duet episodes -----------------------------------------------------------------
@@ -447,12 +448,14 @@ def parallel_perfects(x: RewardInputs) -> np.ndarray:
 
 
 def room_for_player(x: RewardInputs) -> np.ndarray:
-    """Duet: a note the agent starts while the player is busy (player onsets in the last beat,
-    this step included) is penalised per player onset: leave room, fill the gaps."""
+    """Duet: leave room. A note the agent starts while the player is busy (more than one player
+    onset in the last beat, this step included) costs BUSY_PLAYER_PENALTY_PER_ONSET per player
+    onset beyond the first; over held or sparse player notes it is free."""
     _, onset = _onset_now(x)
     cols = x.t[:, None] - BUSY_WINDOW_STEPS + 1 + np.arange(BUSY_WINDOW_STEPS)
     busy = (np.take_along_axis(x.player_onset, np.maximum(cols, 0), axis=1) & (cols >= 0)).sum(1)
-    return np.where(~x.answering & onset, BUSY_PLAYER_PENALTY_PER_ONSET * busy, 0.0)
+    extra = np.maximum(busy - 1, 0)
+    return np.where(~x.answering & onset, BUSY_PLAYER_PENALTY_PER_ONSET * extra, 0.0)
 
 
 PLAY_RULES: dict[str, Callable[[RewardInputs], np.ndarray]] = {
@@ -460,7 +463,7 @@ PLAY_RULES: dict[str, Callable[[RewardInputs], np.ndarray]] = {
     "echo_contour": echo_contour,
     "call_pitch_classes": call_pitch_classes,
     "silent_while_player_plays": silent_while_player_plays,
-    "answers_at_all": answers_at_all,
+    "plays_at_all": plays_at_all,
     "consonance": consonance,
     "parallel_perfects": parallel_perfects,
     "room_for_player": room_for_player,

@@ -142,10 +142,14 @@ def test_silent_while_player_plays() -> None:
     assert values.tolist() == [0, rw.OVERLAP_PENALTY, rw.OVERLAP_PENALTY, 0]
 
 
-def test_answers_at_all_penalises_a_silent_answer() -> None:
-    silent = score_melody(rw.answers_at_all, mel("r . . 60"))
-    assert silent.tolist() == [0, 0, 0, rw.NO_ANSWER_PENALTY]
-    assert score_melody(rw.answers_at_all, mel("62 . . 60")).sum() == 0
+def test_plays_at_all_penalises_each_missing_note_below_one_per_bar() -> None:
+    silent = np.concatenate([bar("r"), bar("")])
+    values = score_melody(rw.plays_at_all, silent)
+    assert values[-1] == 2 * rw.MISSING_NOTE_PENALTY and values[:-1].sum() == 0
+    one_note = np.concatenate([bar("60"), bar("")])
+    assert score_melody(rw.plays_at_all, one_note, answering=False)[-1] == rw.MISSING_NOTE_PENALTY
+    two_notes = np.concatenate([bar("60 . . 62"), bar("")])
+    assert score_melody(rw.plays_at_all, two_notes).sum() == 0
 
 
 def test_consonance_with_the_sounding_player_note() -> None:
@@ -184,8 +188,13 @@ def test_room_for_player_penalises_notes_over_a_busy_player() -> None:
     player = mel("60 62 64 65 67 . . . . . . .")
     agent = mel(". . . 72 . . . . . . . 72")
     values = score_melody(rw.room_for_player, agent, player_events=player, answering=False)
-    assert values[3] == 4 * rw.BUSY_PLAYER_PENALTY_PER_ONSET
+    assert values[3] == 3 * rw.BUSY_PLAYER_PENALTY_PER_ONSET  # 4 player onsets in the beat
     assert values[11] == 0  # the player holds its note: room to play
+    quarter_notes = mel("60 . . . 62 . . . 64")
+    under_quarters = score_melody(
+        rw.room_for_player, mel("64 . . . 65"), player_events=quarter_notes, answering=False
+    )
+    assert under_quarters.sum() == 0  # one player note per beat leaves room
 
 
 def test_compute_reward_weights_terms_and_style() -> None:
