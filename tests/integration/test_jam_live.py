@@ -188,9 +188,12 @@ def test_follows_a_midi_clock(jack_server, scale_model_path: Path) -> None:  # t
 def test_signal_mid_note_leaves_nothing_sounding(
     jack_server, scale_model_path: Path, signum: int
 ) -> None:  # type: ignore[no-untyped-def]
-    args = _jam_args(scale_model_path, "--mode", "duet", "--bpm", "120")
+    # The agent plays on channel 3; the player's held chord comes back on channel 1 (--thru).
+    args = _jam_args(scale_model_path, "--mode", "duet", "--bpm", "120", "--channel", "3", "--thru")
     with jack_recorder("signal-listener") as recorder, run_jam(args, env=jack_server.env) as jam:
         _patch(recorder)
+        recorder.send((NOTE_ON, 48, 80))
+        recorder.send((NOTE_ON, 55, 80))  # held through the signal, never released by the player
         deadline = time.monotonic() + 5
         while len(recorder.note_ons()) < 4 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -205,7 +208,9 @@ def test_signal_mid_note_leaves_nothing_sounding(
     assert jam.process.returncode == 0, jam.stderr_text()
     assert any("stopped:" in line for line in jam.lines), jam.stderr_text()
     before = [e for e in events if e.time_ns <= signalled_ns]
-    assert _sounding_after(before), "expected a note sounding when the signal came"
+    sounding = _sounding_after(before)
+    assert {(0, 48), (0, 55)} <= sounding, f"the thru chord should sound: {sounding}"
+    assert any(channel == 2 for channel, _ in sounding), f"an agent note should sound: {sounding}"
     by_deadline = [e for e in events if e.time_ns <= signalled_ns + ALL_OFF_WITHIN_NS]
     assert _sounding_after(by_deadline) == set(), "notes still on 50 ms after the signal"
     assert _sounding_after(events) == set()
