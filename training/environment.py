@@ -40,7 +40,13 @@ from exports.selection import choose_actions
 from exports.spec import HOLD_EVENT, MIDI_PITCHES, PITCH_CLASSES, REST_EVENT, Spec
 from exports.tonality import decayed_histogram, estimate_key, key_shift
 from training.corpus_data import Corpus
-from training.reward import RewardInputs, RewardWeights, StyleLogProbs, compute_reward
+from training.reward import (
+    HISTORY_ONSETS,
+    RewardInputs,
+    RewardWeights,
+    StyleLogProbs,
+    compute_reward,
+)
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,13 @@ class MelodyEnv:
         self.config = config or EnvConfig()
         if self.config.n_envs < 1:
             raise ConfigError(f"n_envs must be >= 1, got {self.config.n_envs}")
+        for name in ("call_bars", "answer_bars", "duet_bars", "duet_lead_bars"):
+            if getattr(self.config, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self.config, name)}")
+        if self.config.transpose_semitones < 0:
+            raise ConfigError(
+                f"transpose_semitones must be >= 0 (0 = off), got {self.config.transpose_semitones}"
+            )
         if not 0.0 <= self.config.answer_fraction <= 1.0:
             raise ConfigError(
                 f"answer_fraction must be within 0..1, got {self.config.answer_fraction}"
@@ -222,6 +235,9 @@ class MelodyEnv:
         self.agent_onset = np.zeros((n, w + t_max), bool)
         self.agent_events = np.full((n, t_max), HOLD_EVENT, np.int64)
         self.call_events = np.full((n, self.lead_steps), HOLD_EVENT, np.int64)
+        # Steps of the agent's last onsets in the turn, latest first (-1: none): kept as the
+        # turn goes so that the reward rules need not search the turn each step.
+        self.recent_onsets = np.full((n, HISTORY_ONSETS), -1, np.int64)
         self.done = np.ones(n, bool)
         self._states = np.zeros((n, self.state_dim), np.float32)
 
@@ -263,6 +279,7 @@ class MelodyEnv:
         self.agent_sounding[rows] = -1
         self.agent_onset[rows] = False
         self.agent_events[rows] = HOLD_EVENT
+        self.recent_onsets[rows] = -1
         self.call_events[rows] = np.where(ep.answering[:, None], rel_events[:, :lead], HOLD_EVENT)
         self.done[rows] = False
 
@@ -310,6 +327,7 @@ class MelodyEnv:
             minor=self.minor,
             answering=self.answering,
             steps_per_bar=self.spec.steps_per_bar,
+            previous_onsets=self.recent_onsets,
         )
 
     def step(self, actions: np.ndarray) -> StepResult:
@@ -332,6 +350,10 @@ class MelodyEnv:
         self.agent_sounding[rows, col] = now
         self.agent_onset[rows, col] = events >= 0
         rewards, terms = compute_reward(self.reward_inputs(), self.reward_weights, style)
+        onset = events >= 0
+        self.recent_onsets[onset] = np.concatenate(
+            [self.t[onset, None], self.recent_onsets[onset, :-1]], axis=1
+        )
         self.t += 1
         dones = self.t >= self.turn_steps
         self.done = dones.copy()

@@ -7,6 +7,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from exports.encoding import StepContext, encode_states, monophonic_window
+from exports.errors import ConfigError, CorpusError
 from exports.grid import sounding_pitches
 from exports.spec import DEFAULT_SPEC, HOLD, HOLD_EVENT, REST, Spec
 from training import reward as rw
@@ -233,3 +234,30 @@ def test_other_spec_window() -> None:
     env = MelodyEnv(spec, random_corpus(), EnvConfig(n_envs=3, seed=8))
     assert env.reset().shape == (3, spec.state_dim)
     assert env.step(np.zeros(3, np.int64)).states.shape == (3, spec.state_dim)
+
+
+def test_the_envs_onset_history_equals_searching_the_turn() -> None:
+    env = MelodyEnv(SPEC, random_corpus(), EnvConfig(n_envs=32, seed=9))
+    env.reset()
+    rng = np.random.default_rng(1)
+    for _ in range(70):
+        x = env.reward_inputs()
+        searched = rw.with_history(x._replace(previous_onsets=None)).previous_onsets
+        np.testing.assert_array_equal(x.previous_onsets, searched)
+        # Mostly HOLD, so that histories shorter than HISTORY_ONSETS occur too.
+        actions = np.where(rng.random(32) < 0.3, rng.integers(0, SPEC.n_actions, 32), HOLD)
+        env.step(actions)
+
+
+def test_bad_config_values_are_refused_with_the_rule() -> None:
+    with pytest.raises(ConfigError, match="answer_bars must be >= 1, got 0"):
+        MelodyEnv(SPEC, random_corpus(), EnvConfig(answer_bars=0))
+    with pytest.raises(ConfigError, match="answer_fraction must be within 0..1, got 1.5"):
+        MelodyEnv(SPEC, random_corpus(), EnvConfig(answer_fraction=1.5))
+
+
+def test_a_corpus_without_usable_calls_is_refused() -> None:
+    two_notes = np.full(32, HOLD_EVENT, np.int64)
+    two_notes[[0, 16]] = [60, 62]
+    with pytest.raises(CorpusError, match="no 2-bar call with at least 3 notes"):
+        MelodyEnv(SPEC, corpus_of(two_notes), EnvConfig(answer_fraction=1.0))
