@@ -17,6 +17,15 @@ frame (``exports.tonality.key_shift``), and states come from the one encoder,
 Episodes have a fixed length and end with ``done=True``. With ``auto_reset`` (the default) a
 finished row starts a new episode at once and the state returned for it is that episode's first
 state (the learner masks bootstrapping with ``done``). Every turn starts on a bar line.
+
+What a state at turn step t holds (the live agent must build the same): the W steps before t of
+both parts (agent: its own actions, silent before its turn; player: the call / the line), and the
+context of step t: ``bar_position = t % steps_per_bar``, the key's ``minor``, ``answering``, and
+``progress = t / turn_steps`` (0 when deciding the turn's first step). A duet turn is a phrase of
+``duet_bars``; played live continuously, progress would run over each such phrase.
+
+Not modelled: the player never resumes during an answer (live, the agent yields then), so the
+``silent_while_player_plays`` rule stays at 0 in corpus episodes; corpus lines are monophonic.
 """
 
 from __future__ import annotations
