@@ -46,8 +46,6 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    n_envs: int = 256
-    """Parallel episodes in the vectorized environment; one vector step = n_envs transitions."""
     learning_rate: float = 2.5e-4
     """Adam step size."""
     gamma: float = 0.9
@@ -59,7 +57,7 @@ class LearnerConfig:
     learning_starts: int = 10_000
     """Transitions in the replay buffer before the first update (also after a resume)."""
     train_frequency: int = 1
-    """Vector steps between updates: 1 = one update per n_envs transitions."""
+    """Vector steps between updates: 1 = one update per env.n_envs transitions."""
     updates_per_step: int = 1
     """Gradient updates each time the learner trains."""
     target_update_interval: int = 250
@@ -217,7 +215,6 @@ def _validate(config: StyleConfig) -> None:
         "false when network.dueling is true (the style model has no dueling head)",
         config.network.init_from_style_model,
     )
-    need(lc.n_envs >= 1, "learner.n_envs", "an integer >= 1", lc.n_envs)
     need(lc.learning_rate > 0, "learner.learning_rate", "a number > 0", lc.learning_rate)
     need(0 <= lc.gamma < 1, "learner.gamma", "a number in [0, 1)", lc.gamma)
     need(lc.batch_size >= 1, "learner.batch_size", "an integer >= 1", lc.batch_size)

@@ -1,7 +1,7 @@
 """The DQN learner (Mnih et al. 2015), read top to bottom as in CleanRL's ``dqn.py``.
 
-Parts: a preallocated numpy replay buffer with named-tuple batches, n-step returns folded in as
-transitions arrive, batched epsilon-greedy action selection (greedy part through the one
+Parts: a preallocated numpy replay buffer of vector steps with named-tuple batches and n-step
+returns summed at sample time, batched epsilon-greedy action selection (greedy part through the one
 ``exports.selection.choose_actions``), and ``dqn_update``: one gradient step on the TD error,
 with the target network synced every K updates (or by Polyak averaging).
 
@@ -49,103 +49,92 @@ class ReplayBufferSamples(NamedTuple):
     actions: torch.Tensor  # (B,) int64
     returns: torch.Tensor  # (B,) float32: n-step discounted reward sum
     next_states: torch.Tensor  # (B, D) float32: state n steps later
-    discounts: torch.Tensor  # (B,) float32: gamma^k, 0 if the episode ended within the n steps
+    discounts: torch.Tensor  # (B,) float32: gamma^n, 0 if the episode ended within the n steps
 
 
 class ReplayBuffer:
-    """A preallocated ring of transitions; ``add`` takes a batch from the vectorized env."""
+    """A preallocated ring of vector steps: slot k holds (s_k, a_k, r_k, done_k) of every env.
 
-    def __init__(self, capacity: int, state_dim: int, device: torch.device | str = "cpu") -> None:
-        self.capacity = capacity
+    The next state of a transition is the state stored in the following slot, so each state is
+    stored once. With auto-reset, the slot after a ``done`` holds the first state of the next
+    episode: harmless, since ``done`` zeroes the bootstrap. n-step returns are summed at sample
+    time (Sutton & Barto 7.1), stopping at the first ``done``. Call ``clear`` whenever the
+    stream of vector steps is broken (a fresh ``env.reset()``).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        n_envs: int,
+        state_dim: int,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.n_envs = n_envs
+        self.slots = max(capacity // n_envs, n_step + 2)
+        self.n_step = n_step
+        self.gamma = gamma
         self.device = torch.device(device)
-        self.states = np.zeros((capacity, state_dim), dtype=np.float16)
-        self.next_states = np.zeros((capacity, state_dim), dtype=np.float16)
-        self.actions = np.zeros(capacity, dtype=np.int64)
-        self.returns = np.zeros(capacity, dtype=np.float32)
-        self.discounts = np.zeros(capacity, dtype=np.float32)
-        self.pos = 0
-        self.size = 0
+        self.states = np.zeros((self.slots, n_envs, state_dim), dtype=np.float16)
+        self.actions = np.zeros((self.slots, n_envs), dtype=np.int64)
+        self.rewards = np.zeros((self.slots, n_envs), dtype=np.float32)
+        self.dones = np.zeros((self.slots, n_envs), dtype=bool)
+        self.written = 0  # vector steps stored since the last clear
+
+    @property
+    def size(self) -> int:
+        """Transitions that can be sampled now (their n-th next state is stored)."""
+        return max(min(self.written, self.slots) - self.n_step, 0) * self.n_envs
+
+    def clear(self) -> None:
+        self.written = 0
 
     def add(
-        self,
-        states: np.ndarray,
-        actions: np.ndarray,
-        returns: np.ndarray,
-        next_states: np.ndarray,
-        discounts: np.ndarray,
+        self, states: np.ndarray, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray
     ) -> None:
-        n = len(actions)
-        idx = (self.pos + np.arange(n)) % self.capacity
-        self.states[idx] = states
-        self.next_states[idx] = next_states
-        self.actions[idx] = actions
-        self.returns[idx] = returns
-        self.discounts[idx] = discounts
-        self.pos = int((self.pos + n) % self.capacity)
-        self.size = min(self.size + n, self.capacity)
+        """Store one vector step: (N, D) states and the (N,) actions, rewards, dones from them."""
+        k = self.written % self.slots
+        self.states[k] = states
+        self.actions[k] = actions
+        self.rewards[k] = rewards
+        self.dones[k] = dones
+        self.written += 1
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> ReplayBufferSamples:
-        idx = rng.integers(0, self.size, size=batch_size)
+        usable_slots = self.size // self.n_envs
+        oldest = self.written - min(self.written, self.slots)
+        slot = (oldest + rng.integers(0, usable_slots, size=batch_size)) % self.slots  # (B,)
+        env = rng.integers(0, self.n_envs, size=batch_size)  # (B,)
+        returns = np.zeros(batch_size, dtype=np.float32)
+        discount = np.ones(batch_size, dtype=np.float32)
+        alive = np.ones(batch_size, dtype=bool)
+        for j in range(self.n_step):
+            k = (slot + j) % self.slots
+            returns += np.where(alive, discount * self.rewards[k, env], 0.0).astype(np.float32)
+            discount *= np.float32(self.gamma)
+            alive &= ~self.dones[k, env]
+        # CRUCIAL: no bootstrap past an episode end (the next slot then holds a new episode).
+        discounts = np.where(alive, discount, 0.0).astype(np.float32)
+        next_slot = (slot + self.n_step) % self.slots
 
         def t(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-            return torch.as_tensor(a[idx]).to(self.device, dtype)
+            return torch.as_tensor(a).to(self.device, dtype)
 
         return ReplayBufferSamples(
-            states=t(self.states, torch.float32),
-            actions=t(self.actions, torch.int64),
-            returns=t(self.returns, torch.float32),
-            next_states=t(self.next_states, torch.float32),
-            discounts=t(self.discounts, torch.float32),
+            states=t(self.states[slot, env], torch.float32),
+            actions=t(self.actions[slot, env], torch.int64),
+            returns=t(returns, torch.float32),
+            next_states=t(self.states[next_slot, env], torch.float32),
+            discounts=t(discounts, torch.float32),
         )
 
 
-class NStepFolder:
-    """Turns per-step vector transitions into n-step ones (per env, truncated at episode end).
-
-    ``push`` takes one vector step and returns the transitions that are complete: those that
-    started n steps ago (with n = 1 it returns the step itself).
-    """
-
-    def __init__(self, n_step: int, gamma: float) -> None:
-        self.n_step = n_step
-        self.gamma = gamma
-        self.pending: list[tuple[np.ndarray, ...]] = []
-
-    def push(
-        self,
-        states: np.ndarray,
-        actions: np.ndarray,
-        rewards: np.ndarray,
-        next_states: np.ndarray,
-        dones: np.ndarray,
-    ) -> tuple[np.ndarray, ...] | None:
-        """Returns (states, actions, returns, next_states, discounts) or None while filling."""
-        self.pending.append((states, actions, rewards.astype(np.float32), next_states, dones))
-        if len(self.pending) < self.n_step:
-            return None
-        first_states, first_actions = self.pending[0][0], self.pending[0][1]
-        n_envs = len(first_actions)
-        returns = np.zeros(n_envs, dtype=np.float32)
-        discount = np.ones(n_envs, dtype=np.float32)
-        alive = np.ones(n_envs, dtype=bool)  # the episode has not ended within the window
-        for _, _, r, _, d in self.pending:
-            returns += np.where(alive, discount * r, 0.0).astype(np.float32)
-            discount = np.where(alive, discount * self.gamma, discount).astype(np.float32)
-            alive &= ~d.astype(bool)
-        # CRUCIAL: no bootstrap past an episode end; next_states is only used where alive.
-        discounts = np.where(alive, discount, 0.0).astype(np.float32)
-        last_next_states = self.pending[-1][3]
-        self.pending.pop(0)
-        return first_states, first_actions, returns, last_next_states, discounts
-
-    def reset(self) -> None:
-        self.pending.clear()
-
-
-def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
+def linear_schedule(start: float, end: float, duration: float, t: float) -> float:
     """``start`` at t = 0, linearly to ``end`` at t = duration, then ``end``."""
-    slope = (end - start) / max(duration, 1)
-    return max(slope * t + start, end) if end <= start else min(slope * t + start, end)
+    if duration <= 0 or t >= duration:
+        return end
+    return start + (end - start) * t / duration
 
 
 @torch.no_grad()
@@ -252,17 +241,27 @@ class DqnLearner:
         self.target_network = target_network.to(self.device)
         self.target_network.load_state_dict(self.q_network.state_dict())
         self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=config.learning_rate)
-        self.buffer = ReplayBuffer(config.buffer_size, state_dim, self.device)
-        self.folder = NStepFolder(config.n_step, config.gamma)
+        self.state_dim = state_dim
+        self.buffer: ReplayBuffer | None = None  # made in learn(), when n_envs is known
         self.total_env_steps = total_env_steps
         self.rng = np.random.default_rng(seed)
         self.global_step = 0
         self.updates = 0
+        self.time_fraction: Callable[[], float] | None = None
+        """Optional: the share of a wall-time budget spent, so epsilon decays in time too."""
+
+    def budget_fraction(self) -> float:
+        """How much of the budget is spent, 0..1: env steps, or wall time if that binds first."""
+        fraction = self.global_step / max(self.total_env_steps, 1)
+        if self.time_fraction is not None:
+            fraction = max(fraction, self.time_fraction())
+        return min(fraction, 1.0)
 
     def epsilon(self) -> float:
         c = self.config
-        decay_steps = int(c.exploration_fraction * self.total_env_steps)
-        return linear_schedule(c.start_epsilon, c.end_epsilon, decay_steps, self.global_step)
+        return linear_schedule(
+            c.start_epsilon, c.end_epsilon, c.exploration_fraction, self.budget_fraction()
+        )
 
     def learn(
         self,
@@ -275,13 +274,18 @@ class DqnLearner:
         ``deadline_s``, or the callback returns True (stop)."""
         c = self.config
         q_network, target_network = self.q_network, self.target_network
-        self.folder.reset()
         states = env.reset()  # (N, D)
         n_envs = len(states)
+        if self.buffer is None or self.buffer.n_envs != n_envs:
+            self.buffer = ReplayBuffer(
+                c.buffer_size, n_envs, self.state_dim, c.n_step, c.gamma, self.device
+            )
+        buffer = self.buffer
+        buffer.clear()  # a fresh reset breaks the stream of vector steps
         returns_so_far = np.zeros(n_envs, dtype=np.float64)
         vector_step = 0
         # After a resume the buffer is empty again: wait for it to refill.
-        learning_starts = min(max(c.learning_starts, c.batch_size), c.buffer_size)
+        learning_starts = min(max(c.learning_starts, c.batch_size), buffer.slots * n_envs // 2)
         while self.global_step < until_step:
             if deadline_s is not None and time.monotonic() >= deadline_s:
                 break
@@ -289,9 +293,7 @@ class DqnLearner:
             actions = select_actions(q_network, states, epsilon, self.rng, self.device)
             result = env.step(actions)
             next_states, rewards, dones = result.states, result.rewards, result.dones
-            folded = self.folder.push(states, actions, rewards, next_states, dones)
-            if folded is not None:
-                self.buffer.add(*folded)
+            buffer.add(states, actions, rewards, dones)
             states = next_states
             self.global_step += n_envs
             vector_step += 1
@@ -302,9 +304,9 @@ class DqnLearner:
             returns_so_far[ended] = 0.0
 
             loss = q_mean = None
-            if self.buffer.size >= learning_starts and vector_step % c.train_frequency == 0:
+            if buffer.size >= learning_starts and vector_step % c.train_frequency == 0:
                 for _ in range(c.updates_per_step):
-                    data = self.buffer.sample(c.batch_size, self.rng)
+                    data = buffer.sample(c.batch_size, self.rng)
                     stats = dqn_update(
                         q_network,
                         target_network,

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from training.config import LearnerConfig
-from training.dqn import DqnLearner, NStepFolder, ReplayBuffer, linear_schedule, select_actions
+from training.dqn import DqnLearner, ReplayBuffer, linear_schedule, select_actions
 from training.networks import build_q_network
 
 torch.set_num_threads(1)
@@ -75,7 +75,6 @@ def toy_learner(config: LearnerConfig, total_steps: int) -> DqnLearner:
 
 
 TOY_CONFIG = LearnerConfig(
-    n_envs=32,
     learning_rate=1e-3,
     gamma=0.9,
     batch_size=64,
@@ -98,7 +97,7 @@ TOY_CONFIG = LearnerConfig(
 def test_dqn_learns_the_chain_task_in_seconds(changes: dict) -> None:
     torch.manual_seed(0)
     env = ChainEnv(32)
-    total_steps = 40_000
+    total_steps = 24_000
     learner = toy_learner(dataclasses.replace(TOY_CONFIG, **changes), total_steps)
     before = greedy_return(learner.q_network, ChainEnv(64))
     started = time.monotonic()
@@ -108,14 +107,19 @@ def test_dqn_learns_the_chain_task_in_seconds(changes: dict) -> None:
     assert after >= 5.9, f"greedy return {after:.2f} of 6 after training (was {before:.2f})"
     assert learner.global_step >= total_steps
     assert learner.updates > 500
-    assert elapsed < 20
+    assert elapsed < 30
+    # Bootstrapping: Q(start, right key) -> sum of gamma^k over the 6 rewards to come (4.69); a
+    # learner that does not bootstrap would stay near the immediate reward, 1.
+    with torch.no_grad():
+        q_start = float(learner.q_network(torch.eye(6)[:1])[0, ChainEnv.KEYS[0]])
+    assert 3.5 < q_start < 5.3, f"Q(start, right key) = {q_start:.2f}, expected about 4.69"
 
 
 def test_dueling_network_learns_the_chain_task() -> None:
     torch.manual_seed(0)
     args = {"kind": "mlp", "state_dim": 6, "n_actions": 4, "hidden": [64], "dueling": True}
-    learner = DqnLearner(build_q_network(args), build_q_network(args), TOY_CONFIG, 6, 40_000)
-    learner.learn(ChainEnv(32), until_step=40_000)
+    learner = DqnLearner(build_q_network(args), build_q_network(args), TOY_CONFIG, 6, 24_000)
+    learner.learn(ChainEnv(32), until_step=24_000)
     assert greedy_return(learner.q_network, ChainEnv(64)) >= 5.9
 
 
@@ -131,30 +135,36 @@ def test_learn_stops_at_the_deadline_and_resumes_counters() -> None:
 
 
 def test_n_step_returns_stop_at_episode_end() -> None:
-    folder = NStepFolder(n_step=3, gamma=0.5)
-    s = np.zeros((2, 1), dtype=np.float32)
-    a = np.zeros(2, dtype=np.int64)
-    # env 0 ends at the second step; env 1 goes on.
-    assert folder.push(s, a, np.array([1.0, 1.0]), s, np.array([False, False])) is None
-    assert folder.push(s, a, np.array([2.0, 2.0]), s, np.array([True, False])) is None
-    out = folder.push(s, a, np.array([4.0, 4.0]), s, np.array([False, False]))
-    assert out is not None
-    _, _, returns, _, discounts = out
-    np.testing.assert_allclose(returns, [1 + 0.5 * 2, 1 + 0.5 * 2 + 0.25 * 4])
-    np.testing.assert_allclose(discounts, [0.0, 0.125])
+    buffer = ReplayBuffer(capacity=20, n_envs=2, state_dim=1, n_step=3, gamma=0.5)
+    # env 0 ends at the second step; env 1 goes on. States are the step number.
+    rewards = [[1.0, 1.0], [2.0, 2.0], [4.0, 4.0], [8.0, 8.0]]
+    dones = [[False, False], [True, False], [False, False], [False, False]]
+    for k in range(4):
+        buffer.add(
+            np.full((2, 1), k, np.float32), np.zeros(2), np.array(rewards[k]), np.array(dones[k])
+        )
+    assert buffer.size == 2  # only step 0 has its 3rd next state stored
+    batch = buffer.sample(64, np.random.default_rng(0))
+    assert torch.all(batch.states == 0) and torch.all(batch.next_states == 3)
+    returns = {
+        round(float(r), 4): float(d) for r, d in zip(batch.returns, batch.discounts, strict=True)
+    }
+    assert returns == {1 + 0.5 * 2: 0.0, 1 + 0.5 * 2 + 0.25 * 4: 0.125}
 
 
-def test_replay_buffer_wraps_and_samples_named_batches() -> None:
-    buffer = ReplayBuffer(capacity=5, state_dim=2)
-    for i in range(3):
-        states = np.full((2, 2), i, dtype=np.float32)
-        buffer.add(states, np.array([i, i]), np.array([i, i]), states + 1, np.ones(2))
-    assert buffer.size == 5 and buffer.pos == 1
-    batch = buffer.sample(16, np.random.default_rng(0))
-    assert batch.states.shape == (16, 2) and batch.states.dtype == torch.float32
-    assert set(batch.actions.tolist()) <= {0, 1, 2} and 0 not in batch.actions.tolist()[:0]
+def test_replay_buffer_wraps_and_pairs_each_state_with_the_next() -> None:
+    buffer = ReplayBuffer(capacity=8, n_envs=2, state_dim=2)  # 4 slots of 2 envs
+    for k in range(7):
+        states = np.full((2, 2), k, dtype=np.float32)
+        buffer.add(states, np.array([k, k]), np.array([k, k]), np.zeros(2, dtype=bool))
+    assert buffer.size == 6  # slots 3, 4, 5 (6 has no next state yet); 0..2 overwritten
+    batch = buffer.sample(256, np.random.default_rng(0))
+    assert batch.states.shape == (256, 2) and batch.states.dtype == torch.float32
+    assert set(batch.actions.tolist()) == {3, 4, 5}
     np.testing.assert_allclose(batch.next_states.numpy(), batch.states.numpy() + 1)
     assert torch.equal(batch.returns, batch.actions.float())
+    buffer.clear()
+    assert buffer.size == 0
 
 
 def test_epsilon_decays_linearly_then_stays() -> None:
