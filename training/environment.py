@@ -44,7 +44,7 @@ from exports.encoding import (
     monophonic_window,
 )
 from exports.errors import ConfigError, CorpusError
-from exports.grid import sounding_pitches
+from exports.grid import sounding_pitches, validate_events
 from exports.selection import choose_actions
 from exports.spec import HOLD_EVENT, MIDI_PITCHES, PITCH_CLASSES, REST_EVENT, Spec
 from exports.tonality import decayed_histogram, estimate_key, key_shift
@@ -392,6 +392,8 @@ class CallEpisodes:
         spb = spec.steps_per_bar
         if not calls:
             raise ValueError("expected at least one call, got none")
+        for call in calls:
+            validate_events(np.asarray(call))
         bars = [max(1, -(-len(c) // spb)) for c in calls]
         self.lead_steps = max(max(bars) * spb, -(-spec.window_steps // spb) * spb)
         self.max_turn_steps = answer_steps
