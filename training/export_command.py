@@ -124,13 +124,18 @@ def _corpus_argument(checkpoint: Any, explicit: str | None) -> str | None:
 
 
 def check_states(
-    spec: Any, corpus_arg: str | None, say: Any, n_parity: int = PARITY_STATES
+    spec: Any,
+    corpus_arg: str | None,
+    say: Any,
+    n_parity: int = PARITY_STATES,
+    trained_corpus: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(parity states from training tunes, held-out states from validation tunes, where from).
 
     Falls back to random melodies in the spec's range, with a printed note, when the corpus
-    cannot be read.
+    cannot be read; notes it when the corpus differs from ``trained_corpus`` (a summary).
     """
+    trained_corpus = trained_corpus or {}
     from exports.errors import DeepjamError
     from exports.state_samples import synthetic_states, window_states
     from exports.tonality import to_relative
@@ -151,6 +156,14 @@ def check_states(
             synthetic_states(spec, n_parity, rng),
             synthetic_states(spec, HELD_OUT_STATES, rng),
             "random melodies",
+        )
+    found = {"tunes": corpus.n_tunes, "steps": int(len(corpus.events))}
+    if any(k in trained_corpus and trained_corpus[k] != v for k, v in found.items()):
+        say(
+            f"note: corpus {corpus_arg!r} ({found['tunes']} tunes, {found['steps']} steps) is "
+            f"not the one the checkpoint was trained on ({trained_corpus.get('tunes')} tunes, "
+            f"{trained_corpus.get('steps')} steps); checking on its windows anyway (pass "
+            f"--corpus to choose)"
         )
     tunes = [
         np.asarray(to_relative(corpus.tune(i).astype(np.int64), corpus.tonic[i]))
@@ -198,7 +211,11 @@ def run(args: argparse.Namespace) -> int:
         source_version=source_version(),
     )
     parity_states, held_out, origin = check_states(
-        spec, _corpus_argument(checkpoint, args.corpus), say, args.parity_states
+        spec,
+        _corpus_argument(checkpoint, args.corpus),
+        say,
+        args.parity_states,
+        trained_corpus=checkpoint.corpus,
     )
     report = export_onnx(checkpoint.q_network(), metadata, output, parity_states, opset=args.opset)
     say(

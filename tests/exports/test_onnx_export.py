@@ -120,6 +120,23 @@ def test_a_graph_that_does_not_match_torch_is_refused_and_never_replaces_the_old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["style.onnx"]
 
 
+def test_the_parity_limit_grows_with_the_size_of_q_for_float32s_seven_digits(
+    tmp_path: Path,
+) -> None:
+    module = mlp()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(100.0)  # |Q| in the thousands, as with a long discount horizon
+    x = states(200, seed=0)
+    largest_q = float(np.abs(torch_q(module, x)).max())
+    assert largest_q > 1000
+    report = export_onnx(module, metadata(), tmp_path / "big.onnx", x)
+    assert report.tolerance == pytest.approx(1e-6 * largest_q)
+    assert report.max_abs_diff <= report.tolerance
+    small = export_onnx(mlp(), metadata(), tmp_path / "small.onnx", x)
+    assert small.tolerance == 1e-4  # Q-values of ordinary size: the plain absolute limit
+
+
 def test_bad_inputs_to_the_exporter_are_refused_before_writing(tmp_path: Path) -> None:
     path = tmp_path / "style.onnx"
     with pytest.raises(
@@ -197,7 +214,7 @@ def checkpoint_path(tmp_path: Path) -> Path:
         style_name="tiny-reels",
         style_description="three tunes",
         reward_weights={"style": 1.0, "theory": 0.3, "play": 0.2},
-        corpus={"name": "tiny", "tunes": 3, "source": "test"},
+        corpus={"name": "tiny", "tunes": 3, "steps": 64, "source": "test"},
         global_step=5000,
         metrics={"in_key": 0.75, "style_loglik": -2.5},
     )
@@ -247,6 +264,7 @@ def test_deepjam_export_writes_a_checked_model_from_a_checkpoint(
     printed = captured.out
     assert code == 0, captured.err
     assert "300 states (corpus tiny)" in printed and "max |dQ|" in printed
+    assert "note:" not in printed  # the checkpoint's corpus summary matches the corpus given
     assert "held-out states (corpus tiny)" in printed and "int8" in printed
 
     model = load_model(out)
