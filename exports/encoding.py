@@ -34,6 +34,9 @@ from exports.spec import (
 )
 from exports.tonality import fold_into_range
 
+_CHROMA_TABLE = np.vstack([np.eye(PITCH_CLASSES, dtype=bool), np.zeros((1, PITCH_CLASSES), bool)])
+_OCTAVE_TABLES: dict[int, np.ndarray] = {}
+
 
 class PartWindow(NamedTuple):
     """One part over the window, key-relative."""
@@ -59,22 +62,27 @@ def monophonic_window(sounding: np.ndarray, onset: np.ndarray) -> PartWindow:
     (B, W) marks the steps where a note started.
     """
     sounding = np.asarray(sounding)
-    silent = sounding < 0
-    chroma = np.zeros(sounding.shape + (PITCH_CLASSES,), dtype=bool)  # (B, W, 12)
-    np.put_along_axis(chroma, np.mod(sounding, PITCH_CLASSES)[..., None], True, axis=-1)
-    chroma[silent] = False
+    # Row 12 of the table is silence: all pitch classes off.
+    chroma = _CHROMA_TABLE[np.where(sounding >= 0, sounding % PITCH_CLASSES, PITCH_CLASSES)]
     return PartWindow(onset=np.asarray(onset, dtype=bool), chroma=chroma, top=sounding)
 
 
-def _part_features(spec: Spec, part: PartWindow) -> np.ndarray:
-    b, w = part.top.shape
-    features = np.zeros((b, w, spec.features_per_part_step), dtype=np.float32)
-    features[..., 0] = part.onset
-    features[..., 1 : 1 + PITCH_CLASSES] = part.chroma
+def _fill_part(spec: Spec, part: PartWindow, out: np.ndarray) -> None:
+    """Write one part's features into ``out`` (B, W, features_per_part_step), in place."""
+    out[..., 0] = part.onset
+    out[..., 1 : 1 + PITCH_CLASSES] = part.chroma
     octave = np.clip((part.top - spec.pitch_low) // PITCH_CLASSES, 0, spec.n_octaves - 1)
-    rows, cols = np.nonzero(part.top >= 0)
-    features[rows, cols, 1 + PITCH_CLASSES + octave[rows, cols]] = 1.0
-    return features.reshape(b, w * spec.features_per_part_step)
+    # The last row of the table is silence: no register bin set.
+    table = _octave_table(spec.n_octaves)
+    out[..., 1 + PITCH_CLASSES :] = table[np.where(part.top >= 0, octave, spec.n_octaves)]
+
+
+def _octave_table(n_octaves: int) -> np.ndarray:
+    table = _OCTAVE_TABLES.get(n_octaves)
+    if table is None:
+        rows = np.vstack([np.eye(n_octaves), np.zeros((1, n_octaves))])
+        table = _OCTAVE_TABLES[n_octaves] = rows.astype(np.float32)
+    return table
 
 
 def encode_states(
@@ -87,12 +95,17 @@ def encode_states(
             f"expected windows of shape (B, {spec.window_steps}) for both parts, "
             f"got agent {agent.top.shape} and player {player.top.shape}"
         )
-    ctx = np.zeros((b, spec.context_features), dtype=np.float32)
+    f = spec.features_per_part_step
+    states = np.empty((b, spec.state_dim), dtype=np.float32)  # (B, D), filled in place
+    _fill_part(spec, agent, states[:, : w * f].reshape(b, w, f))
+    _fill_part(spec, player, states[:, w * f : 2 * w * f].reshape(b, w, f))
+    ctx = states[:, 2 * w * f :]
+    ctx[:, : spec.steps_per_bar] = 0.0
     ctx[np.arange(b), np.asarray(context.bar_position) % spec.steps_per_bar] = 1.0
     ctx[:, spec.steps_per_bar] = context.minor
     ctx[:, spec.steps_per_bar + 1] = context.answering
     ctx[:, spec.steps_per_bar + 2] = np.clip(context.progress, 0.0, 1.0)
-    return np.concatenate([_part_features(spec, agent), _part_features(spec, player), ctx], axis=1)
+    return states
 
 
 def action_events(spec: Spec, actions: np.ndarray) -> np.ndarray:
