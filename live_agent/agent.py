@@ -1,17 +1,28 @@
-"""The agent's decision: rolling windows of both parts -> state -> Q-values -> action.
+"""The agent's decision: both parts' recent steps -> state -> Q-values -> action.
 
-``Decider`` keeps the last W steps of each part in preallocated arrays (absolute pitches, rolled
-in place each step), tracks the tonic with ``exports.tonality.KeyTracker`` over what both parts
-play, and decides with the contract's own functions: ``exports.encoding.encode_states`` for the
-state, the Policy for Q, ``exports.selection.choose_actions`` (temperature, an ``allowed`` mask
-for the register limits and the density gate) for the action, ``decode_action`` for its MIDI.
+``Decider`` keeps the last W steps of each part (absolute pitches), tracks the tonic with
+``exports.tonality.KeyTracker`` over what both parts play, and decides with the contract's own
+functions: ``exports.encoding.encode_states`` for the state, the Policy for Q,
+``exports.selection.choose_actions`` (temperature, and an ``allowed`` mask for the register limits
+and the density gate) for the action, ``decode_action`` for its MIDI.
 
-The agent's part is stored in the model's frame without the live register shift (what the model
-chose, not where it was moved), so shifting the register does not push its own history out of the
+Cheap per step (the decision has ~100 us): a state is blocks of ``features_per_part_step`` floats
+per part and step, plus the context. Each block depends only on its own step, so the Decider keeps
+the state vector itself and, per step, shifts each part's blocks by one and writes the new ones.
+Every block and every context it writes was made by ``encode_states`` (cached by what it
+encodes: the key-relative onset, chroma and top of one step; the context values), so the state is
+exactly ``encode_states`` of the windows (``reference_state`` rebuilds it that way; the tests
+compare the two). When the tonic moves, the whole frame changes and the blocks are rewritten.
+
+The agent's part is kept in the model's frame without the live register shift (what the model
+chose, not where it was moved), so moving the register does not push its own history out of the
 range it was trained on.
 """
 
 from __future__ import annotations
+
+from collections import deque
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,55 +32,34 @@ from exports.spec import FIRST_NOTE_ACTION, HOLD, PITCH_CLASSES, REST, Spec
 from exports.tonality import KeyTracker, key_shift
 from live_agent.protocols import Policy
 
-
-class RollingPart:
-    """One part over the last W steps, absolute pitches, oldest step first."""
-
-    def __init__(self, window_steps: int) -> None:
-        self.onset = np.zeros((1, window_steps), dtype=bool)
-        self.chroma = np.zeros((1, window_steps, PITCH_CLASSES), dtype=bool)
-        self.top = np.full((1, window_steps), -1, dtype=np.int64)
-
-    def push(self, onset: bool, chroma: np.ndarray, top: int) -> None:
-        """Append one step, dropping the oldest (in place: no allocation)."""
-        self.onset[0, :-1] = self.onset[0, 1:]
-        self.chroma[0, :-1] = self.chroma[0, 1:]
-        self.top[0, :-1] = self.top[0, 1:]
-        self.onset[0, -1] = onset
-        self.chroma[0, -1] = chroma
-        self.top[0, -1] = top
-
-    def copy_history(self, other: RollingPart) -> None:
-        """Take the most recent steps of ``other`` (windows of different lengths allowed)."""
-        n = min(self.top.shape[1], other.top.shape[1])
-        self.onset[0, -n:] = other.onset[0, -n:]
-        self.chroma[0, -n:] = other.chroma[0, -n:]
-        self.top[0, -n:] = other.top[0, -n:]
-
-
-class RelativeView:
-    """Preallocated key-relative copies of a RollingPart, refreshed before each decision."""
-
-    def __init__(self, window_steps: int) -> None:
-        self.onset = np.zeros((1, window_steps), dtype=bool)
-        self.chroma = np.zeros((1, window_steps, PITCH_CLASSES), dtype=bool)
-        self.top = np.full((1, window_steps), -1, dtype=np.int64)
-        self.window = PartWindow(self.onset, self.chroma, self.top)
-
-    def refresh(self, part: RollingPart, shift: int, roll_index: np.ndarray) -> PartWindow:
-        # relative = absolute - shift, so relative pitch class r is absolute (r + shift) mod 12.
-        np.copyto(self.onset, part.onset)
-        np.take(part.chroma, roll_index, axis=2, out=self.chroma)
-        np.subtract(part.top, shift, out=self.top)
-        np.copyto(self.top, -1, where=part.top < 0)
-        return self.window
-
-
-# roll_index[s] lists, for each relative pitch class, its absolute pitch class under shift s.
-ROLL_INDEX = np.array(
-    [[(r + s) % PITCH_CLASSES for r in range(PITCH_CLASSES)] for s in range(PITCH_CLASSES)]
-)
+ALL_CLASSES = (1 << PITCH_CLASSES) - 1
+MAX_CACHED = 50_000
 SILENT_CHROMA = np.zeros(PITCH_CLASSES, dtype=bool)
+_BITS = 1 << np.arange(PITCH_CLASSES)
+CHROMA_OF_BITS = ((np.arange(1 << PITCH_CLASSES)[:, None] & _BITS) > 0).astype(np.float64)
+"""(4096, 12): pitch-class weights of each 12-bit chroma."""
+
+
+class StepKey(NamedTuple):
+    """One part during one step, absolute: onset, sounding pitch classes as bits, top pitch."""
+
+    onset: bool
+    chroma_bits: int
+    top: int
+
+
+SILENT_STEP = StepKey(False, 0, -1)
+
+
+def chroma_bits(chroma: np.ndarray) -> int:
+    """(12,) bool or weights -> 12-bit int, bit c set when pitch class c sounds."""
+    return int(_BITS[np.asarray(chroma) > 0].sum())
+
+
+def relative_bits(bits: int, shift: int) -> int:
+    """Absolute pitch-class bits -> key-relative ones (relative class r is absolute r + shift)."""
+    s = shift % PITCH_CLASSES
+    return ((bits >> s) | (bits << (PITCH_CLASSES - s))) & ALL_CLASSES
 
 
 class Decider:
@@ -79,34 +69,137 @@ class Decider:
         self.rng = rng
         self.policy = policy
         self.spec: Spec = policy.spec
-        w = self.spec.window_steps
-        self.agent = RollingPart(w)
-        self.player = RollingPart(w)
-        self.key = KeyTracker(self.spec)
+        spec = self.spec
+        w = spec.window_steps
+        self.agent: deque[StepKey] = deque([SILENT_STEP] * w, maxlen=w)
+        self.player: deque[StepKey] = deque([SILENT_STEP] * w, maxlen=w)
+        self.key = KeyTracker(spec)
         self.tonic, self.minor = 0, False
-        self._agent_view = RelativeView(w)
-        self._player_view = RelativeView(w)
-        self._bar_position = np.zeros(1, dtype=np.int64)
-        self._minor = np.zeros(1, dtype=bool)
-        self._answering = np.zeros(1, dtype=bool)
-        self._progress = np.zeros(1, dtype=np.float64)
-        self._context = StepContext(
-            self._bar_position, self._minor, self._answering, self._progress
-        )
+        """The live key estimate (changes as notes are heard)."""
+        self.frame_tonic, self.frame_minor = 0, False
+        """The key the state and the actions are relative to (changes only at turn starts)."""
+        self._block = spec.features_per_part_step
+        self._part = w * self._block
+        self._state = np.zeros((1, spec.state_dim), dtype=np.float32)  # (1, state_dim)
+        self._blocks: dict[tuple[bool, int, int], np.ndarray] = {}
+        self._contexts: dict[tuple[int, bool, bool, float], np.ndarray] = {}
         self._masks: dict[tuple[int, int, int, int], np.ndarray] = {}
-        self._no_onsets = np.zeros(self.spec.n_actions, dtype=bool)
+        self._no_onsets = np.zeros(spec.n_actions, dtype=bool)
         self._no_onsets[[HOLD, REST]] = True
         self._step_chroma = np.zeros(PITCH_CLASSES, dtype=np.float64)
+        self._frame_shift = 0
+        self._rebuild()
+
+    # --- the state ---------------------------------------------------------------------------
+
+    def _windows(self, steps: list[StepKey], shift: int) -> PartWindow:
+        """A key-relative PartWindow (batch of one) of absolute step keys."""
+        w = self.spec.window_steps
+        onset = np.array([[s.onset for s in steps]], dtype=bool)  # (1, W)
+        chroma = np.zeros((1, w, PITCH_CLASSES), dtype=bool)  # (1, W, 12)
+        for i, s in enumerate(steps):
+            chroma[0, i] = (relative_bits(s.chroma_bits, shift) & _BITS) > 0
+        top = np.array([[s.top - shift if s.top >= 0 else -1 for s in steps]], dtype=np.int64)
+        return PartWindow(onset, chroma, top)
+
+    def _context(self, bar_position: int, answering: bool, progress: float) -> np.ndarray:
+        key = (bar_position, self.frame_minor, answering, progress)
+        block = self._contexts.get(key)
+        if block is None:
+            silent = self._windows([SILENT_STEP] * self.spec.window_steps, 0)
+            context = StepContext(
+                np.array([bar_position]),
+                np.array([self.frame_minor]),
+                np.array([answering]),
+                np.array([progress]),
+            )
+            state = encode_states(self.spec, silent, silent, context)  # (1, state_dim)
+            block = state[0, 2 * self._part :].copy()
+            if len(self._contexts) >= MAX_CACHED:
+                self._contexts.clear()
+            self._contexts[key] = block
+        return block
+
+    def _step_block(self, step: StepKey, shift: int) -> np.ndarray:
+        top = step.top - shift if step.top >= 0 else -1
+        key = (
+            step.onset,
+            relative_bits(step.chroma_bits, 0)
+            if shift == 0
+            else relative_bits(step.chroma_bits, shift),
+            top,
+        )
+        block = self._blocks.get(key)
+        if block is None:
+            w = self.spec.window_steps
+            onset = np.zeros((1, w), dtype=bool)
+            chroma = np.zeros((1, w, PITCH_CLASSES), dtype=bool)
+            tops = np.full((1, w), -1, dtype=np.int64)
+            onset[0, -1] = key[0]
+            chroma[0, -1] = (key[1] & _BITS) > 0
+            tops[0, -1] = top
+            silent = self._windows([SILENT_STEP] * w, 0)
+            context = StepContext(
+                np.zeros(1, dtype=np.int64),
+                np.zeros(1, dtype=bool),
+                np.zeros(1, dtype=bool),
+                np.zeros(1),
+            )
+            state = encode_states(self.spec, PartWindow(onset, chroma, tops), silent, context)
+            block = state[0, self._part - self._block : self._part].copy()
+            if len(self._blocks) >= MAX_CACHED:
+                self._blocks.clear()
+            self._blocks[key] = block
+        return block
+
+    def _rebuild(self) -> None:
+        """Rewrite every block in the current key's frame (the tonic moved, or a new model)."""
+        shift = self.shift
+        b = self._block
+        for offset, part in ((0, self.agent), (self._part, self.player)):
+            for i, step in enumerate(part):
+                self._state[0, offset + i * b : offset + (i + 1) * b] = self._step_block(
+                    step, shift
+                )
+        self._frame_shift = shift
+
+    def reference_state(self, step: int, answering: bool, progress: float) -> np.ndarray:
+        """(1, state_dim): ``encode_states`` of the full windows, built from scratch (for tests)."""
+        shift = self.shift
+        context = StepContext(
+            np.array([step % self.spec.steps_per_bar]),
+            np.array([self.frame_minor]),
+            np.array([answering]),
+            np.array([progress]),
+        )
+        return encode_states(
+            self.spec,
+            self._windows(list(self.agent), shift),
+            self._windows(list(self.player), shift),
+            context,
+        )
+
+    def state(self, step: int, answering: bool, progress: float) -> np.ndarray:
+        """(1, state_dim) float32: the state deciding grid ``step``. A view of the Decider's own
+        buffer: valid until the next ``observe_step``."""
+        self._state[0, 2 * self._part :] = self._context(
+            step % self.spec.steps_per_bar, answering, progress
+        )
+        return self._state
+
+    # --- stepping ----------------------------------------------------------------------------
 
     def adopt(self, policy: Policy) -> None:
-        """Use ``policy`` from the next decision on; keeps the history when the window differs."""
-        old_agent, old_player = self.agent, self.player
+        """Use ``policy`` from the next decision on; keeps the history and the key estimate."""
+        agent, player = list(self.agent), list(self.player)
         histogram = self.key.histogram.copy()
         self.__init__(policy, self.rng)  # type: ignore[misc]
-        self.agent.copy_history(old_agent)
-        self.player.copy_history(old_player)
+        self.agent.extend(agent)
+        self.player.extend(player)
         self.key.histogram[:] = histogram
         self.tonic, self.minor = self.key.key()
+        self.frame_tonic, self.frame_minor = self.tonic, self.minor
+        self._rebuild()
 
     def observe_step(
         self,
@@ -116,18 +209,56 @@ class Decider:
         player_chroma: np.ndarray,
         player_top: int,
         player_onset: bool,
+        move_frame: bool = True,
     ) -> None:
-        """Fold one finished step of both parts (absolute pitches; agent without register shift)."""
-        self.agent.push(agent_onset, agent_chroma, agent_top)
-        self.player.push(player_onset, player_chroma, player_top)
-        np.add(agent_chroma, player_chroma, out=self._step_chroma)
+        """Fold one finished step of both parts (absolute pitches; agent without register shift):
+        ``push_step`` then ``update_key(move_frame)``."""
+        self.push_step(
+            StepKey(bool(agent_onset), chroma_bits(agent_chroma), int(agent_top)),
+            StepKey(bool(player_onset), chroma_bits(player_chroma), int(player_top)),
+        )
+        self.update_key(move_frame)
+
+    def push_step(self, agent: StepKey, player: StepKey) -> None:
+        """Append one finished step of both parts to the windows and the state (cheap: on the
+        decision path). The key estimate follows in ``update_key``."""
+        self.agent.append(agent)
+        self.player.append(player)
+        b, p, s = self._block, self._part, self._state[0]
+        shift = self._frame_shift
+        s[: p - b] = s[b:p]
+        s[p - b : p] = self._step_block(agent, shift)
+        s[p : 2 * p - b] = s[p + b : 2 * p]
+        s[2 * p - b : 2 * p] = self._step_block(player, shift)
+
+    def update_key(self, move_frame: bool = True) -> None:
+        """Fold the last pushed step into the tonic estimate; with ``move_frame``, adopt the
+        estimate as the frame (rewriting the state if the tonic moved). Off the decision path:
+        the session calls it after sending, moving the frame only between the agent's turns (as
+        in training, where a turn keeps the key it started in)."""
+        agent, player = self.agent[-1], self.player[-1]
+        np.add(
+            CHROMA_OF_BITS[agent.chroma_bits],
+            CHROMA_OF_BITS[player.chroma_bits],
+            out=self._step_chroma,
+        )
         self.key.observe_step(self._step_chroma)
-        self.tonic, self.minor = self.key.key()
+        if agent.chroma_bits or player.chroma_bits:
+            # A silent step only scales the histogram, which cannot change the estimate.
+            self.tonic, self.minor = self.key.key()
+        if move_frame:
+            self.frame_minor = self.minor
+            if self.tonic != self.frame_tonic:
+                self.frame_tonic = self.tonic
+                if self.shift != self._frame_shift:
+                    self._rebuild()
 
     @property
     def shift(self) -> int:
         """Semitones from the model's key-relative frame to absolute pitch."""
-        return int(key_shift(self.tonic))
+        return int(key_shift(self.frame_tonic))
+
+    # --- deciding ----------------------------------------------------------------------------
 
     def allowed_mask(self, register_shift: int, low: int, high: int) -> np.ndarray:
         """(n_actions,) bool: HOLD, REST, and the NOTE_ONs that land within low..high."""
@@ -141,18 +272,6 @@ class Decider:
             self._masks[key] = mask
         return mask
 
-    def state(self, step: int, answering: bool, progress: float) -> np.ndarray:
-        """(1, state_dim) float32: the state deciding ``step``."""
-        shift = self.shift
-        roll = ROLL_INDEX[shift % PITCH_CLASSES]
-        agent = self._agent_view.refresh(self.agent, shift, roll)
-        player = self._player_view.refresh(self.player, shift, roll)
-        self._bar_position[0] = step % self.spec.steps_per_bar
-        self._minor[0] = self.minor
-        self._answering[0] = answering
-        self._progress[0] = progress
-        return encode_states(self.spec, agent, player, self._context)
-
     def decide(
         self,
         step: int,
@@ -164,7 +283,7 @@ class Decider:
         low: int,
         high: int,
     ) -> int:
-        """The action for ``step`` (an index into the model's vocabulary)."""
+        """The action for grid ``step`` (an index into the model's vocabulary)."""
         state = self.state(step, answering, progress)
         q = self.policy.q_values(state)  # (1, n_actions)
         allowed = self.allowed_mask(register_shift, low, high)

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from exports.spec import PITCH_CLASSES
-from live_agent.agent import SILENT_CHROMA, Decider
+from live_agent.agent import SILENT_STEP, Decider, StepKey
 from live_agent.controls import ControlMap, load_controls
 from live_agent.ledger import NoteLedger
 from live_agent.listener import Kind, Message, PlayerListener
@@ -292,10 +292,13 @@ class Session:
                 self._agent_onset = True
         self._release_at_send = False
         self.stats.notes_sent = self.agent_notes.notes_sent
+        # After sending: off the decision path. The frame moves only between the agent's turns.
+        self.decider.update_key(self.mode.frame_may_move(self._count))
 
     def skip(self, step: int) -> None:
         """A step the loop could not make in time: no decision, the agent's note goes on."""
         self._close_step()
+        self.decider.update_key(self.mode.frame_may_move(self._count))
         self._pending_action = None
         self._agent_onset = False
 
@@ -312,23 +315,21 @@ class Session:
 
     def _make_mode(self, name: str) -> Mode:
         o = self.options
-        return make_mode(name, o.silence_steps, o.answer_bars, self.decider.spec.steps_per_bar)
+        return make_mode(
+            name, o.silence_steps, o.answer_bars, self.decider.spec.steps_per_bar, o.duet_bars
+        )
 
     def _close_step(self) -> None:
-        """Fold the step that just ended (both parts) into the windows and the key."""
+        """Push the step that just ended (both parts) into the windows and the state."""
         player = self.listener.close_step(self._count)
         self.mode.observe_player_step(self._count, player.onset or player.top >= 0)
         if self._sounding is None:
-            agent_chroma, agent_top = SILENT_CHROMA, -1
+            agent = SILENT_STEP
         else:
-            agent_top = self._sounding - self.register_shift
-            agent_chroma = self._agent_chroma[agent_top % PITCH_CLASSES]
-        self.decider.observe_step(
-            agent_chroma, agent_top, self._agent_onset, player.chroma, player.top, player.onset
-        )
+            top = self._sounding - self.register_shift
+            agent = StepKey(self._agent_onset, 1 << (top % PITCH_CLASSES), top)
+        self.decider.push_step(agent, StepKey(player.onset, player.chroma_bits, player.top))
         self._count += 1
-
-    _agent_chroma = np.eye(PITCH_CLASSES, dtype=bool)
 
     def _silence_agent(self) -> None:
         self._pending_action = None

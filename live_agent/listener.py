@@ -159,6 +159,7 @@ class PlayerStep(NamedTuple):
     onset: bool
     chroma: np.ndarray  # (12,) bool, absolute pitch classes sounding at any time in the step
     top: int  # highest pitch sounding in the step, -1 when silent
+    chroma_bits: int  # the same pitch classes as a 12-bit int (bit c: class c)
 
 
 class PlayerListener:
@@ -176,7 +177,7 @@ class PlayerListener:
         self.pressed_step: dict[int, int] = {}
         """pitch -> step its key went down, for the held-note timeout."""
         self.timed_out = 0
-        self._chroma_of_mask: dict[int, np.ndarray] = {}
+        self._chroma_of_mask: dict[int, tuple[np.ndarray, int]] = {}
 
     def note_on(self, pitch: int, step: int) -> None:
         bit = 1 << pitch
@@ -207,21 +208,25 @@ class PlayerListener:
         """The step that just ended; the next one starts with the keys still held."""
         mask = self.step_sounding
         onset = self.step_onset
-        chroma = self._chroma_of_mask.get(mask)
-        if chroma is None:
+        cached = self._chroma_of_mask.get(mask)
+        if cached is None:
             chroma = np.zeros(PITCH_CLASSES, dtype=bool)
+            bits = 0
             rest = mask
             while rest:
                 low = rest & -rest
-                chroma[(low.bit_length() - 1) % PITCH_CLASSES] = True
+                pitch_class = (low.bit_length() - 1) % PITCH_CLASSES
+                chroma[pitch_class] = True
+                bits |= 1 << pitch_class
                 rest ^= low
+            cached = (chroma, bits)
             if len(self._chroma_of_mask) < 4096:
-                self._chroma_of_mask[mask] = chroma
+                self._chroma_of_mask[mask] = cached
         if self.pressed_step:
             self._time_out_stuck_notes(step)
         self.step_sounding = self.held
         self.step_onset = False
-        return PlayerStep(onset, chroma, mask.bit_length() - 1)
+        return PlayerStep(onset, cached[0], mask.bit_length() - 1, cached[1])
 
     def _time_out_stuck_notes(self, step: int) -> None:
         # A note-off can be lost upstream (an unterminated sysex swallows it): a key "held"

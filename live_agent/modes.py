@@ -32,11 +32,20 @@ class Mode(Protocol):
         """(answering, progress 0..1 through the agent's turn) for the encoder."""
         ...
 
+    def frame_may_move(self, next_step: int) -> bool:
+        """Whether the key frame may follow the key estimate before ``next_step`` (only between
+        turns: in training a turn keeps the key it started in)."""
+        ...
+
 
 class DuetMode:
-    """Play along on every step."""
+    """Play along on every step, in phrases of ``phrase_steps`` (training's duet turns): progress
+    runs 0..1 over each phrase and the key frame may move only at a phrase start."""
 
     name = "duet"
+
+    def __init__(self, phrase_steps: int) -> None:
+        self.phrase_steps = phrase_steps
 
     def observe_player_step(self, step: int, active: bool) -> None:
         pass
@@ -48,7 +57,10 @@ class DuetMode:
         return True
 
     def context(self, step: int) -> tuple[bool, float]:
-        return False, 0.0
+        return False, (step - 1) % self.phrase_steps / self.phrase_steps
+
+    def frame_may_move(self, next_step: int) -> bool:
+        return (next_step - 1) % self.phrase_steps == 0
 
 
 class AnswerMode:
@@ -104,9 +116,14 @@ class AnswerMode:
             return True, 0.0
         return True, (step - self.answer_start) / self.answer_steps
 
+    def frame_may_move(self, next_step: int) -> bool:
+        return self.answer_start is None
 
-def make_mode(name: str, silence_steps: int, answer_bars: int, steps_per_bar: int) -> Mode:
+
+def make_mode(
+    name: str, silence_steps: int, answer_bars: int, steps_per_bar: int, duet_bars: int = 4
+) -> Mode:
     """The mode called ``name`` ("answer" or "duet")."""
     if name == "duet":
-        return DuetMode()
+        return DuetMode(duet_bars * steps_per_bar)
     return AnswerMode(silence_steps, answer_bars * steps_per_bar)

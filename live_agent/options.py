@@ -50,6 +50,8 @@ class JamOptions:
     """answer mode: steps (16ths) of silence that end the player's phrase."""
     answer_bars: int = 2
     """answer mode: the answer's length in bars (it stops early when the player resumes)."""
+    duet_bars: int = 4
+    """duet mode: phrase length in bars (progress runs over it; the key frame moves between)."""
     velocity: int = 90
     """Velocity of the agent's notes, 1..127."""
     held_timeout_steps: int = 256
@@ -104,6 +106,7 @@ class JamOptions:
                 1 <= self.answer_bars <= 64,
                 f"answer bars must be within 1..64, got {self.answer_bars}",
             ),
+            (1 <= self.duet_bars <= 64, f"duet bars must be within 1..64, got {self.duet_bars}"),
             (
                 1 <= self.velocity <= MAX_DATA,
                 f"velocity must be within 1..127, got {self.velocity}",
@@ -188,6 +191,12 @@ def add_jam_arguments(
         help="answer mode: length of an answer in bars",
     )
     group.add_argument(
+        "--duet-bars",
+        type=int,
+        default=d.duet_bars,
+        help="duet mode: phrase length in bars (the key frame moves between phrases)",
+    )
+    group.add_argument(
         "--velocity", type=int, default=d.velocity, help="velocity of the agent's notes, 1..127"
     )
     group.add_argument("--seed", type=int, default=None, help="seed of the sampler")
@@ -215,6 +224,7 @@ def options_from_args(args: argparse.Namespace, **overrides: object) -> JamOptio
         "thru": args.thru,
         "silence_steps": args.silence_steps,
         "answer_bars": args.answer_bars,
+        "duet_bars": args.duet_bars,
         "velocity": args.velocity,
         "seed": args.seed,
         "controls": args.controls,
