@@ -25,6 +25,7 @@ scale, or minor with raised 6th and 7th, ``exports.tonality.scale_mask``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -301,11 +302,13 @@ def answer_quality(
     temperature: float,
     rng: np.random.Generator,
     answer_bars: int,
+    keys: Sequence[int] = tuple(range(PITCH_CLASSES)),
 ) -> AnswerQuality:
-    """Answer the calls moved to each of the 12 tonics; fraction of answer notes in the key."""
+    """Answer the calls moved to each tonic in ``keys`` (default all 12); fraction of answer
+    notes in that key."""
     per_key: dict[int, float] = {}
     notes_per_key: dict[int, int] = {}
-    for target in range(PITCH_CLASSES):
+    for target in keys:
         # Move each call so its tune's tonic lands on ``target`` (by at most a tritone).
         moved = []
         for call, tonic in zip(calls.events, calls.tonic, strict=True):
@@ -329,12 +332,13 @@ def evaluate_policies(
     answer_bars: int = 2,
     key_calls: int = 200,
     n_samples: int = 4,
+    keys: Sequence[int] = tuple(range(PITCH_CLASSES)),
 ) -> EvalResult:
     """Table 1, style fidelity and answer quality for each named policy.
 
     Compositions are the policies' ``answer_bars``-bar answers (2 bars = RL Tuner's 32 steps) to
     ``n_compositions`` held-out calls, sampled from softmax(Q / temperature). Answer quality uses
-    ``key_calls`` of those calls moved to each of the 12 keys. ``samples`` keeps ``n_samples``
+    ``key_calls`` of those calls moved to each tonic in ``keys`` (default all 12). ``samples`` keeps ``n_samples``
     (call, answer) pairs of the first policy for the piano rolls.
     """
     from training.rl_tuner_metrics import PAPER_NOTE_RNN, PAPER_Q, table1
@@ -357,7 +361,7 @@ def evaluate_policies(
             calls.minor[:key_calls],
             calls.continuation[:key_calls],
         )
-        quality[name] = answer_quality(spec, policy, subset, temperature, rng, answer_bars)
+        quality[name] = answer_quality(spec, policy, subset, temperature, rng, answer_bars, keys)
         if not samples:
             for i in range(min(n_samples, len(calls.events))):
                 samples.append(
@@ -446,7 +450,7 @@ def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> st
         "|---|" + "---:|" * (len(KEY_NAMES) + 2),
     ]
     for name, q in result.answer_quality.items():
-        cells = [_fmt(q.per_key[k], 2) for k in range(PITCH_CLASSES)]
+        cells = [_fmt(q.per_key.get(k, float("nan")), 2) for k in range(PITCH_CLASSES)]
         lines.append(
             f"| {name} | " + " | ".join(cells) + f" | {_fmt(q.minimum, 2)} | {_fmt(q.mean, 2)} |"
         )

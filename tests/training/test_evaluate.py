@@ -72,6 +72,7 @@ def test_in_key_fraction_uses_each_calls_key():
     assert (in_key, total) == (5, 6)
 
 
+@pytest.mark.slow  # importing tensorboard's writer and reader takes a few seconds
 def test_training_curves_from_a_real_tensorboard_run(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
@@ -184,8 +185,8 @@ def test_deepjam_eval_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
     assert "Notes in repeated motif" in printed
 
 
-def test_evaluation_is_seeded_and_uses_the_live_selection(tmp_path):
-    """Same seed, same numbers; a policy that always plays middle C scores as hand-computed."""
+def test_a_policy_that_always_plays_middle_c(tmp_path):
+    """A policy whose Q allows only middle C scores as computed by hand."""
     from exports.spec import DEFAULT_SPEC
     from training.corpus_data import Corpus
     from training.evaluate import evaluate_policies
@@ -211,6 +212,30 @@ def test_evaluation_is_seeded_and_uses_the_live_selection(tmp_path):
     # Key-relative middle C is the tonic of every call's key, in all 12 keys.
     quality = result.answer_quality["middle C"]
     assert quality.minimum == 1.0 and len(quality.per_key) == 12
+
+
+def test_evaluation_is_seeded(tmp_path):
+    import torch
+
+    from exports.spec import DEFAULT_SPEC
+    from training.corpus_data import Corpus
+    from training.evaluate import TorchPolicy, evaluate_policies
+    from training.networks import build_q_network, network_args_for
+
+    torch.set_num_threads(1)  # with more, torch collapses whenever another process is busy
+    corpus = Corpus.load(_tiny_corpus(tmp_path / "tiny.npz"))
+    torch.manual_seed(0)
+    policy = TorchPolicy(build_q_network(network_args_for(DEFAULT_SPEC, hidden=[16])))
+
+    def run(seed):
+        result = evaluate_policies(
+            DEFAULT_SPEC, {"q": policy}, corpus, n_compositions=8, key_calls=2, seed=seed, keys=[0]
+        )
+        return result.table1["q"], result.fidelity["q"].interval_js_bits
+
+    first, again, other = run(5), run(5), run(6)
+    assert first == again
+    assert first != other  # sampled at temperature 1: another seed, other answers
 
 
 def test_eval_refuses_a_missing_model(tmp_path, capsys):
