@@ -177,7 +177,10 @@ def check_states(
     def states(rows: list[int], n: int) -> np.ndarray:
         return window_states(spec, [tunes[i] for i in rows], corpus.minor[rows], n, rng)
 
-    return states(train, n_parity), states(held, HELD_OUT_STATES), f"corpus {corpus.name}"
+    origin = f"corpus {corpus.name}"
+    if corpus_arg != corpus.name:
+        origin += f" from {corpus_arg}"
+    return states(train, n_parity), states(held, HELD_OUT_STATES), origin
 
 
 def run(args: argparse.Namespace) -> int:

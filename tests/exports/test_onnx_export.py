@@ -263,9 +263,9 @@ def test_deepjam_export_writes_a_checked_model_from_a_checkpoint(
     captured = capsys.readouterr()
     printed = captured.out
     assert code == 0, captured.err
-    assert "300 states (corpus tiny)" in printed and "max |dQ|" in printed
+    assert f"300 states (corpus tiny from {corpus_path})" in printed and "max |dQ|" in printed
     assert "note:" not in printed  # the checkpoint's corpus summary matches the corpus given
-    assert "held-out states (corpus tiny)" in printed and "int8" in printed
+    assert "held-out states (corpus tiny from" in printed and "int8" in printed
 
     model = load_model(out)
     meta = model.metadata
