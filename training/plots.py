@@ -16,9 +16,19 @@ import numpy as np
 
 from exports.grid import note_list
 
-MAX_CURVE_PANELS = 6
-PREFERRED_TAGS = ("reward", "return", "loss", "q_mean", "epsilon", "style", "theory", "play")
-"""Tags containing these words are plotted first, in this order."""
+MAX_CURVE_PANELS = 8
+PREFERRED_TAGS = (
+    "episode/return",
+    "reward/mean",
+    "reward/style",
+    "reward/theory",
+    "reward/play",
+    "train/loss",
+    "train/q_mean",
+    "train/epsilon",
+)
+"""The trainer's headline series, plotted first in this order; then the others, the least
+nested first (``reward/theory`` before ``reward/theory/in_key``)."""
 
 Curves = dict[str, tuple[np.ndarray, np.ndarray]]
 """tag -> (steps, values)."""
@@ -83,18 +93,16 @@ def curves_from_metrics(metrics: dict[str, Any]) -> Curves:
 
 
 def _ordered_tags(curves: Curves) -> list[str]:
-    def rank(tag: str) -> tuple[int, str]:
-        lowered = tag.lower()
-        for i, word in enumerate(PREFERRED_TAGS):
-            if word in lowered:
-                return (i, tag)
-        return (len(PREFERRED_TAGS), tag)
+    def rank(tag: str) -> tuple[int, int, str]:
+        if tag in PREFERRED_TAGS:
+            return (0, PREFERRED_TAGS.index(tag), tag)
+        return (1, tag.count("/"), tag)
 
     return sorted(curves, key=rank)[:MAX_CURVE_PANELS]
 
 
 def plot_training_curves(curves: Curves, out_path: Path, title: str = "") -> Path:
-    """One panel per series (at most 6, rewards and losses first); writes a PNG, returns its path.
+    """One panel per series (at most 8, the headline series first); writes a PNG, returns its path.
 
     With no series the figure says so, so that the file always exists.
     """
