@@ -1,9 +1,264 @@
-"""Placeholder: this subcommand is being built; it registers nothing yet."""
+"""``deepjam answer call.mid -o answer.mid``: answer a recorded call, offline, through the live code.
+
+The call is fed to the same ``Session`` that ``deepjam jam`` runs, as timestamped input on a
+fake clock that jumps from deadline to deadline (as fast as the CPU allows), so what you hear here
+is what the live agent would have played. The output has the call and the answer on their own
+tracks; ``--render`` makes a WAV with FluidSynth, ``--plot`` a piano roll.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+from live_agent.options import add_jam_arguments
+
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+RENDER_RATE_HZ = 48000
+DEFAULT_BPM = 120.0
+CALL_NOTE_VELOCITY = 90
+NOTE_OFF = 0x80
+NOTE_ON = 0x90
+
+
+def default_model_path() -> Path:
+    """The packaged model, ``live_agent/models/default.onnx`` (it may not be installed)."""
+    return Path(str(resources.files("live_agent").joinpath("models", "default.onnx")))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pass
+    parser = subparsers.add_parser(
+        "answer",
+        help="answer a recorded call (a MIDI file) offline, through the live code path",
+        description="Feed CALL to the live agent on a fast clock and write the call and the "
+        "agent's answer as a two-track MIDI file.",
+    )
+    parser.add_argument("call", type=Path, help="MIDI file with the call (its top line is used)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="MIDI file to write")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="ONNX model from `deepjam export` (default: the packaged live_agent/models/default.onnx)",
+    )
+    parser.add_argument("--render", type=Path, default=None, help="also render a WAV (FluidSynth)")
+    parser.add_argument("--plot", type=Path, default=None, help="also draw a piano roll (PNG)")
+    add_jam_arguments(parser, bpm_default=None)
+    parser.set_defaults(func=run)
+
+
+def resolve_model(model: Path | None) -> Path:
+    """``--model`` or the packaged default; ModelError in one line when it is missing."""
+    from exports.errors import ModelError
+
+    if model is not None:
+        return model
+    path = default_model_path()
+    if not path.is_file():
+        raise ModelError(
+            f"no --model given and the packaged default model {path} is not installed; "
+            "pass --model FILE.onnx (make one with `deepjam train` then `deepjam export`)"
+        )
+    return path
+
+
+def call_tempo_bpm(path: Path) -> float:
+    """The first tempo of a MIDI file, or 120 bpm when it has none (or cannot say)."""
+    import mido
+
+    try:
+        midi = mido.MidiFile(str(path))
+    except (OSError, ValueError, EOFError):
+        return DEFAULT_BPM
+    for track in midi.tracks:
+        for message in track:
+            if message.type == "set_tempo":
+                return float(mido.tempo2bpm(message.tempo))
+    return DEFAULT_BPM
+
+
+def run(args: argparse.Namespace) -> int:
+    import queue
+    import threading
+
+    from exports.errors import ConfigError
+    from exports.grid import note_list
+    from exports.midi_files import read_melody
+    from exports.model_file import load_model
+    from live_agent.clock import FakeClock
+    from live_agent.engine import Session
+    from live_agent.options import options_from_args
+    from live_agent.protocols import InputEvent
+    from live_agent.recording import AGENT, PLAYER, Recorder
+
+    bpm = args.bpm if args.bpm is not None else call_tempo_bpm(args.call)
+    options = options_from_args(args, bpm=min(400.0, max(20.0, bpm)), clock="internal")
+    if args.render is not None:
+        check_renderer()
+    policy = load_model(resolve_model(args.model))
+    events = read_melody(args.call)  # MidiFileError (one line) when unreadable
+    notes = note_list(events)
+    if not notes:
+        raise ConfigError(f"{args.call} has no notes to answer; expected a melody")
+    step_ns = options.step_ns
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    timed = []
+    for start, duration, pitch in notes:
+        timed.append(((start + duration) * step_ns, 0, (NOTE_OFF, pitch, 0)))
+        timed.append((start * step_ns, 1, (NOTE_ON, pitch, CALL_NOTE_VELOCITY)))
+    for time_ns, _, data in sorted(timed):  # a release before a re-attack on the same step
+        inbox.put(InputEvent(time_ns, data))
+
+    call_end = max(start + duration for start, duration, _ in notes)
+    steps_per_bar = policy.spec.steps_per_bar
+    if options.mode == "answer":
+        until = call_end + options.silence_steps + options.answer_bars * steps_per_bar + 1
+    else:
+        until = -(-call_end // steps_per_bar) * steps_per_bar + 1
+    clock = FakeClock()
+    recorder = Recorder(options.bpm, origin_ns=0)
+    session = Session(policy, options, _SilentSink(), clock, inbox, recorder=recorder)
+    stats = session.run(threading.Event(), until_step=until, start_ns=0)
+    recorder.write(args.output, names={PLAYER: "call", AGENT: "answer"})
+
+    answer = _answer_notes(recorder, step_ns)
+    tonic, minor = session.decider.tonic, session.decider.minor
+    key = f"{NOTE_NAMES[tonic]} {'minor' if minor else 'major'}"
+    first = f", from step {answer[0][0]}" if answer else ""
+    print(
+        f"{args.output}: call {len(notes)} notes ({call_end} steps), answer {len(answer)} notes"
+        f"{first}; key {key}; {options.mode} mode, {options.bpm:g} bpm, temperature "
+        f"{options.temperature:g}; {stats.decisions} decisions"
+    )
+    if not answer:
+        print(
+            "deepjam answer: the model played nothing (all HOLD/REST); try a higher "
+            "--temperature or --density 1",
+            file=sys.stderr,
+        )
+    if args.plot is not None:
+        plot_piano_roll(args.plot, notes, answer, steps_per_bar, title=args.call.name)
+        print(f"{args.plot}: piano roll")
+    if args.render is not None:
+        render_wav(args.output, args.render)
+        print(f"{args.render}: rendered with FluidSynth at {RENDER_RATE_HZ} Hz")
+    return 0
+
+
+NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def _answer_notes(recorder: object, step_ns: int) -> list[tuple[int, int, int]]:
+    """(start_step, duration_steps, pitch) of the agent's notes, from the recording."""
+    from live_agent.recording import AGENT
+
+    started: dict[int, int] = {}
+    notes = []
+    for time_ns, data in recorder.parts[AGENT]:  # type: ignore[attr-defined]
+        status, pitch = data[0] & 0xF0, data[1] if len(data) > 1 else 0
+        if status == NOTE_ON and data[2] > 0:
+            started[pitch] = time_ns
+        elif status in (NOTE_OFF, NOTE_ON) and pitch in started:
+            begin = started.pop(pitch)
+            notes.append((begin // step_ns, max(1, round((time_ns - begin) / step_ns)), pitch))
+    return sorted(notes)
+
+
+class _SilentSink:
+    """Offline there is no port: the recorder (wrapped around this sink) keeps what is sent."""
+
+    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
+        pass
+
+    def note_off(self, channel: int, pitch: int) -> None:
+        pass
+
+    def control_change(self, channel: int, control: int, value: int) -> None:
+        pass
+
+    def send(self, data: tuple[int, ...]) -> None:
+        pass
+
+
+def check_renderer() -> None:
+    """ConfigError (one line, with the fix) when FluidSynth or its soundfont is missing."""
+    from exports.errors import ConfigError
+
+    if shutil.which("fluidsynth") is None:
+        raise ConfigError(
+            "--render needs FluidSynth, which is not installed; install it "
+            "(apt-get install fluidsynth fluid-soundfont-gm) or leave out --render"
+        )
+    if not SOUNDFONT.is_file():
+        raise ConfigError(
+            f"--render needs the General MIDI soundfont {SOUNDFONT}, which is missing; install it "
+            "(apt-get install fluid-soundfont-gm) or leave out --render"
+        )
+
+
+def render_wav(midi_path: Path, wav_path: Path) -> None:
+    """Render ``midi_path`` to ``wav_path`` with FluidSynth (no audio device needed)."""
+    from exports.errors import ConfigError
+
+    check_renderer()
+    command = [
+        "fluidsynth",
+        "-ni",
+        "-F",
+        str(wav_path),
+        "-r",
+        str(RENDER_RATE_HZ),
+        str(SOUNDFONT),
+        str(midi_path),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0 or not wav_path.is_file():
+        reason = (result.stderr or result.stdout).strip().splitlines()
+        raise ConfigError(
+            f"fluidsynth could not render {midi_path} (exit {result.returncode}: "
+            f"{reason[-1] if reason else 'no output'}); run it by hand: {' '.join(command)}"
+        )
+
+
+def plot_piano_roll(
+    path: Path,
+    call: list[tuple[int, int, int]],
+    answer: list[tuple[int, int, int]],
+    steps_per_bar: int,
+    title: str,
+) -> None:
+    """A piano roll: the call and the answer as bars over time (x in bars, y in MIDI pitch)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        from exports.errors import ConfigError
+
+        raise ConfigError(
+            "--plot needs matplotlib; install it (pip install 'deepjam[plot]') or leave out --plot"
+        ) from err
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for notes, color, label in ((call, "tab:blue", "call"), (answer, "tab:orange", "answer")):
+        for i, (start, duration, pitch) in enumerate(notes):
+            ax.broken_barh(
+                [(start / steps_per_bar, duration / steps_per_bar)],
+                (pitch - 0.4, 0.8),
+                color=color,
+                label=label if i == 0 else None,
+            )
+    end = max([s + d for s, d, _ in call + answer], default=steps_per_bar)
+    for bar in range(0, end // steps_per_bar + 2):
+        ax.axvline(bar, color="0.85", linewidth=0.8, zorder=0)
+    ax.set_xlabel("bar")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(f"deepjam answer: {title}")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(str(path), dpi=100)
+    plt.close(fig)

@@ -1,0 +1,110 @@
+"""Controls TOML, ModelSlots, JamOptions validation, and the no-torch rule of live_agent."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from exports.errors import ConfigError, ModelError
+from exports.model_file import load_model
+from live_agent.controls import ControlAction, ControlMap, ModelSlots, load_controls
+from live_agent.options import JamOptions, add_jam_arguments, options_from_args
+
+
+def test_packaged_controls_match_the_defaults() -> None:
+    packaged = load_controls()
+    assert packaged.apply(0, 74, 127) == ControlAction("temperature", 1.5)
+    assert packaged.apply(3, 71, 0) == ControlAction("density", 0.0)
+    assert packaged.apply(0, 76, 0) == ControlAction("register_shift", -24)
+    assert packaged.apply(0, 77, 100) == ControlAction("mode", "duet")
+    assert packaged.apply(0, 119, 127) == ControlAction("panic", 127)
+    assert packaged.apply(0, 119, 0) is None
+    assert packaged.apply(0, 1, 64) is None
+    assert packaged == ControlMap()
+
+
+def test_controls_file_with_channel_and_model_slots(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        'channel = 2\n[temperature]\ncc = 1\nmin = 0.0\nmax = 2.0\n[models]\n3 = "folk.onnx"\n'
+    )
+    controls = load_controls(path)
+    assert controls.apply(1, 1, 127) == ControlAction("temperature", 2.0)
+    assert controls.apply(0, 1, 127) is None  # another channel
+    assert controls.density is None and controls.mode_cc is None
+    assert controls.model_slots == {3: tmp_path / "folk.onnx"}
+    assert controls.accepts_program(1) and not controls.accepts_program(0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[temperature]\ncc = 300\n", "cc must be a number 0..127"),
+        ("channel = 17\n", "channel must be 0 (all) or 1..16"),
+        ("[models]\nx = 1\n", "[models] entries"),
+        ("[[[", "is not valid TOML"),
+    ],
+)
+def test_bad_controls_file_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_controls(path)
+
+
+def test_model_slots_load_off_thread_and_report_errors(onnx_model: Path, tmp_path: Path) -> None:
+    loaded: list[object] = []
+    errors: list[str] = []
+    done = threading.Event()
+
+    def on_loaded(policy: object) -> None:
+        loaded.append(policy)
+        done.set()
+
+    slots = ModelSlots(
+        {0: onnx_model, 1: tmp_path / "missing.onnx"}, load_model, on_loaded, errors.append
+    )
+    assert slots.program_change(0)
+    assert done.wait(10)
+    assert slots.program_change(1)
+    assert not slots.program_change(5)
+    slots.join()
+    assert len(loaded) == 1 and loaded[0].spec.window_steps == 32  # type: ignore[attr-defined]
+    assert any("does not exist" in e for e in errors)
+    assert any("no model in that slot" in e for e in errors)
+    assert isinstance(ModelError("x"), ValueError)
+
+
+def test_options_from_the_command_line_are_validated() -> None:
+    parser = argparse.ArgumentParser()
+    add_jam_arguments(parser)
+    options = options_from_args(
+        parser.parse_args(
+            ["--channel", "3", "--input-channel", "1", "--mode", "duet", "--bpm", "90"]
+        )
+    )
+    assert (options.channel, options.input_channel, options.mode) == (2, 0, "duet")
+    assert options.step_ns == round(60e9 / 90 / 4)
+    with pytest.raises(ConfigError, match="channel must be 1..16, got 17"):
+        options_from_args(parser.parse_args(["--channel", "17"]))
+    with pytest.raises(ConfigError, match="density must be within 0..1"):
+        JamOptions(density=1.5)
+    with pytest.raises(ConfigError, match="register limits"):
+        JamOptions(register_low=90, register_high=80)
+
+
+def test_live_agent_never_imports_torch() -> None:
+    code = (
+        "import sys, live_agent.engine, live_agent.answer_command, live_agent.controls; "
+        "print('torch' in sys.modules, 'training' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]
