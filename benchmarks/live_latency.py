@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -113,8 +114,8 @@ def time_decisions(model_path: Path, count: int, interval_s: float, seed: int = 
 
 
 def measure_grid(
-    bpm: float, seconds: float, scale_model: Path, server_env: dict[str, str]
-) -> dict[str, float]:
+    bpm: float, seconds: float, scale_model: Path, server_env: dict[str, str], backend: str
+) -> dict[str, Any]:
     """Run deepjam jam at ``bpm`` and measure its note-ons against the best-fit grid."""
     probe = _load("jack_probe", ROOT / "tests" / "integration" / "jack_probe.py")
     os.environ["JACK_DEFAULT_SERVER"] = server_env["JACK_DEFAULT_SERVER"]
@@ -136,6 +137,7 @@ def measure_grid(
     deviation = probe.grid_deviation_ms(frames[4:] / recorder.sample_rate, step_s)  # skip warm-up
     intervals = np.diff(frames) / recorder.sample_rate / step_s
     return {
+        "backend": backend,
         "bpm": bpm,
         "notes": float(len(frames)),
         "p50": float(np.percentile(deviation, 50)),
@@ -194,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     server = conftest.start_jack_server(name, workdir / "jackd.log", period_frames=args.period)
     results = []
     try:
-        for bpm in (120.0, 180.0):
-            results.append(measure_grid(bpm, args.seconds, scale, server.env))
+        for backend in ("rtmidi", "jack-client"):
+            for bpm in (120.0, 180.0):
+                results.append(measure_grid(bpm, args.seconds, scale, server.env, backend))
     finally:
         conftest._stop(server.process)
     period_ms = args.period / server.sample_rate * 1e3
@@ -203,14 +206,18 @@ def main(argv: list[str] | None = None) -> int:
         f"\nOutput onsets vs best-fit grid, ms (JACK dummy, {server.sample_rate} Hz, "
         f"-p {args.period} = {period_ms:.2f} ms; separate JACK client on deepjam's output)"
     )
-    print(f"{'bpm':>5} {'notes':>6} {'p50':>7} {'p99':>7} {'max':>7} {'off-grid':>9}")
+    print(
+        f"{'backend':<12} {'bpm':>5} {'notes':>6} {'p50':>7} {'p99':>7} {'max':>7} {'off-grid':>9}"
+    )
     for r in results:
         print(
-            f"{r['bpm']:5.0f} {r['notes']:6.0f} {r['p50']:7.3f} {r['p99']:7.3f} {r['max']:7.3f} {r['off_grid']:9.0f}"
+            f"{r['backend']:<12} {r['bpm']:5.0f} {r['notes']:6.0f} {r['p50']:7.3f} "
+            f"{r['p99']:7.3f} {r['max']:7.3f} {r['off_grid']:9.0f}"
         )
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for r in results:
         if r["log"]:
-            print(f"{r['bpm']:.0f} bpm: {r['log']}")
+            print(f"{r['backend']} {r['bpm']:.0f} bpm: {r['log'].removeprefix('deepjam jam: ')}")
     return 0
 
 

@@ -27,6 +27,11 @@ from live_agent.options import add_jam_arguments
 from live_agent.ports import API_CHOICES
 
 JOIN_TIMEOUT_S = 1.0
+BACKENDS = ("rtmidi", "jack-client")
+GIL_SWITCH_INTERVAL_S = 0.0002
+"""MIDI callbacks (rtmidi's and JACK-Client's) run Python in JACK's realtime thread and need the
+GIL within a fraction of a period; with CPython's default 5 ms a busy scheduler thread makes
+them miss cycles (xruns, duplicated and lost MIDI; shared/MEASUREMENTS.md)."""
 DEFAULT_MODEL = Path(__file__).parent / "models" / "default.onnx"
 
 
@@ -61,6 +66,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--api", choices=API_CHOICES, default="auto", help="MIDI system (default: auto, JACK first)"
     )
     ports.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="rtmidi",
+        help="rtmidi (any --api; one client per port) or jack-client (JACK only: both ports in "
+        "one client, notes placed to the frame; needs the JACK-Client package)",
+    )
+    ports.add_argument(
         "--no-watchdog", action="store_true", help="do not watch and reopen lost or dead ports"
     )
     add_jam_arguments(parser)
@@ -92,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from live_agent.clock import RealClock
     from live_agent.controls import ModelSlots
     from live_agent.engine import Session
-    from live_agent.midi_io import MidiInput, MidiOutput
+    from live_agent.midi_io import JackClientIO, MidiInput, MidiOutput, NoteBookkeeping
     from live_agent.options import options_from_args
     from live_agent.ports import resolve_api
     from live_agent.watchdog import PortWatchdog
@@ -100,12 +112,13 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     policy = load_model(resolve_model_path(args.model))
     policy.warm_up()
-    api = resolve_api(args.api)
+    jack_backend = args.backend == "jack-client"
+    api = resolve_api("jack" if jack_backend else args.api)
 
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     stop_event = threading.Event()
-    midi_in: MidiInput | None = None
-    midi_out: MidiOutput | None = None
+    midi_in: MidiInput | JackClientIO | None = None
+    midi_out: NoteBookkeeping | None = None
     watchdog: PortWatchdog | None = None
     worker: threading.Thread | None = None
     session: Any = None
@@ -120,9 +133,19 @@ def run(args: argparse.Namespace) -> int:
             midi_out.close_gate()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    switch_interval_s = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
-        midi_in = MidiInput(inbox, api, args.input, virtual=args.virtual or args.input is None)
-        midi_out = MidiOutput(api, args.output, virtual=args.virtual or args.output is None)
+        if jack_backend:
+            jack_io = JackClientIO(inbox, args.input, args.output)
+            midi_in, midi_out = jack_io, jack_io
+            in_name, out_name = jack_io.input_name, jack_io.output_name
+        else:
+            rt_in = MidiInput(inbox, api, args.input, virtual=args.virtual or args.input is None)
+            midi_in = rt_in
+            rt_out = MidiOutput(api, args.output, virtual=args.virtual or args.output is None)
+            midi_out = rt_out
+            in_name, out_name = rt_in.name, rt_out.name
         session = Session(policy, options, midi_out, RealClock(), inbox)
         session.warm_up()
         if session.controls.model_slots:
@@ -131,14 +154,17 @@ def run(args: argparse.Namespace) -> int:
             )
             session.program_handler = slots.program_change
         if not args.no_watchdog:
-            watchdog = PortWatchdog(midi_in, midi_out, _log)
+            if isinstance(midi_in, JackClientIO):
+                watchdog = PortWatchdog(None, None, _log, jack_io=midi_in)
+            else:
+                watchdog = PortWatchdog(midi_in, midi_out, _log)  # type: ignore[arg-type]
             watchdog.start()
         worker = threading.Thread(
             target=session.run, args=(stop_event,), name="deepjam-scheduler", daemon=True
         )
         worker.start()
         _log(
-            f"listening on {midi_in.name!r}, playing on {midi_out.name!r} "
+            f"listening on {in_name!r}, playing on {out_name!r} "
             f"(model {policy.path.name}, {options.mode}, "
             f"{'MIDI clock' if options.clock == 'midi' else f'{options.bpm:g} bpm'}, "
             f"channel {options.channel + 1}); Ctrl-C to stop"
@@ -162,12 +188,13 @@ def run(args: argparse.Namespace) -> int:
             if midi_out.sounding or (worker is not None and worker.is_alive()):
                 midi_out.panic()  # the session could not close its notes: end them here
             midi_out.close()
-        if midi_in is not None:
+        if midi_in is not None and midi_in is not midi_out:
             midi_in.close()
         if session is not None and session.recorder is not None and options.record is not None:
             _log(f"recorded both parts to {session.recorder.write(options.record)}")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        sys.setswitchinterval(switch_interval_s)
         if midi_in is not None and midi_out is not None:
             _log(
                 f"stopped: {midi_in.received} messages in, {midi_out.sent} out, "

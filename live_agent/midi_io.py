@@ -13,11 +13,20 @@ vanished JACK peer drops messages silently, and an error must not stop the jam.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from typing import Any
 
-from live_agent.ports import OpenedPort, PortKind, open_port
+from exports.errors import PortError
+from live_agent.ports import (
+    VIRTUAL_INPUT_NAME,
+    VIRTUAL_OUTPUT_NAME,
+    OpenedPort,
+    PortKind,
+    match_port,
+    open_port,
+)
 from live_agent.protocols import InputEvent
 
 NOTE_OFF = 0x80
@@ -95,25 +104,15 @@ class MidiInput:
         self.port.close()
 
 
-class MidiOutput:
-    """A ``NoteSink`` on an rtmidi output port; thread-safe (scheduler and watchdog share it).
+class NoteBookkeeping:
+    """The ``NoteSink`` half shared by both backends; subclasses provide ``_send``.
 
-    ``sent`` counts messages handed to rtmidi, ``send_errors`` those rtmidi refused or that
-    failed while the port was being reopened. ``sounding`` is the set of (channel, pitch)
-    this sink turned on and has not turned off.
+    Thread-safe (scheduler, watchdog and signal handler share it). ``sent`` counts messages
+    handed to the backend, ``send_errors`` those it refused. ``sounding`` is the set of
+    (channel, pitch) this sink turned on and has not turned off.
     """
 
-    def __init__(
-        self,
-        api: int,
-        wanted: str | None,
-        virtual: bool = False,
-        client_name: str = OUTPUT_CLIENT_NAME,
-    ) -> None:
-        self.api = api
-        self.wanted = wanted
-        self.virtual = virtual
-        self.client_name = client_name
+    def __init__(self) -> None:
         self.sent = 0
         self.send_errors = 0
         self.reopened = 0
@@ -123,18 +122,12 @@ class MidiOutput:
         """Set by ``close_gate``: note-ons are dropped (counted in ``dropped_after_stop``)."""
         self.dropped_after_stop = 0
         self._lock = threading.RLock()  # re-entrant: a signal handler may gate the sink mid-send
-        self.port: OpenedPort = open_port("output", api, wanted, virtual, client_name)
-
-    @property
-    def name(self) -> str:
-        return self.port.name
 
     def _send(self, data: list[int]) -> None:
-        try:
-            self.port.handle.send_message(data)
-            self.sent += 1
-        except Exception:  # rtmidi errors, or a handle closed under us by reopen
-            self.send_errors += 1
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
 
     def note_on(self, channel: int, pitch: int, velocity: int) -> None:
         with self._lock:
@@ -194,6 +187,35 @@ class MidiOutput:
             self.closing = True
             self.panic()
 
+
+class MidiOutput(NoteBookkeeping):
+    """A ``NoteSink`` on an rtmidi output port (see ``NoteBookkeeping`` for the counters)."""
+
+    def __init__(
+        self,
+        api: int,
+        wanted: str | None,
+        virtual: bool = False,
+        client_name: str = OUTPUT_CLIENT_NAME,
+    ) -> None:
+        super().__init__()
+        self.api = api
+        self.wanted = wanted
+        self.virtual = virtual
+        self.client_name = client_name
+        self.port: OpenedPort = open_port("output", api, wanted, virtual, client_name)
+
+    @property
+    def name(self) -> str:
+        return self.port.name
+
+    def _send(self, data: list[int]) -> None:
+        try:
+            self.port.handle.send_message(data)
+            self.sent += 1
+        except Exception:  # rtmidi errors, or a handle closed under us by reopen
+            self.send_errors += 1
+
     def reopen(self) -> None:
         """Open the port again (the peer came back), then end any note it may still hold."""
         sounding = set(self.sounding)
@@ -207,6 +229,228 @@ class MidiOutput:
     def close(self) -> None:
         with self._lock:
             self.port.close()
+
+
+class JackClientIO(NoteBookkeeping):
+    """Both ports in ONE JACK client (the JACK-Client package), timed to the audio frame.
+
+    Why: python-rtmidi makes a client per port, so an answer leaves a cycle after its input
+    and every note leaves at the start of a cycle (up to one period late: the grid jitters by
+    a period). Here the process callback stamps each input event with its frame, and places
+    each output message at the frame it was sent at, one period later: constant latency, no
+    period quantization (shared/MEASUREMENTS.md).
+
+    Ports: ``<client>:deepjam in`` and ``<client>:deepjam out``; ``input`` / ``output`` name
+    peers to connect (exact name or case-insensitive substring, as ``ports.match_port``).
+    ``cycles`` counts process cycles: it stops moving when JACK stops running the client,
+    which is how ``check_health`` finds a dead client (and reopens it).
+    """
+
+    def __init__(
+        self,
+        inbox: Any,
+        input: str | None,
+        output: str | None,
+        client_name: str = "deepjam",
+    ) -> None:
+        super().__init__()
+        self.inbox = inbox
+        self.wanted_input = input
+        self.wanted_output = output
+        self.client_name = client_name
+        self.received = 0
+        self.callback_errors = 0
+        self.late_messages = 0
+        self.cycles = 0
+        self.api = -1  # not an rtmidi API: the watchdog's rtmidi probe does not apply
+        self.virtual = input is None and output is None
+        self._outbox: queue.SimpleQueue[tuple[int, bytes]] = queue.SimpleQueue()
+        self._pending: list[tuple[int, bytes]] = []
+        self._lost: set[str] = set()
+        self._last_cycles = 0
+        self._last_progress_ns = time.perf_counter_ns()
+        self.input_peer: str | None = None
+        self.output_peer: str | None = None
+        self._open()
+
+    # -- client ----------------------------------------------------------------------------
+    def _open(self) -> None:
+        try:
+            import jack
+        except ImportError as err:
+            raise PortError(
+                "the jack-client backend needs the JACK-Client package; "
+                "pip install 'deepjam[lowlatency]' or use --backend rtmidi"
+            ) from err
+        try:
+            client = jack.Client(self.client_name, no_start_server=True)
+        except jack.JackError as err:
+            raise PortError(
+                f"cannot open a JACK client ({err}); start a JACK server (e.g. `jackd -d dummy`)"
+            ) from err
+        self._jack = jack
+        self.client = client
+        self.sample_rate = client.samplerate
+        self.ns_per_frame = 1e9 / client.samplerate
+        self.inport = client.midi_inports.register(VIRTUAL_INPUT_NAME)
+        self.outport = client.midi_outports.register(VIRTUAL_OUTPUT_NAME)
+        client.set_process_callback(self._process)
+        client.activate()
+        try:
+            if self.wanted_input is not None:
+                self.input_peer = self._match("input", self.wanted_input)
+                client.connect(self.input_peer, self.inport)
+            if self.wanted_output is not None:
+                self.output_peer = self._match("output", self.wanted_output)
+                client.connect(self.outport, self.output_peer)
+        except BaseException:
+            self._close_client()
+            raise
+
+    def _peers(self, kind: PortKind) -> list[str]:
+        # An input listens to other clients' outputs, and the other way round.
+        ports = self.client.get_ports(
+            is_midi=True, is_output=kind == "input", is_input=kind == "output"
+        )
+        own = self.client.name + ":"
+        return [p.name for p in ports if not p.name.startswith(own)]
+
+    def _match(self, kind: PortKind, wanted: str) -> str:
+        available = self._peers(kind)
+        return available[match_port(available, wanted, kind)]
+
+    @property
+    def name(self) -> str:
+        return f"{self.client.name}:{VIRTUAL_OUTPUT_NAME}"
+
+    @property
+    def input_name(self) -> str:
+        return self.input_peer or f"{self.client.name}:{VIRTUAL_INPUT_NAME}"
+
+    @property
+    def output_name(self) -> str:
+        return self.output_peer or f"{self.client.name}:{VIRTUAL_OUTPUT_NAME}"
+
+    # -- JACK's thread ---------------------------------------------------------------------
+    def _process(self, frames: int) -> None:
+        try:
+            now_ns = time.perf_counter_ns()
+            cycle_start_ns = now_ns - int(self.client.frames_since_cycle_start * self.ns_per_frame)
+            period_ns = int(frames * self.ns_per_frame)
+            window_ns = cycle_start_ns - period_ns  # the period just past: stamped, and replayed
+            self.cycles += 1
+            for offset, data in self.inport.incoming_midi_events():
+                status = data[0] if len(data) else 0
+                if status == ACTIVE_SENSING:
+                    continue
+                self.inbox.put(
+                    InputEvent(window_ns + int(offset * self.ns_per_frame), tuple(bytes(data)))
+                )
+                self.received += 1
+            self.outport.clear_buffer()
+            while True:
+                try:
+                    self._pending.append(self._outbox.get_nowait())
+                except queue.Empty:
+                    break
+            last = 0
+            keep = []
+            for due_ns, message in self._pending:
+                if due_ns >= cycle_start_ns:
+                    keep.append((due_ns, message))  # due in the period now running: next cycle
+                    continue
+                offset = int((due_ns - window_ns) / self.ns_per_frame)
+                if offset < 0:
+                    self.late_messages += 1
+                offset = min(max(offset, last), frames - 1)
+                try:
+                    self.outport.write_midi_event(offset, message)
+                    last = offset
+                except self._jack.JackError:
+                    self.send_errors += 1
+            self._pending = keep
+        except Exception:
+            self.callback_errors += 1
+
+    # -- NoteSink --------------------------------------------------------------------------
+    def _send(self, data: list[int]) -> None:
+        self._outbox.put((time.perf_counter_ns(), bytes(data)))
+        self.sent += 1
+
+    def flush(self, timeout_s: float = 0.2) -> bool:
+        """Wait until every queued message went out (False on timeout or no cycles)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._outbox.empty() and not self._pending:
+                # written in the current cycle: one more cycle delivers it
+                time.sleep(2 * self.client.blocksize / self.sample_rate)
+                return True
+            time.sleep(0.001)
+        return False
+
+    # -- health ----------------------------------------------------------------------------
+    def check_health(self, now_ns: int, log: Any, dead_after_ns: int) -> None:
+        """For the watchdog: a client JACK stopped running is reopened; a peer that vanished
+        is reconnected when it returns (an output after ending every note it may hold)."""
+        if self.cycles != self._last_cycles:
+            self._last_cycles = self.cycles
+            self._last_progress_ns = now_ns
+        elif now_ns - self._last_progress_ns > dead_after_ns:
+            log(
+                f"JACK ran no cycle of {self.client.name!r} for "
+                f"{(now_ns - self._last_progress_ns) / 1e9:.1f} s; reopening the client"
+            )
+            self._last_progress_ns = now_ns
+            try:
+                self.reopen()
+            except PortError as err:
+                log(f"reopening failed: {err}")
+            return
+        for kind, peer in (("input", self.input_peer), ("output", self.output_peer)):
+            if peer is None:
+                continue
+            listed = peer in self._peers(kind)  # type: ignore[arg-type]
+            key = f"{kind}-gone"
+            if not listed and key not in self._lost:
+                self._lost.add(key)
+                log(f"MIDI {kind} {peer!r} vanished; the jam goes on, reconnecting when it returns")
+            elif listed and key in self._lost:
+                try:
+                    if kind == "input":
+                        self.client.connect(peer, self.inport)
+                    else:
+                        self.client.connect(self.outport, peer)
+                except self._jack.JackError as err:
+                    log(f"MIDI {kind} {peer!r} is back but will not connect: {err}")
+                    continue
+                self._lost.discard(key)
+                self.reopened += 1
+                if kind == "output":
+                    self.panic()
+                    log(f"MIDI output {peer!r} is back: reconnected, sent all notes off")
+                else:
+                    log(f"MIDI input {peer!r} is back: reconnected")
+
+    def _close_client(self) -> None:
+        try:
+            self.client.deactivate()
+        finally:
+            self.client.close()
+
+    def reopen(self) -> None:
+        """A fresh client with the same ports and peers; ends any note left sounding."""
+        with self._lock:
+            self._close_client()
+            self._pending = []
+            self._open()
+            self.reopened += 1
+        self.panic()
+
+    def close(self) -> None:
+        """Deliver what is queued (the final all-notes-off), then close the client."""
+        self.flush()
+        with self._lock:
+            self._close_client()
 
 
 def port_kind(port: MidiInput | MidiOutput) -> PortKind:

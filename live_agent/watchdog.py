@@ -12,6 +12,9 @@ Three faults, found by polling every ``poll_s`` on the watchdog's own thread:
   JACK cycles: it is reopened as a fresh client, with its JACK connections restored.
 * A port that cannot be reopened yet: retried on every poll, logged once.
 
+With the one-client JACK backend (``JackClientIO``) the dead-client check is direct: its
+process callback counts cycles, and no cycle for ``dead_after_s`` reopens the client.
+
 The jam goes on throughout: the scheduler keeps its own time and sends into the sink.
 """
 
@@ -23,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from exports.errors import PortError
-from live_agent.midi_io import ACTIVE_SENSING, MidiInput, MidiOutput
+from live_agent.midi_io import ACTIVE_SENSING, JackClientIO, MidiInput, MidiOutput
 from live_agent.ports import _open_client, api_ids
 
 NS_PER_S = 1_000_000_000
@@ -66,7 +69,8 @@ def _jack_connect(own_port: str, peers: list[str], own_is_input: bool) -> None:
 
 
 class PortWatchdog:
-    """Watches one input and one output (either may be None); ``log`` gets one line per event.
+    """Watches one rtmidi input and output (either may be None), or a ``JackClientIO``;
+    ``log`` gets one line per event.
 
     ``check()`` does one round of checks and is what tests call; ``start()`` runs it every
     ``poll_s`` on a daemon thread until ``stop()``.
@@ -80,7 +84,9 @@ class PortWatchdog:
         poll_s: float = 0.5,
         probe_after_s: float = 1.0,
         dead_after_s: float = 3.0,
+        jack_io: JackClientIO | None = None,
     ) -> None:
+        self.jack_io = jack_io
         self.midi_in = midi_in
         self.midi_out = midi_out
         self.log = log
@@ -195,6 +201,8 @@ class PortWatchdog:
     def check(self, now_ns: int | None = None) -> None:
         """One round: vanished / returning peers, then the dead-input probe."""
         now_ns = time.perf_counter_ns() if now_ns is None else now_ns
+        if self.jack_io is not None:
+            self.jack_io.check_health(now_ns, self.log, self.dead_after_ns)
         if self.midi_out is not None:
             self._check_peer(self.midi_out, "output")
         if self.midi_in is not None:

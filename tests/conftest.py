@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import pytest
 JACK_SAMPLE_RATE = 48000
 JACK_PERIOD_FRAMES = 256
 JACK_START_TIMEOUT_S = 15.0
+GIL_SWITCH_INTERVAL_S = 0.0002
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,14 @@ def jack_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JackServer
     server = start_jack_server(name, log_path)
     previous = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = name
+    # JACK-Client process callbacks of the tests' probes run Python in JACK's thread: they must
+    # get the GIL within a fraction of a period (default switch interval: 5 ms, an xrun).
+    switch_interval_s = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         yield server
     finally:
+        sys.setswitchinterval(switch_interval_s)
         if previous is None:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:

@@ -7,6 +7,7 @@ import contextlib
 import queue
 import time
 
+import numpy as np
 import pytest
 
 from live_agent.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, MidiInput, MidiOutput
@@ -76,3 +77,40 @@ def test_panic_ends_held_notes_and_clock_passes(jack_server: object) -> None:
     finally:
         sender.close()
         receiver.close()
+
+
+def test_one_client_backend_places_notes_to_the_frame(jack_server: object) -> None:
+    """Messages sent 10 ms apart arrive about 480 frames apart (48 kHz), placed inside the
+    period, where python-rtmidi snaps every message to a period start (gaps of k * 256 frames);
+    input from a peer lands on the Inbox."""
+    from jack_probe import jack_recorder
+
+    from live_agent.clock import RealClock
+    from live_agent.midi_io import JackClientIO
+
+    clock = RealClock()
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    with jack_recorder("frame-listener") as recorder:
+        io = JackClientIO(inbox, "frame-listener:out", "frame-listener:in", client_name="dj-frames")
+        try:
+            assert io.input_name == "frame-listener:out" and io.name == "dj-frames:deepjam out"
+            time.sleep(0.05)
+            deadline_ns = clock.now_ns() + 5_000_000
+            for pitch in range(60, 84):
+                clock.sleep_until(deadline_ns)
+                io.note_on(0, pitch, 100)
+                deadline_ns += 10_000_000
+            io.panic()
+            recorder.send((0x91, 40, 70))
+            assert io.flush(1.0)
+            time.sleep(0.05)
+            got = _drain(inbox, 1)
+        finally:
+            io.close()
+        frames = [e.frame for e in recorder.note_ons()]
+    assert [e.data for e in got] == [(0x91, 40, 70)] and io.received == 1
+    assert len(frames) == 24, recorder.events
+    gaps = np.diff(frames)
+    assert abs(float(np.median(gaps)) - 480) <= 48, gaps  # the median gap is 10 ms +- 1 ms
+    assert np.mean(gaps % 256 != 0) > 0.5, gaps  # placed inside periods, not at their start
+    assert io.sounding == set() and io.send_errors == 0 and io.callback_errors == 0

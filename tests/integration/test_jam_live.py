@@ -30,6 +30,10 @@ from exports.errors import ModelError
 
 DEEPJAM_IN = "deepjam-in:deepjam in"
 DEEPJAM_OUT = "deepjam-out:deepjam out"
+PORTS = {
+    "rtmidi": (DEEPJAM_IN, DEEPJAM_OUT),
+    "jack-client": ("deepjam:deepjam in", "deepjam:deepjam out"),  # one client, two ports
+}
 E_FLAT_MAJOR = {3, 5, 7, 8, 10, 0, 2}
 ALL_OFF_WITHIN_NS = 50_000_000
 
@@ -38,10 +42,12 @@ def _jam_args(model: Path, *extra: str) -> list[str]:
     return ["--model", str(model), "--temperature", "0", "--virtual", "--api", "jack", *extra]
 
 
-def _patch(recorder: JackRecorder) -> None:
-    recorder.wait_for_port(DEEPJAM_OUT)
-    recorder.connect_from(DEEPJAM_OUT)
-    recorder.connect_to(DEEPJAM_IN)
+def _patch(
+    recorder: JackRecorder, deepjam_in: str = DEEPJAM_IN, deepjam_out: str = DEEPJAM_OUT
+) -> None:
+    recorder.wait_for_port(deepjam_out)
+    recorder.connect_from(deepjam_out)
+    recorder.connect_to(deepjam_in)
     time.sleep(0.05)
 
 
@@ -184,14 +190,19 @@ def test_follows_a_midi_clock(jack_server, scale_model_path: Path) -> None:  # t
 
 
 @pytest.mark.jack
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("signum", "backend"),
+    [(signal.SIGTERM, "rtmidi"), (signal.SIGINT, "rtmidi"), (signal.SIGTERM, "jack-client")],
+)
 def test_signal_mid_note_leaves_nothing_sounding(
-    jack_server, scale_model_path: Path, signum: int
+    jack_server, scale_model_path: Path, signum: int, backend: str
 ) -> None:  # type: ignore[no-untyped-def]
     # The agent plays on channel 3; the player's held chord comes back on channel 1 (--thru).
     args = _jam_args(scale_model_path, "--mode", "duet", "--bpm", "120", "--channel", "3", "--thru")
+    args += ["--backend", backend]
+    ports = PORTS[backend]
     with jack_recorder("signal-listener") as recorder, run_jam(args, env=jack_server.env) as jam:
-        _patch(recorder)
+        _patch(recorder, *ports)
         recorder.send((NOTE_ON, 48, 80))
         recorder.send((NOTE_ON, 55, 80))  # held through the signal, never released by the player
         deadline = time.monotonic() + 5
