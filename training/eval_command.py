@@ -91,7 +91,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from exports.errors import ConfigError
     from training.corpus import resolve_corpus
-    from training.evaluate import KEY_NAMES, evaluate_policies, format_markdown
+    from training.evaluate import KEY_NAMES, STYLE_COLUMN, evaluate_policies, format_markdown
     from training.plots import (
         curves_from_metrics,
         plot_piano_rolls,
@@ -116,6 +116,11 @@ def run_eval(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         key_calls=min(args.key_calls, args.compositions),
     )
+    if STYLE_COLUMN not in policies:
+        result.notes.append(
+            "an ONNX file carries the Q-network only: evaluate the checkpoint (.pt) to see the "
+            "style model's column too"
+        )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     report = format_markdown(result, title=f"deepjam evaluation of {model_path.name}")

@@ -220,6 +220,8 @@ class EvalResult:
     samples: list[dict[str, Any]] = field(default_factory=list)
     """A few (call, answer) pairs, absolute grid events, for the piano rolls."""
     spec: Spec | None = None
+    notes: list[str] = field(default_factory=list)
+    """Lines printed under the title (e.g. a column left out and why)."""
 
 
 # ------------------------------------------------------------------ calls from held-out tunes
@@ -409,6 +411,8 @@ def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> st
 
     columns = list(result.table1)
     lines = [f"# {title}", ""]
+    if result.notes:
+        lines += [f"- {note}" for note in result.notes] + [""]
     lines += [
         f"## RL Tuner Table 1 ({result.n_compositions} compositions of 32 steps per policy)",
         "",

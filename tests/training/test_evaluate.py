@@ -244,3 +244,33 @@ def test_eval_refuses_a_missing_model(tmp_path, capsys):
     code = main(["eval", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o")])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_deepjam_eval_on_an_onnx_model(tmp_path):
+    """The live model file is a policy too (onnxruntime, the live reader); no style column."""
+    import torch
+
+    from exports.metadata import ModelMetadata
+    from exports.onnx_writer import export_onnx
+    from exports.spec import DEFAULT_SPEC
+    from exports.state_samples import synthetic_states
+    from live_agent.cli import main
+    from training.networks import build_q_network, network_args_for
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    network = build_q_network(network_args_for(DEFAULT_SPEC, hidden=[16])).eval()
+    metadata = ModelMetadata(
+        spec=DEFAULT_SPEC, reward_weights={"w_style": 1.0}, style_name="tiny", corpus={}
+    )
+    states = synthetic_states(DEFAULT_SPEC, 64, np.random.default_rng(0))
+    export_onnx(network, metadata, tmp_path / "tiny.onnx", states)
+    corpus = _tiny_corpus(tmp_path / "tiny.npz")
+    out = tmp_path / "eval"
+    argv = ["eval", str(tmp_path / "tiny.onnx"), "--corpus", str(corpus), "--out", str(out)]
+    assert main(argv + ["--compositions", "12", "--key-calls", "3"]) == 0
+    report = (out / "eval.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| Metric |"))
+    assert "deepjam Q-network" in header and "style model" not in header
+    assert "ONNX file carries the Q-network only" in report
+    assert (out / "training_curves.png").read_bytes()[:8] == PNG_MAGIC
