@@ -15,8 +15,10 @@ divergences (bits, 0 = same distribution, 1 = disjoint) of two histograms:
 
 * melodic intervals between successive notes (holds and rests skipped), semitones clipped to
   -12..+12 with one overflow bin at each end (27 bins);
-* key-relative pitch classes of note onsets (12 bins; the corpus tune's own Krumhansl-Schmuckler
-  key, the policy's key-relative frame).
+* key-relative pitch classes of note onsets (12 bins). The reference tunes are taken relative
+  to their own whole-tune Krumhansl-Schmuckler key (the corpus label); the generated answers are
+  in the policy's key-relative frame, i.e. relative to the key the environment estimated from
+  the call, as live.
 
 Answer quality: held-out calls, transposed to each of the 12 tonics, answered by the policy; the
 fraction of the answer's note onsets whose absolute pitch class lies in the call's key (major
