@@ -352,3 +352,35 @@ class DqnLearner:
         self.updates = int(state["updates"])
         self.rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
+
+
+def evaluate_policy(
+    env: VectorEnv, act: Callable[[np.ndarray], np.ndarray], vector_steps: int
+) -> dict[str, float]:
+    """Run a policy (states (N, D) -> actions (N,)) for ``vector_steps`` steps of a fresh env.
+
+    Returns ``return`` (mean return of the episodes that ended), ``reward`` (mean reward per
+    step), ``episodes`` (how many ended) and the mean per step of each reward term the env
+    reports (``term/<name>``).
+    """
+    states = env.reset()
+    running = np.zeros(len(states))
+    returns: list[float] = []
+    reward_sum, terms_sum = 0.0, {}
+    for _ in range(vector_steps):
+        result = env.step(act(states))
+        running += result.rewards
+        reward_sum += float(np.mean(result.rewards))
+        for name, value in (getattr(result, "terms", None) or {}).items():
+            terms_sum[name] = terms_sum.get(name, 0.0) + float(np.mean(value))
+        ended = np.flatnonzero(result.dones)
+        returns.extend(running[ended].tolist())
+        running[ended] = 0.0
+        states = result.states
+    out = {
+        "return": float(np.mean(returns)) if returns else float("nan"),
+        "reward": reward_sum / max(vector_steps, 1),
+        "episodes": float(len(returns)),
+    }
+    out.update({f"term/{k}": v / max(vector_steps, 1) for k, v in terms_sum.items()})
+    return out

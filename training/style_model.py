@@ -249,7 +249,7 @@ def train_style_model(
             )
         if deadline is not None and time.monotonic() >= deadline:
             if log is not None:
-                log(f"style model: time budget of {config.max_minutes} min reached")
+                log(f"style model: time budget of {config.max_minutes:.2f} min reached")
             break
     val = evaluate_style_model(network, val_data, device)
     metrics = {

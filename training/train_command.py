@@ -17,6 +17,7 @@ Handlers import torch inside themselves, so ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -140,7 +141,7 @@ def train(
     from training.checkpoint import load_checkpoint, save_checkpoint
     from training.config import config_from_dict, load_config
     from training.corpus import resolve_corpus
-    from training.dqn import DqnLearner, TrainProgress
+    from training.dqn import DqnLearner, TrainProgress, evaluate_policy, select_actions
     from training.environment import EnvConfig, MelodyEnv
     from training.networks import build_q_network, network_args_for
     from training.reward import RewardWeights
@@ -207,7 +208,7 @@ def train(
             # Leave at least half of the budget to the DQN.
             cap = max(time_left_s() / 2.0, 1.0) / 60.0
             limit = min(style_config.max_minutes, cap) if style_config.max_minutes > 0 else cap
-            style_config = type(style_config)(**{**style_config.__dict__, "max_minutes": limit})
+            style_config = dataclasses.replace(style_config, max_minutes=limit)
         _log(f"style model: up to {style_config.epochs} epochs, {style_config.max_minutes:.2f} min")
         style_model = train_style_model(
             spec, corpus, style_config, config.network.hidden, config.seed, device, _log
@@ -242,8 +243,16 @@ def train(
         if checkpoint.optimizer_state is not None:
             learner.optimizer.load_state_dict(checkpoint.optimizer_state)
         learner.load_state_dict(checkpoint.extra["learner"])
+    # The exploration schedule runs over the DQN phase's share of a wall-time budget.
+    rl_elapsed_before_s = float(checkpoint.extra.get("rl_elapsed_s", 0.0)) if checkpoint else 0.0
+    rl_budget_s = rl_elapsed_before_s + max(time_left_s(), 1e-9)
+    rl_started_s = time.monotonic()
+
+    def rl_elapsed_s() -> float:
+        return rl_elapsed_before_s + time.monotonic() - rl_started_s
+
     if time_budget_s is not None:
-        learner.time_fraction = lambda: 1.0 - max(time_left_s(), 0.0) / time_budget_s
+        learner.time_fraction = lambda: rl_elapsed_s() / rl_budget_s
 
     env = MelodyEnv(spec, train_corpus, env_config, reward_weights, style_model.log_probs)
     writer = SummaryWriter(log_dir=str(out_dir / "tb"))
@@ -273,6 +282,7 @@ def train(
             extra={
                 "learner": learner.state_dict(),
                 "elapsed_s": elapsed_before_s + time.monotonic() - started,
+                "rl_elapsed_s": rl_elapsed_s(),
             },
         )
 
@@ -346,11 +356,7 @@ def train(
         return False
 
     deadline_s = None if time_budget_s is None else time.monotonic() + max(time_left_s(), 0.0)
-    rl_started_s, rl_started_step, rl_started_updates = (
-        time.monotonic(),
-        learner.global_step,
-        learner.updates,
-    )
+    rl_started_step, rl_started_updates = learner.global_step, learner.updates
     try:
         learner.learn(env, budget.env_steps, deadline_s, on_progress)
     finally:
@@ -363,6 +369,35 @@ def train(
     if rl_s > 0 and learner.global_step > rl_started_step:
         metrics["env_steps_per_s"] = (learner.global_step - rl_started_step) / rl_s
         metrics["updates_per_s"] = (learner.updates - rl_started_updates) / rl_s
+    # A quick look at what was learned: greedy Q against random play and the style model's own
+    # choice, on fresh episodes cut from the validation tunes.
+    eval_corpus = corpus.subset(validation=True)
+    eval_env = MelodyEnv(
+        spec,
+        eval_corpus if eval_corpus.n_tunes else train_corpus,
+        dataclasses.replace(env_config, seed=config.seed + 1),
+        reward_weights,
+        style_model.log_probs,
+    )
+    eval_steps = 2 * eval_env.max_turn_steps
+    eval_rng = np.random.default_rng(config.seed + 1)
+    policies = {
+        "greedy": lambda s: select_actions(learner.q_network, s, 0.0, eval_rng, device),
+        "style_greedy": lambda s: np.argmax(style_model.log_probs(s), axis=1),
+        "random": lambda s: eval_rng.integers(0, spec.n_actions, size=len(s)),
+    }
+    for name, act in policies.items():
+        result = evaluate_policy(eval_env, act, eval_steps)
+        metrics[f"eval_{name}_return"] = result["return"]
+        metrics[f"eval_{name}_reward"] = result["reward"]
+        if name == "greedy":
+            for key, value in result.items():
+                if key.startswith("term/"):
+                    metrics[f"eval_greedy_{key[5:]}"] = value
+    _log(
+        "validation episodes, mean return: greedy Q {eval_greedy_return:.2f}, style model "
+        "greedy {eval_style_greedy_return:.2f}, random {eval_random_return:.2f}".format(**metrics)
+    )
     write_checkpoint()
     writer.close()
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
