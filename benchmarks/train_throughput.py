@@ -2,14 +2,16 @@
 
     python3 benchmarks/train_throughput.py [--budget-s 30] [--corpus default|PATH] [--sb3-envs 16]
 
-Three runs, each for a fixed wall-time budget after setup, all on one torch thread:
+Four runs, each for a fixed wall-time budget after setup, all on one torch thread:
 
 1. ours: ``training.dqn.DqnLearner`` on ``training.environment.MelodyEnv`` (N parallel episodes
    in numpy, one update of batch 128 per vector step);
 2. SB3 DQN on ``training.gym_env.MelodyGymEnv`` wrapped in a ``DummyVecEnv`` of one env, with
    SB3's default ``train_freq=4`` (one update per 4 transitions);
 3. SB3 DQN on a ``DummyVecEnv`` of ``--sb3-envs`` copies, ``train_freq=1`` (one update per vector
-   step of that many transitions): SB3 given parallel envs too.
+   step of that many transitions): SB3 given parallel envs too;
+4. the same with ``train_freq = n_envs / sb3_envs`` vector steps, i.e. as many transitions per
+   update as ours (256): SB3's best case for env steps/s at our update ratio.
 
 Same Q-network (MLP, hidden [256, 256], ReLU: SB3 ``policy_kwargs=dict(net_arch=[256, 256])``),
 batch 128, Adam 2.5e-4, replay 100k, the same ``learning_starts``, the same reward (with an
@@ -256,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         run_ours(spec, corpus, args.n_envs, args.budget_s, args.learning_starts, args.seed)
     )
     print(format_table(results[-1:]).splitlines()[-1], flush=True)
-    for n_envs, train_freq in ((1, 4), (args.sb3_envs, 1)):
+    matched_freq = max(1, args.n_envs // args.sb3_envs)  # same transitions per update as ours
+    for n_envs, train_freq in ((1, 4), (args.sb3_envs, 1), (args.sb3_envs, matched_freq)):
         results.append(
             run_sb3(
                 spec, corpus, n_envs, train_freq, args.budget_s, args.learning_starts, args.seed
