@@ -39,10 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser(
         "jam",
         help="play live: listen on a MIDI input, answer or play along on a MIDI output",
-        description="Play live with a trained model. Without --input/--output (or with "
-        "--virtual) deepjam makes virtual ports 'deepjam in' and 'deepjam out' to patch in "
-        "your DAW or JACK; see `deepjam ports` for what is there. Ctrl-C or SIGTERM stops it "
-        "with every note released.",
+        description="Play live with a trained model. Name the ports to use with --input and "
+        "--output (see `deepjam ports`), or pass --virtual to make ports 'deepjam in' and "
+        "'deepjam out' for the sides not named, to patch in your DAW or JACK. Ctrl-C or SIGTERM "
+        "stops it with every note released.",
     )
     ports = parser.add_argument_group("ports")
     ports.add_argument(
@@ -97,6 +97,20 @@ def resolve_model_path(model: Path | None) -> Path:
     return DEFAULT_MODEL
 
 
+def check_port_choice(input_name: str | None, output_name: str | None, virtual: bool) -> None:
+    """Each side needs a port name, or --virtual; raises PortError (one line) otherwise."""
+    from exports.errors import PortError
+
+    missing = [
+        flag for flag, name in (("--input", input_name), ("--output", output_name)) if not name
+    ]
+    if missing and not virtual:
+        raise PortError(
+            f"no {' or '.join(missing)} given: name the port (see `deepjam ports`), or pass "
+            "--virtual to make 'deepjam in' / 'deepjam out' and connect them yourself"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     import queue
 
@@ -110,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from live_agent.watchdog import PortWatchdog
 
     options = options_from_args(args)
+    check_port_choice(args.input, args.output, args.virtual)
     policy = load_model(resolve_model_path(args.model))
     policy.warm_up()
     jack_backend = args.backend == "jack-client"
@@ -141,9 +156,9 @@ def run(args: argparse.Namespace) -> int:
             midi_in, midi_out = jack_io, jack_io
             in_name, out_name = jack_io.input_name, jack_io.output_name
         else:
-            rt_in = MidiInput(inbox, api, args.input, virtual=args.virtual or args.input is None)
+            rt_in = MidiInput(inbox, api, args.input, virtual=args.input is None)
             midi_in = rt_in
-            rt_out = MidiOutput(api, args.output, virtual=args.virtual or args.output is None)
+            rt_out = MidiOutput(api, args.output, virtual=args.output is None)
             midi_out = rt_out
             in_name, out_name = rt_in.name, rt_out.name
         session = Session(policy, options, midi_out, RealClock(), inbox)

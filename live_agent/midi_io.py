@@ -218,13 +218,11 @@ class MidiOutput(NoteBookkeeping):
 
     def reopen(self) -> None:
         """Open the port again (the peer came back), then end any note it may still hold."""
-        sounding = set(self.sounding)
-        with self._lock:
+        with self._lock:  # held through the panic: no note-on may slip in before it
             self.port.close()
             self.port = open_port("output", self.api, self.wanted, self.virtual, self.client_name)
             self.reopened += 1
-            self.sounding = sounding
-        self.panic()
+            self.panic()
 
     def close(self) -> None:
         with self._lock:
@@ -415,18 +413,20 @@ class JackClientIO(NoteBookkeeping):
                 self._lost.add(key)
                 log(f"MIDI {kind} {peer!r} vanished; the jam goes on, reconnecting when it returns")
             elif listed and key in self._lost:
-                try:
-                    if kind == "input":
-                        self.client.connect(peer, self.inport)
-                    else:
-                        self.client.connect(self.outport, peer)
-                except self._jack.JackError as err:
-                    log(f"MIDI {kind} {peer!r} is back but will not connect: {err}")
-                    continue
-                self._lost.discard(key)
-                self.reopened += 1
+                with self._lock:  # held through the panic: no note-on may slip in before it
+                    try:
+                        if kind == "input":
+                            self.client.connect(peer, self.inport)
+                        else:
+                            self.client.connect(self.outport, peer)
+                    except self._jack.JackError as err:
+                        log(f"MIDI {kind} {peer!r} is back but will not connect: {err}")
+                        continue
+                    self._lost.discard(key)
+                    self.reopened += 1
+                    if kind == "output":
+                        self.panic()
                 if kind == "output":
-                    self.panic()
                     log(f"MIDI output {peer!r} is back: reconnected, sent all notes off")
                 else:
                     log(f"MIDI input {peer!r} is back: reconnected")
@@ -444,7 +444,7 @@ class JackClientIO(NoteBookkeeping):
             self._pending = []
             self._open()
             self.reopened += 1
-        self.panic()
+            self.panic()
 
     def close(self) -> None:
         """Deliver what is queued (the final all-notes-off), then close the client."""

@@ -77,6 +77,16 @@ def _sounding_after(events: list[Received]) -> set[tuple[int, int]]:
     return on
 
 
+def test_each_side_needs_a_port_name_or_virtual() -> None:
+    from exports.errors import PortError
+    from live_agent.jam_command import check_port_choice
+
+    check_port_choice("keystep", "fluid", virtual=False)
+    check_port_choice("keystep", None, virtual=True)
+    with pytest.raises(PortError, match=r"^no --output given: name the port .* or pass --virtual"):
+        check_port_choice("keystep", None, virtual=False)
+
+
 def test_missing_default_model_is_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -99,6 +109,7 @@ def test_unknown_input_port_fails_in_one_line(jack_server, scale_model_path: Pat
             "live_agent.cli",
             "jam",
             *_jam_args(scale_model_path)[:4],
+            "--virtual",
             "--input",
             "nosuch-keyboard",
             "--api",
@@ -225,3 +236,39 @@ def test_signal_mid_note_leaves_nothing_sounding(
     by_deadline = [e for e in events if e.time_ns <= signalled_ns + ALL_OFF_WITHIN_NS]
     assert _sounding_after(by_deadline) == set(), "notes still on 50 ms after the signal"
     assert _sounding_after(events) == set()
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["rtmidi", "jack-client"])
+def test_synth_that_quits_and_returns_gets_all_notes_off_first(
+    jack_server, scale_model_path: Path, backend: str
+) -> None:  # type: ignore[no-untyped-def]
+    args = _jam_args(scale_model_path, "--mode", "duet", "--bpm", "120", "--output", "lost-synth")
+    args += ["--backend", backend]
+    first = JackRecorder("lost-synth").start()
+    try:
+        with run_jam(args, env=jack_server.env) as jam:
+            deadline = time.monotonic() + 5
+            while len(first.note_ons()) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(first.note_ons()) >= 3, jam.stderr_text()
+            first.stop()  # the synth quits mid-note; the jam plays on into nothing
+            time.sleep(1.0)
+            with jack_recorder("lost-synth") as second:
+                deadline = time.monotonic() + 3
+                while len(second.note_ons()) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                events = list(second.events)
+            assert any("vanished" in line for line in jam.lines), jam.stderr_text()
+            assert any("is back" in line for line in jam.lines), jam.stderr_text()
+            assert jam.process.poll() is None, "the jam must go on"
+    finally:
+        first.stop()
+    first_on = next(
+        i for i, e in enumerate(events) if e.data[0] & 0xF0 == NOTE_ON and e.data[2] > 0
+    )
+    before = [tuple(e.data) for e in events[:first_on]]
+    assert (CONTROL_CHANGE, ALL_NOTES_OFF, 0) in before and (CONTROL_CHANGE, 120, 0) in before, (
+        events
+    )

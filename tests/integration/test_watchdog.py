@@ -86,3 +86,46 @@ def test_probe_keeps_a_live_input_and_reopens_a_dead_one(jack_server: object) ->
         watchdog.stop()
         keyboard.close()
         midi_in.close()
+
+
+def test_one_client_backend_reconnects_its_output_and_revives(jack_server: object) -> None:
+    from live_agent.midi_io import JackClientIO
+
+    api = resolve_api("jack")
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    synth = MidiInput(inbox, api, None, virtual=True, client_name="wd2-synth")
+    io = JackClientIO(queue.SimpleQueue(), None, "wd2-synth", client_name="wd2-deepjam")
+    lines: list[str] = []
+    watchdog = PortWatchdog(None, None, lines.append, dead_after_s=0.3, jack_io=io)
+    try:
+        time.sleep(0.05)
+        io.note_on(5, 70, 80)
+        assert _drain(inbox, 1) == [(0x95, 70, 80)]
+        synth.close()
+        time.sleep(0.05)
+        watchdog.check()
+        assert len(lines) == 1 and "vanished" in lines[0]
+        synth = MidiInput(inbox, api, None, virtual=True, client_name="wd2-synth")
+        time.sleep(0.05)
+        watchdog.check()
+        assert "is back" in lines[-1]
+        assert _drain(inbox, 3) == [
+            (0x85, 70, 0),
+            (0xB5, ALL_NOTES_OFF, 0),
+            (0xB5, ALL_SOUND_OFF, 0),
+        ]
+        io.client.deactivate()  # JACK stops running the client: no more cycles
+        time.sleep(0.05)
+        watchdog.check()
+        time.sleep(0.4)
+        watchdog.check()
+        assert any("no cycle" in line for line in lines), lines
+        cycles = io.cycles
+        time.sleep(0.1)
+        assert io.cycles > cycles, "the reopened client gets cycles again"
+        io.note_on(5, 71, 80)  # and still reaches the synth
+        assert (0x95, 71, 80) in _drain(inbox, 4)
+    finally:
+        watchdog.stop()
+        io.close()
+        synth.close()
