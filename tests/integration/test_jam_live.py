@@ -206,11 +206,12 @@ def test_follows_a_midi_clock(jack_server, scale_model_path: Path) -> None:  # t
     [(signal.SIGTERM, "rtmidi"), (signal.SIGINT, "rtmidi"), (signal.SIGTERM, "jack-client")],
 )
 def test_signal_mid_note_leaves_nothing_sounding(
-    jack_server, scale_model_path: Path, signum: int, backend: str
+    jack_server, scale_model_path: Path, signum: int, backend: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     # The agent plays on channel 3; the player's held chord comes back on channel 1 (--thru).
     args = _jam_args(scale_model_path, "--mode", "duet", "--bpm", "120", "--channel", "3", "--thru")
-    args += ["--backend", backend]
+    record = tmp_path / "session.mid"
+    args += ["--backend", backend, "--record", str(record)]
     ports = PORTS[backend]
     with jack_recorder("signal-listener") as recorder, run_jam(args, env=jack_server.env) as jam:
         _patch(recorder, *ports)
@@ -236,6 +237,13 @@ def test_signal_mid_note_leaves_nothing_sounding(
     by_deadline = [e for e in events if e.time_ns <= signalled_ns + ALL_OFF_WITHIN_NS]
     assert _sounding_after(by_deadline) == set(), "notes still on 50 ms after the signal"
     assert _sounding_after(events) == set()
+    # --record: written on the same shutdown path, both parts, every note closed
+    import mido
+
+    tracks = mido.MidiFile(str(record)).tracks
+    notes = [[m for m in t if m.type == "note_on" and m.velocity > 0] for t in tracks]
+    assert sum(1 for part in notes if part) == 2, f"expected a player and an agent part: {tracks}"
+    assert any(f"recorded both parts to {record}" in line for line in jam.lines), jam.stderr_text()
 
 
 @pytest.mark.jack
