@@ -78,6 +78,7 @@ class Decider:
         """The live key estimate (changes as notes are heard)."""
         self.frame_tonic, self.frame_minor = 0, False
         """The key the state and the actions are relative to (changes only at turn starts)."""
+        self._shift = 0  # key_shift(frame_tonic), kept as an int: numpy on scalars costs us
         self._block = spec.features_per_part_step
         self._part = w * self._block
         self._state = np.zeros((1, spec.state_dim), dtype=np.float32)  # (1, state_dim)
@@ -88,6 +89,12 @@ class Decider:
         self._no_onsets[[HOLD, REST]] = True
         self._step_chroma = np.zeros(PITCH_CLASSES, dtype=np.float64)
         self._frame_shift = 0
+        # Every one-note step (each pitch, with and without onset) in one batch: most of what
+        # either part plays; chords are encoded when first heard (see ``prefetch``).
+        self._encode_blocks(
+            [(onset, 1 << (p % PITCH_CLASSES), p) for onset in (False, True) for p in range(128)]
+            + [(False, 0, -1), (True, 0, -1)]
+        )
         self._rebuild()
 
     # --- the state ---------------------------------------------------------------------------
@@ -102,60 +109,107 @@ class Decider:
         top = np.array([[s.top - shift if s.top >= 0 else -1 for s in steps]], dtype=np.int64)
         return PartWindow(onset, chroma, top)
 
+    def _encode_contexts(self, keys: list[tuple[int, bool, bool, float]]) -> None:
+        """Cache the context features of each (bar position, minor, answering, progress) key,
+        with one batched ``encode_states`` call."""
+        keys = [k for k in dict.fromkeys(keys) if k not in self._contexts]
+        if not keys:
+            return
+        n, w = len(keys), self.spec.window_steps
+        silent = PartWindow(
+            np.zeros((n, w), dtype=bool),
+            np.zeros((n, w, PITCH_CLASSES), dtype=bool),
+            np.full((n, w), -1, dtype=np.int64),
+        )
+        context = StepContext(
+            np.array([k[0] for k in keys]),
+            np.array([k[1] for k in keys]),
+            np.array([k[2] for k in keys]),
+            np.array([k[3] for k in keys], dtype=np.float64),
+        )
+        states = encode_states(self.spec, silent, silent, context)  # (n, state_dim)
+        if len(self._contexts) + n > MAX_CACHED:
+            self._contexts.clear()
+        for key, row in zip(keys, states[:, 2 * self._part :], strict=True):
+            self._contexts[key] = row.copy()
+
+    def precompute_contexts(self, answering: bool, progress_values: list[float]) -> None:
+        """Encode ahead every context a mode will ask for (all bar positions, both modes of the
+        key), so that no decision waits for a new one."""
+        self._encode_contexts(
+            [
+                (position, minor, answering, progress)
+                for position in range(self.spec.steps_per_bar)
+                for minor in (False, True)
+                for progress in progress_values
+            ]
+        )
+
     def _context(self, bar_position: int, answering: bool, progress: float) -> np.ndarray:
         key = (bar_position, self.frame_minor, answering, progress)
         block = self._contexts.get(key)
         if block is None:
-            silent = self._windows([SILENT_STEP] * self.spec.window_steps, 0)
-            context = StepContext(
-                np.array([bar_position]),
-                np.array([self.frame_minor]),
-                np.array([answering]),
-                np.array([progress]),
-            )
-            state = encode_states(self.spec, silent, silent, context)  # (1, state_dim)
-            block = state[0, 2 * self._part :].copy()
-            if len(self._contexts) >= MAX_CACHED:
-                self._contexts.clear()
-            self._contexts[key] = block
+            self._encode_contexts([key])
+            block = self._contexts[key]
         return block
 
-    def _step_block(self, step: StepKey, shift: int) -> np.ndarray:
+    def _relative_key(self, step: StepKey, shift: int) -> tuple[bool, int, int]:
         top = step.top - shift if step.top >= 0 else -1
-        key = (
-            step.onset,
-            relative_bits(step.chroma_bits, 0)
-            if shift == 0
-            else relative_bits(step.chroma_bits, shift),
-            top,
+        return (step.onset, relative_bits(step.chroma_bits, shift), top)
+
+    def _encode_blocks(self, keys: list[tuple[bool, int, int]]) -> None:
+        """Cache the features of each key-relative (onset, chroma bits, top) step, with one
+        batched ``encode_states`` call (the step last in the agent's window, the rest silent)."""
+        keys = [k for k in dict.fromkeys(keys) if k not in self._blocks]
+        if not keys:
+            return
+        n, w = len(keys), self.spec.window_steps
+        onset = np.zeros((n, w), dtype=bool)
+        chroma = np.zeros((n, w, PITCH_CLASSES), dtype=bool)
+        tops = np.full((n, w), -1, dtype=np.int64)
+        onset[:, -1] = [k[0] for k in keys]
+        chroma[:, -1] = (np.array([k[1] for k in keys])[:, None] & _BITS) > 0
+        tops[:, -1] = [k[2] for k in keys]
+        silent = PartWindow(
+            np.zeros((n, w), dtype=bool),
+            np.zeros((n, w, PITCH_CLASSES), dtype=bool),
+            np.full((n, w), -1, dtype=np.int64),
         )
+        context = StepContext(
+            np.zeros(n, dtype=np.int64),
+            np.zeros(n, dtype=bool),
+            np.zeros(n, dtype=bool),
+            np.zeros(n),
+        )
+        states = encode_states(self.spec, PartWindow(onset, chroma, tops), silent, context)
+        if len(self._blocks) + n > MAX_CACHED:
+            self._blocks.clear()
+        for key, row in zip(keys, states[:, self._part - self._block : self._part], strict=True):
+            self._blocks[key] = row.copy()
+
+    def prefetch(self, steps: list[StepKey]) -> None:
+        """Encode ahead the blocks of steps that may come next (e.g. the chord the player is
+        holding), off the decision path; cheap when they are cached already."""
+        shift = self._frame_shift
+        keys = [self._relative_key(step, shift) for step in steps]
+        if any(k not in self._blocks for k in keys):
+            self._encode_blocks(keys)
+
+    def _step_block(self, step: StepKey, shift: int) -> np.ndarray:
+        key = self._relative_key(step, shift)
         block = self._blocks.get(key)
         if block is None:
-            w = self.spec.window_steps
-            onset = np.zeros((1, w), dtype=bool)
-            chroma = np.zeros((1, w, PITCH_CLASSES), dtype=bool)
-            tops = np.full((1, w), -1, dtype=np.int64)
-            onset[0, -1] = key[0]
-            chroma[0, -1] = (key[1] & _BITS) > 0
-            tops[0, -1] = top
-            silent = self._windows([SILENT_STEP] * w, 0)
-            context = StepContext(
-                np.zeros(1, dtype=np.int64),
-                np.zeros(1, dtype=bool),
-                np.zeros(1, dtype=bool),
-                np.zeros(1),
-            )
-            state = encode_states(self.spec, PartWindow(onset, chroma, tops), silent, context)
-            block = state[0, self._part - self._block : self._part].copy()
-            if len(self._blocks) >= MAX_CACHED:
-                self._blocks.clear()
-            self._blocks[key] = block
+            self._encode_blocks([key])
+            block = self._blocks[key]
         return block
 
     def _rebuild(self) -> None:
         """Rewrite every block in the current key's frame (the tonic moved, or a new model)."""
         shift = self.shift
         b = self._block
+        self._encode_blocks(
+            [self._relative_key(step, shift) for part in (self.agent, self.player) for step in part]
+        )
         for offset, part in ((0, self.agent), (self._part, self.player)):
             for i, step in enumerate(part):
                 self._state[0, offset + i * b : offset + (i + 1) * b] = self._step_block(
@@ -199,6 +253,7 @@ class Decider:
         self.key.histogram[:] = histogram
         self.tonic, self.minor = self.key.key()
         self.frame_tonic, self.frame_minor = self.tonic, self.minor
+        self._shift = int(key_shift(self.frame_tonic))
         self._rebuild()
 
     def observe_step(
@@ -250,19 +305,20 @@ class Decider:
             self.frame_minor = self.minor
             if self.tonic != self.frame_tonic:
                 self.frame_tonic = self.tonic
-                if self.shift != self._frame_shift:
+                self._shift = int(key_shift(self.frame_tonic))
+                if self._shift != self._frame_shift:
                     self._rebuild()
 
     @property
     def shift(self) -> int:
         """Semitones from the model's key-relative frame to absolute pitch."""
-        return int(key_shift(self.frame_tonic))
+        return self._shift
 
     # --- deciding ----------------------------------------------------------------------------
 
     def allowed_mask(self, register_shift: int, low: int, high: int) -> np.ndarray:
         """(n_actions,) bool: HOLD, REST, and the NOTE_ONs that land within low..high."""
-        key = (self.shift, register_shift, low, high)
+        key = (self._shift, register_shift, low, high)
         mask = self._masks.get(key)
         if mask is None:
             spec = self.spec

@@ -11,14 +11,23 @@ from __future__ import annotations
 import time
 
 # Below this much time left, sleep_until spins instead of sleeping: time.sleep overshoots by
-# ~50-100 us on Linux, a spin of under a millisecond costs little and lands within a few us.
-SPIN_NS = 600_000
+# ~50-100 us on a quiet Linux machine, by milliseconds on a loaded one. The spin adapts to the
+# overshoot seen recently, between these bounds.
+MIN_SPIN_NS = 600_000
+MAX_SPIN_NS = 4_000_000
+SPIN_SLACK_NS = 200_000
+OVERSHOOT_DECAY = 0.98
 
 
 class RealClock:
-    """Monotonic wall time; ``sleep_until`` sleeps, then spins for the last ~0.6 ms."""
+    """Monotonic wall time; ``sleep_until`` sleeps, then spins for the last stretch (0.6 to
+    4 ms: the recent worst overshoot of ``time.sleep`` plus 0.2 ms)."""
 
     fast_forward = False
+
+    def __init__(self) -> None:
+        self.spin_ns = MIN_SPIN_NS
+        self._overshoot_ns = 0.0
 
     def now_ns(self) -> int:
         """``time.perf_counter_ns()``: the same clock as the input timestamps."""
@@ -26,9 +35,15 @@ class RealClock:
 
     def sleep_until(self, deadline_ns: int) -> None:
         """Return at ``deadline_ns`` or just after (a few us); at once if it has passed."""
-        remaining = deadline_ns - time.perf_counter_ns()
-        if remaining > SPIN_NS:
-            time.sleep((remaining - SPIN_NS) / 1e9)
+        wake_ns = deadline_ns - self.spin_ns
+        remaining = wake_ns - time.perf_counter_ns()
+        if remaining > 0:
+            time.sleep(remaining / 1e9)
+            overshoot = time.perf_counter_ns() - wake_ns
+            self._overshoot_ns = max(float(overshoot), self._overshoot_ns * OVERSHOOT_DECAY)
+            self.spin_ns = int(
+                min(MAX_SPIN_NS, max(MIN_SPIN_NS, self._overshoot_ns + SPIN_SLACK_NS))
+            )
         while time.perf_counter_ns() < deadline_ns:
             pass
 

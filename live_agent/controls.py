@@ -181,3 +181,64 @@ class ModelSlots:
     def join(self, timeout_s: float = 5.0) -> None:
         for thread in self.threads:
             thread.join(timeout_s)
+
+
+class ModelWatcher:
+    """Hot swap on file change: polls a model file's modification time on its own thread and,
+    when it changes (e.g. ``deepjam export`` wrote a new version), loads it and hands it over.
+
+    ``start()`` / ``stop()``; a file that fails to load is reported through ``on_error`` and
+    the current model plays on. Polling (every ``interval_s``) needs no extra package.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        loader: Callable[[Path], Policy],
+        on_loaded: Callable[[Policy], None],
+        on_error: Callable[[str], None] = lambda message: None,
+        interval_s: float = 0.5,
+    ) -> None:
+        self.path = Path(path)
+        self.loader = loader
+        self.on_loaded = on_loaded
+        self.on_error = on_error
+        self.interval_s = interval_s
+        self.swaps = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stamp = self._mtime()
+
+    def _mtime(self) -> int | None:
+        try:
+            return self.path.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="deepjam-model-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def poll(self) -> bool:
+        """Check once; True when a changed file was loaded and handed over."""
+        stamp = self._mtime()
+        if stamp is None or stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            policy = self.loader(self.path)
+        except DeepjamError as err:
+            self.on_error(f"{self.path} changed but cannot be used: {err}")
+            return False
+        self.on_loaded(policy)
+        self.swaps += 1
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll()

@@ -46,7 +46,7 @@ from exports.spec import PITCH_CLASSES
 from live_agent.agent import SILENT_STEP, Decider, StepKey
 from live_agent.controls import ControlMap, load_controls
 from live_agent.ledger import NoteLedger
-from live_agent.listener import Kind, Message, PlayerListener
+from live_agent.listener import Kind, Message, PlayerListener, pitch_class_bits
 from live_agent.modes import Mode, make_mode
 from live_agent.options import JamOptions
 from live_agent.protocols import Clock, Inbox, InputEvent, NoteSink, Policy
@@ -97,7 +97,8 @@ class SessionStats:
         return (
             f"steps {t.steps}, late {t.late_steps}, skipped {t.skipped_steps}, decisions "
             f"{self.decisions} (p50 {t.decision_p(50) / 1e3:.0f} us, p99 {t.decision_p(99) / 1e3:.0f} us), "
-            f"margin {t.margin_ns / 1e3:.0f} us, notes {self.notes_sent}, "
+            f"margin {t.margin_ns / 1e3:.0f} us, sent late by p50 {t.send_late_p(50) / 1e3:.0f} us "
+            f"p99 {t.send_late_p(99) / 1e3:.0f} us, notes {self.notes_sent}, "
             f"dropped {sum(self.dropped.values())} {dict(self.dropped)}, swaps {self.model_swaps}"
         )
 
@@ -131,6 +132,7 @@ class Session:
         self.decider = Decider(policy, self.rng)
         self.listener = PlayerListener(options.held_timeout_steps)
         self.mode: Mode = self._make_mode(options.mode)
+        self._precompute_contexts()
         self.program_handler: Callable[[int], object] | None = None
         self.temperature = options.temperature
         self.density = options.density
@@ -221,6 +223,7 @@ class Session:
                 if self.mode.player_onset():
                     self._silence_agent()
                     self.stats.interruptions += 1
+                self._prefetch_player()
             else:
                 # A release stamped before the step began did not sound in it.
                 start = self._step_start_ns
@@ -237,6 +240,11 @@ class Session:
         else:
             self.stats.ignored[kind.value] += 1
 
+    def prepare(self) -> None:
+        """Shortly before a decision: one throwaway inference, so that the real one finds the
+        model's weights in cache (an inference after idle milliseconds is several times slower)."""
+        self.decider.policy.q_values(self.decider.state(0, False, 0.0))
+
     def decide(self, step: int, boundary_ns: int | None = None) -> None:
         """Close the player's last step, and choose the agent's action for grid ``step``, whose
         boundary is at ``boundary_ns`` (None: not known yet, MIDI clock)."""
@@ -246,6 +254,7 @@ class Session:
             policy, self._next_policy = self._next_policy, None
         if policy is not None:
             self.decider.adopt(policy)
+            self._precompute_contexts()
             self.stats.model_swaps += 1
             self._release_at_send = True
         was_answering = getattr(self.mode, "answering", False)
@@ -312,6 +321,23 @@ class Session:
         self._silence_agent()
 
     # --- internals --------------------------------------------------------------------------
+
+    def _precompute_contexts(self) -> None:
+        o, spb = self.options, self.decider.spec.steps_per_bar
+        answer_steps, phrase_steps = o.answer_bars * spb, o.duet_bars * spb
+        self.decider.precompute_contexts(True, [k / answer_steps for k in range(answer_steps)])
+        self.decider.precompute_contexts(False, [k / phrase_steps for k in range(phrase_steps)])
+
+    def _prefetch_player(self) -> None:
+        """Encode ahead the player's blocks that the next step closes may need (off the path)."""
+        listener = self.listener
+        now, held = listener.step_sounding, listener.held
+        self.decider.prefetch(
+            [
+                StepKey(listener.step_onset, pitch_class_bits(now), now.bit_length() - 1),
+                StepKey(False, pitch_class_bits(held), held.bit_length() - 1),
+            ]
+        )
 
     def _make_mode(self, name: str) -> Mode:
         o = self.options

@@ -153,6 +153,18 @@ def classify(data: tuple[int, ...] | list[int], dropped: Counter[str]) -> Messag
     return Message(_REALTIME_KIND.get(status, Kind.OTHER), 0, a, b)
 
 
+def pitch_class_bits(mask: int) -> int:
+    """128-bit pitch mask -> 12-bit pitch-class mask."""
+    bits = 0
+    while mask:
+        bits |= mask & ALL_CLASSES
+        mask >>= PITCH_CLASSES
+    return bits
+
+
+ALL_CLASSES = (1 << PITCH_CLASSES) - 1
+
+
 class PlayerStep(NamedTuple):
     """The player's part during one closed step (absolute pitches)."""
 

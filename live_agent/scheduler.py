@@ -35,6 +35,8 @@ MARGIN_SLACK_NS = 300_000
 LATE_NS = 1_000_000
 SPIN_NS = 1_000_000
 """Real clock: stop waiting on the inbox this long before a boundary; the clock spins the rest."""
+PREPARE_LEAD_NS = 1_500_000
+"""Real clock: warm the model this long before the decision (a cold inference is 3-10x slower)."""
 POLL_NS = 20_000_000
 """Real clock: the longest a blocking wait lasts, so a set stop Event is seen within 20 ms."""
 MARGIN_UPDATE_STEPS = 32
@@ -47,6 +49,8 @@ class Target(Protocol):
     """What the scheduler drives: ``engine.Session``."""
 
     def handle(self, event: InputEvent, message: Message) -> None: ...
+
+    def prepare(self) -> None: ...
 
     def decide(self, step: int, boundary_ns: int | None) -> None: ...
 
@@ -204,6 +208,15 @@ def run_internal(
     while until_step is None or step < until_step:
         boundary = t0 + step * step_ns
         decide_at = boundary - timing.margin_ns
+        if not fast:
+            while True:
+                got = pump.next_message(decide_at - PREPARE_LEAD_NS)
+                if isinstance(got, _Timeout):
+                    break
+                if isinstance(got, _End):
+                    return
+                target.handle(*got)
+            target.prepare()
         while True:
             got = pump.next_message(decide_at)
             if isinstance(got, _Timeout):

@@ -108,3 +108,24 @@ def test_live_agent_never_imports_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_model_watcher_swaps_when_the_file_changes(onnx_model: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from live_agent.controls import ModelWatcher
+
+    path = tmp_path / "live.onnx"
+    shutil.copy(onnx_model, path)
+    loaded: list[object] = []
+    errors: list[str] = []
+    watcher = ModelWatcher(path, load_model, loaded.append, errors.append)
+    assert not watcher.poll()  # unchanged
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert watcher.poll() and len(loaded) == 1
+    path.write_bytes(b"not onnx")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    assert not watcher.poll()
+    assert errors and "cannot be used" in errors[0]
