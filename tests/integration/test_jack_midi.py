@@ -114,3 +114,23 @@ def test_one_client_backend_places_notes_to_the_frame(jack_server: object) -> No
     assert abs(float(np.median(gaps)) - 480) <= 48, gaps  # the median gap is 10 ms +- 1 ms
     assert np.mean(gaps % 256 != 0) > 0.5, gaps  # placed inside periods, not at their start
     assert io.sounding == set() and io.send_errors == 0 and io.callback_errors == 0
+
+
+def test_input_callback_counts_bad_input_and_never_raises(jack_server: object) -> None:
+    api = resolve_api("jack")
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    midi_in = MidiInput(inbox, api, None, virtual=True, client_name="test-bad-input")
+    try:
+        midi_in._on_message(([], 0.0))  # what no backend should ever hand us
+        midi_in._on_message(None)  # type: ignore[arg-type]
+        assert midi_in.callback_errors == 2 and midi_in.received == 0 and inbox.empty()
+        sender = MidiOutput(api, "test-bad-input", client_name="test-bad-sender")
+        try:
+            time.sleep(0.05)
+            sender.send((0x40, 0x41))  # no status byte: passed on raw, the listener judges it
+            sender.send((0x90, 61, 90))
+            assert [e.data for e in _drain(inbox, 2)] == [(0x40, 0x41), (0x90, 61, 90)]
+        finally:
+            sender.close()
+    finally:
+        midi_in.close()
