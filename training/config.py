@@ -132,6 +132,28 @@ class StyleConfig:
         except (TypeError, ValueError) as err:
             raise ConfigError(f"spec: {err}") from err
 
+    def env_config(self) -> Any:
+        """The ``[env]`` table as a checked ``training.environment.EnvConfig``."""
+        from training.environment import EnvConfig
+
+        env = _build(EnvConfig, dict(self.env), "env")
+        if env.n_envs < 1:
+            raise ConfigError(f"env.n_envs: expected an integer >= 1, got {env.n_envs}")
+        if not 0.0 <= env.answer_fraction <= 1.0:
+            raise ConfigError(
+                f"env.answer_fraction: expected a number in [0, 1], got {env.answer_fraction}"
+            )
+        return env
+
+    def reward_weights(self) -> Any:
+        """The ``[reward]`` table as ``training.reward.RewardWeights``."""
+        from training.reward import RewardWeights
+
+        try:
+            return RewardWeights.from_dict(dict(self.reward))
+        except ConfigError as err:
+            raise ConfigError(f"reward: {err}") from err
+
     def replace(self, section: str, **values: Any) -> StyleConfig:
         """A copy with fields of one section changed (``section=""`` for top-level fields)."""
         if not section:
@@ -271,6 +293,8 @@ def _validate(config: StyleConfig) -> None:
     need(sc.max_minutes >= 0, "style_model.max_minutes", "a number >= 0", sc.max_minutes)
     need(sc.max_states >= 1, "style_model.max_states", "an integer >= 1", sc.max_states)
     config.build_spec()
+    config.env_config()
+    config.reward_weights()
 
 
 def config_from_dict(values: dict[str, Any]) -> StyleConfig:

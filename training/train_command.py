@@ -142,9 +142,8 @@ def train(
     from training.config import config_from_dict, load_config
     from training.corpus import resolve_corpus
     from training.dqn import DqnLearner, TrainProgress, evaluate_policy, select_actions
-    from training.environment import EnvConfig, MelodyEnv
+    from training.environment import MelodyEnv
     from training.networks import build_q_network, network_args_for
-    from training.reward import RewardWeights
     from training.style_model import StyleModel, train_style_model
 
     started = time.monotonic()
@@ -173,11 +172,8 @@ def train(
         config = config.replace("", seed=int(seed))
     budget = config.budget
     spec = config.build_spec()
-    reward_weights = RewardWeights.from_dict(config.reward)
-    try:
-        env_config = EnvConfig(**{**config.env, "seed": config.seed})
-    except TypeError as err:
-        raise ConfigError(f"env: {err}; see training.environment.EnvConfig") from err
+    reward_weights = config.reward_weights()
+    env_config = dataclasses.replace(config.env_config(), seed=config.seed)
     elapsed_before_s = float(checkpoint.extra.get("elapsed_s", 0.0)) if checkpoint else 0.0
     time_budget_s = budget.minutes * 60.0 if budget.minutes > 0 else None
 

@@ -173,6 +173,10 @@ def test_bad_config_is_one_line_naming_the_field(tmp_path: Path, capsys) -> None
         load_config("nope")
     with pytest.raises(ConfigError, match="network.hidden"):
         config_from_dict({"network": {"hidden": "wide"}})
+    with pytest.raises(ConfigError, match="'env.n_env'"):
+        config_from_dict({"env": {"n_env": 8}})
+    with pytest.raises(ConfigError, match="reward: unknown reward weight 'w_bogus'"):
+        config_from_dict({"reward": {"w_bogus": 1.0}})
 
 
 def test_damaged_checkpoints_are_refused_in_one_line(tmp_path: Path) -> None:
