@@ -194,6 +194,11 @@ def train(
         f"corpus {corpus.name!r}: {corpus.n_tunes} tunes ({train_corpus.n_tunes} for training), "
         f"{len(corpus.events):,} steps"
     )
+    if checkpoint is not None and checkpoint.corpus != corpus.summary():
+        _log(
+            f"warning: this corpus ({corpus.summary()}) differs from the one the run started "
+            f"with ({checkpoint.corpus}); pass the same --corpus to resume faithfully"
+        )
 
     # --- phase 1: the style model -----------------------------------------------------------
     if checkpoint is not None and checkpoint.style_model is not None:
@@ -351,6 +356,9 @@ def train(
             last_checkpoint_s = time.monotonic()
         return False
 
+    if checkpoint is None:
+        write_checkpoint()  # a kill from here on resumes without retraining the style model
+        last_checkpoint_s = time.monotonic()
     deadline_s = None if time_budget_s is None else time.monotonic() + max(time_left_s(), 0.0)
     rl_started_step, rl_started_updates = learner.global_step, learner.updates
     try:
