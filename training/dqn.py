@@ -186,7 +186,7 @@ def dqn_update(
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if max_grad_norm > 0:
-        nn.utils.clip_grad_norm_(q_network.parameters(), max_grad_norm)
+        nn.utils.clip_grad_norm_(q_network.parameters(), max_grad_norm, foreach=True)
     optimizer.step()
     return UpdateStats(loss=float(loss.detach()), q_mean=float(old_val.detach().mean()))
 
@@ -240,7 +240,10 @@ class DqnLearner:
         self.q_network = q_network.to(self.device)
         self.target_network = target_network.to(self.device)
         self.target_network.load_state_dict(self.q_network.state_dict())
-        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=config.learning_rate)
+        # fused Adam: one kernel for all parameters, ~1 ms of the ~7 ms update on one CPU thread.
+        self.optimizer = torch.optim.Adam(
+            self.q_network.parameters(), lr=config.learning_rate, fused=True
+        )
         self.state_dim = state_dim
         self.buffer: ReplayBuffer | None = None  # made in learn(), when n_envs is known
         self.total_env_steps = total_env_steps
