@@ -120,13 +120,14 @@ def measure_grid(
     probe = _load("jack_probe", ROOT / "tests" / "integration" / "jack_probe.py")
     os.environ["JACK_DEFAULT_SERVER"] = server_env["JACK_DEFAULT_SERVER"]
     args = ["--model", str(scale_model), "--mode", "duet", "--temperature", "0", "--bpm", str(bpm)]
-    args += ["--virtual", "--api", "jack"]
+    args += ["--virtual", "--api", "jack", "--backend", backend]
+    out_port = "deepjam:deepjam out" if backend == "jack-client" else "deepjam-out:deepjam out"
     with (
         probe.jack_recorder("deepjam-grid-probe") as recorder,
         probe.run_jam(args, env=server_env) as jam,
     ):
-        recorder.wait_for_port("deepjam-out:deepjam out")
-        recorder.connect_from("deepjam-out:deepjam out")
+        recorder.wait_for_port(out_port)
+        recorder.connect_from(out_port)
         time.sleep(seconds)
         onsets = recorder.note_ons()
     stats = [line for line in jam.lines if "stopped:" in line]

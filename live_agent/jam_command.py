@@ -214,6 +214,11 @@ def run(args: argparse.Namespace) -> int:
             _log(
                 f"stopped: {midi_in.received} messages in, {midi_out.sent} out, "
                 f"{midi_out.send_errors} send errors, {midi_in.callback_errors} input errors"
+                + (
+                    f", {midi_in.cycles} JACK cycles, {midi_in.late_messages} sent late"
+                    if isinstance(midi_in, JackClientIO)
+                    else ""
+                )
                 + (f"; session {session.stats}" if session is not None else "")
             )
     return 0
