@@ -114,6 +114,7 @@ def check_port_choice(input_name: str | None, output_name: str | None, virtual: 
 def run(args: argparse.Namespace) -> int:
     import queue
 
+    from exports.errors import ConfigError
     from exports.model_file import load_model
     from live_agent.clock import RealClock
     from live_agent.controls import ModelSlots
@@ -125,9 +126,14 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     check_port_choice(args.input, args.output, args.virtual)
+    jack_backend = args.backend == "jack-client"
+    if jack_backend and args.api not in ("auto", "jack"):
+        raise ConfigError(
+            f"--backend jack-client works with JACK only, got --api {args.api}; "
+            "drop --api or use --backend rtmidi"
+        )
     policy = load_model(resolve_model_path(args.model))
     policy.warm_up()
-    jack_backend = args.backend == "jack-client"
     api = resolve_api("jack" if jack_backend else args.api)
 
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
