@@ -30,6 +30,7 @@ from live_agent.midi_io import ACTIVE_SENSING, JackClientIO, MidiInput, MidiOutp
 from live_agent.ports import _open_client, api_ids
 
 NS_PER_S = 1_000_000_000
+DEAD_AFTER_PROBES = 2
 
 
 def _jack_connections(port_name: str) -> list[str] | None:
@@ -98,6 +99,8 @@ class PortWatchdog:
         self._lost: set[str] = set()
         self._probe: Any = None
         self._probe_target = ""
+        self._seen_message_ns = 0
+        self._unanswered_probes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._use_probe = midi_in is not None and midi_in.api == api_ids()["jack"]
@@ -126,13 +129,21 @@ class PortWatchdog:
             self._probe.open_port(ports.index(target), "probe")
             self._probe_target = target
 
-    def _send_probe(self) -> None:
+    def _send_probe(self) -> bool:
+        """Send one Active Sensing to our input; False when the probe cannot reach it (then
+        the input is never declared dead: no answer is expected)."""
         try:
             self._connect_probe()
             if self._probe is not None and self._probe.is_port_open():
                 self._probe.send_message([ACTIVE_SENSING])
+                return True
+            self._note_once(
+                "probe",
+                f"watchdog cannot reach {self._own_input_port()!r}; dead-input check paused",
+            )
         except Exception as err:  # a probe failure must never stop the watchdog
             self._note_once("probe", f"watchdog probe failed ({err}); dead-input check paused")
+        return False
 
     # -- checks ----------------------------------------------------------------------------
     def _note_once(self, key: str, line: str) -> None:
@@ -174,11 +185,16 @@ class PortWatchdog:
         midi_in = self.midi_in
         if midi_in is None or not self._use_probe or "input-gone" in self._lost:
             return
+        if midi_in.last_message_ns != self._seen_message_ns:
+            self._seen_message_ns = midi_in.last_message_ns
+            self._unanswered_probes = 0
         quiet_ns = now_ns - midi_in.last_message_ns
         if quiet_ns < self.probe_after_ns:
             return
-        if quiet_ns < self.dead_after_ns:
-            self._send_probe()
+        # Dead = quiet for dead_after_s AND at least two probes went unanswered.
+        if quiet_ns < self.dead_after_ns or self._unanswered_probes < DEAD_AFTER_PROBES:
+            if self._send_probe():
+                self._unanswered_probes += 1
             return
         own = self._own_input_port()
         peers = _jack_connections(own) or []
@@ -193,10 +209,12 @@ class PortWatchdog:
             self._note_once("input-reopen", f"MIDI input {midi_in.name!r} did not reopen: {err}")
             return
         self.input_reopens += 1
+        self._unanswered_probes = 0
         self._probe_target = ""
         if peers:
             _jack_connect(self._own_input_port(), peers, own_is_input=True)
-        self._send_probe()
+        if self._send_probe():
+            self._unanswered_probes = 1
 
     def check(self, now_ns: int | None = None) -> None:
         """One round: vanished / returning peers, then the dead-input probe."""

@@ -129,3 +129,22 @@ def test_one_client_backend_reconnects_its_output_and_revives(jack_server: objec
         watchdog.stop()
         io.close()
         synth.close()
+
+
+def test_an_input_the_probe_cannot_reach_is_never_reopened(jack_server: object) -> None:
+    api = resolve_api("jack")
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    # A client name the watchdog does not expect (as when JACK renames a second instance).
+    midi_in = MidiInput(inbox, api, None, virtual=True, client_name="wd-renamed")
+    midi_in.client_name = "wd-renamed-01"
+    lines: list[str] = []
+    watchdog = PortWatchdog(midi_in, None, lines.append, probe_after_s=0.05, dead_after_s=0.2)
+    try:
+        for _ in range(6):
+            watchdog.check()
+            time.sleep(0.06)
+        assert watchdog.input_reopens == 0
+        assert len(lines) == 1 and "dead-input check paused" in lines[0], lines
+    finally:
+        watchdog.stop()
+        midi_in.close()
