@@ -138,7 +138,7 @@ def train(
     from tqdm import tqdm
 
     from exports.errors import ConfigError
-    from training.checkpoint import load_checkpoint, save_checkpoint
+    from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from training.config import config_from_dict, load_config
     from training.corpus import resolve_corpus
     from training.dqn import DqnLearner, TrainProgress, evaluate_policy, select_actions
@@ -156,6 +156,11 @@ def train(
     checkpoint = None
     if resume:
         checkpoint = load_checkpoint(checkpoint_path)
+        if "learner" not in checkpoint.extra or not checkpoint.config:
+            raise CheckpointError(
+                f"{checkpoint_path} was not written by `deepjam train` (no learner state or "
+                f"config), so it cannot be resumed; start a new run with another --out"
+            )
         config = config_from_dict(checkpoint.config)
         _log(f"resuming {checkpoint_path} at step {checkpoint.global_step:,}")
     else:
@@ -173,7 +178,9 @@ def train(
     budget = config.budget
     spec = config.build_spec()
     reward_weights = config.reward_weights()
-    env_config = dataclasses.replace(config.env_config(), seed=config.seed)
+    # A resumed run draws new episodes rather than replaying the first ones.
+    env_seed = config.seed + (checkpoint.global_step if checkpoint is not None else 0)
+    env_config = dataclasses.replace(config.env_config(), seed=env_seed)
     elapsed_before_s = float(checkpoint.extra.get("elapsed_s", 0.0)) if checkpoint else 0.0
     time_budget_s = budget.minutes * 60.0 if budget.minutes > 0 else None
 
@@ -379,7 +386,7 @@ def train(
     eval_env = MelodyEnv(
         spec,
         eval_corpus if eval_corpus.n_tunes else train_corpus,
-        dataclasses.replace(env_config, seed=config.seed + 1),
+        dataclasses.replace(env_config, seed=config.seed + 1),  # the same episodes every run
         reward_weights,
         style_model.log_probs,
     )

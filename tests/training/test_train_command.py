@@ -194,6 +194,11 @@ def test_damaged_checkpoints_are_refused_in_one_line(tmp_path: Path) -> None:
         config=StyleConfig().to_dict(),
     )
     assert load_checkpoint(path).global_step == 7
+    (tmp_path / "run").mkdir()
+    path.rename(tmp_path / "run" / CHECKPOINT_NAME)
+    with pytest.raises(CheckpointError, match="cannot be resumed"):
+        train("default", "unused", tmp_path / "run", resume=True, progress_bar=False)
+    path = (tmp_path / "run" / CHECKPOINT_NAME).rename(path)
     cut = tmp_path / "cut.pt"
     cut.write_bytes(path.read_bytes()[:500])
     for damaged in (cut, tmp_path / "missing.pt"):
