@@ -106,6 +106,7 @@ def test_a_tiny_training_run_writes_a_loadable_checkpoint(tmp_path: Path) -> Non
     metrics = checkpoint.metrics
     assert metrics["style_val_log_lik"] > metrics["style_uniform_log_lik"]
     assert metrics["updates"] > 0 and np.isfinite(metrics["mean_reward"])
+    assert metrics["eval_greedy_return"] > metrics["eval_random_return"]  # learned something
     q = checkpoint.q_network()(torch.zeros(2, DEFAULT_SPEC.state_dim))
     assert q.shape == (2, DEFAULT_SPEC.n_actions)
     assert json.loads((out / "metrics.json").read_text())["global_step"] == checkpoint.global_step
