@@ -150,6 +150,11 @@ def measure_grid(
 
 
 def main(argv: list[str] | None = None) -> int:
+    with tempfile.TemporaryDirectory(prefix="deepjam-bench-") as tmp:
+        return run(argv, Path(tmp))
+
+
+def run(argv: list[str] | None, workdir: Path) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -169,7 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    workdir = Path(tempfile.mkdtemp(prefix="deepjam-bench-"))
     model = args.model
     default = ROOT / "live_agent" / "models" / "default.onnx"
     if model is None:
