@@ -45,7 +45,8 @@ class RealClock:
                 min(MAX_SPIN_NS, max(MIN_SPIN_NS, self._overshoot_ns + SPIN_SLACK_NS))
             )
         while time.perf_counter_ns() < deadline_ns:
-            pass
+            # Yield the GIL while spinning: MIDI callbacks run in JACK's thread and need it.
+            time.sleep(0)
 
 
 class FakeClock:
