@@ -9,6 +9,7 @@ milliseconds to build, too long for the scheduler) and hands it to ``Session.swa
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from exports.errors import ConfigError, DeepjamError
 from live_agent.protocols import Policy
