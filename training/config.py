@@ -11,13 +11,17 @@ Each field's docstring says what the value means; ``deepjam train --config`` tak
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from exports.errors import ConfigError
 from exports.spec import Spec
