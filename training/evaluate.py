@@ -20,9 +20,14 @@ divergences (bits, 0 = same distribution, 1 = disjoint) of two histograms:
   in the policy's key-relative frame, i.e. relative to the key the environment estimated from
   the call, as live.
 
+Table 1 scores only the answers to calls the environment estimated major (it is defined on
+C-major compositions; minor answers are in a minor key-relative frame).
+
 Answer quality: held-out calls, transposed to each of the 12 tonics, answered by the policy; the
 fraction of the answer's note onsets whose absolute pitch class lies in the call's key (major
-scale, or minor with raised 6th and 7th, ``exports.tonality.scale_mask``).
+scale, or minor with raised 6th and 7th, ``exports.tonality.scale_mask``). The call's key is the
+one its listener hears (``call_key``: Krumhansl-Schmuckler over the call's duration-weighted
+pitch-class histogram), not the tune's global label.
 """
 
 from __future__ import annotations
@@ -33,9 +38,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from exports.grid import transpose
+from exports.grid import sounding_pitches, transpose
 from exports.spec import PITCH_CLASSES, Spec
-from exports.tonality import key_shift, scale_mask, to_relative
+from exports.tonality import estimate_key, key_shift, scale_mask, to_relative
 
 INTERVAL_LIMIT = 12
 """Intervals beyond an octave share the two overflow bins."""
@@ -224,6 +229,8 @@ class EvalResult:
     spec: Spec | None = None
     notes: list[str] = field(default_factory=list)
     """Lines printed under the title (e.g. a column left out and why)."""
+    table1_counts: dict[str, int] = field(default_factory=dict)
+    """column name -> compositions its Table 1 column scores (answers to major calls)."""
 
 
 # ------------------------------------------------------------------ calls from held-out tunes
@@ -299,6 +306,20 @@ def _answers(
     return answer_calls(spec, calls, policy.q_values, temperature, rng, answer_bars=answer_bars)
 
 
+def call_key(call: np.ndarray) -> tuple[int, bool]:
+    """(tonic pitch class, minor) a listener hears in one call (absolute grid events).
+
+    Krumhansl-Schmuckler (``exports.tonality.estimate_key``) over the call's duration-weighted
+    pitch-class histogram: each step a note sounds adds 1 to its pitch class (plain, not
+    decayed). A silent call gives C major.
+    """
+    sounding = sounding_pitches(np.asarray(call, dtype=np.int64))
+    pcs = sounding[sounding >= 0] % PITCH_CLASSES
+    histogram = np.bincount(pcs, minlength=PITCH_CLASSES).astype(np.float64)
+    tonic, minor = estimate_key(histogram)
+    return int(tonic), bool(minor)
+
+
 def answer_quality(
     spec: Spec,
     policy: Policy,
@@ -309,17 +330,20 @@ def answer_quality(
     keys: Sequence[int] = tuple(range(PITCH_CLASSES)),
 ) -> AnswerQuality:
     """Answer the calls moved to each tonic in ``keys`` (default all 12); fraction of answer
-    notes in that key."""
+    notes in the call's own key (``call_key``: what a listener of the call hears), not the
+    tune's global key, which differs whenever a 2-bar call sits on the dominant etc."""
     per_key: dict[int, float] = {}
     notes_per_key: dict[int, int] = {}
+    heard = [call_key(call) for call in calls.events]
+    call_minor = np.array([m for _, m in heard], dtype=bool)
     for target in keys:
-        # Move each call so its tune's tonic lands on ``target`` (by at most a tritone).
+        # Move each call so its own key's tonic lands on ``target`` (by at most a tritone).
         moved = []
-        for call, tonic in zip(calls.events, calls.tonic, strict=True):
-            moved.append(transpose(call, int(key_shift(target - int(tonic)))))
+        for call, (tonic, _) in zip(calls.events, heard, strict=True):
+            moved.append(transpose(call, int(key_shift(target - tonic))))
         answers = _answers(spec, moved, policy, temperature, rng, answer_bars)
         tonics = np.full(len(moved), target, dtype=np.int64)
-        in_key, total = in_key_fraction(answers.events, tonics, calls.minor)
+        in_key, total = in_key_fraction(answers.events, tonics, call_minor)
         per_key[target] = in_key / total if total else float("nan")
         notes_per_key[target] = total
     return AnswerQuality(per_key, notes_per_key)
@@ -354,10 +378,15 @@ def evaluate_policies(
     fidelity: dict[str, StyleFidelity] = {}
     quality: dict[str, AnswerQuality] = {}
     samples: list[dict[str, Any]] = []
+    table1_counts: dict[str, int] = {}
     for name, policy in policies.items():
         answers = _answers(spec, calls.events, policy, temperature, rng, answer_bars)
         relative = np.asarray(answers.relative_events)  # (N, answer_steps), tonic C
-        tables[name] = table1(relative)
+        # RL Tuner's Table 1 is defined on C-major compositions: score the answers to calls
+        # the environment heard as major (minor answers' b3/b6/b7 are in *their* key).
+        major = ~np.asarray(answers.minor, dtype=bool)
+        tables[name] = table1(relative[major]) if major.any() else table1(relative[:0])
+        table1_counts[name] = int(major.sum())
         fidelity[name] = style_fidelity(list(relative), reference)
         subset = Calls(
             calls.events[:key_calls],
@@ -379,13 +408,15 @@ def evaluate_policies(
                 )
     # The tunes' own continuations, in their key-relative frame: the human reference.
     answer_steps = answer_bars * spec.steps_per_bar
+    # Major tunes only, as for the policies' answers (Table 1 is defined in C major).
     human = [
         np.where(c >= 0, to_relative(c, int(t)), c)
-        for c, t in zip(calls.continuation, calls.tonic, strict=True)
-        if len(c) == answer_steps
+        for c, t, m in zip(calls.continuation, calls.tonic, calls.minor, strict=True)
+        if len(c) == answer_steps and not m
     ]
     if human:
         tables[CORPUS_COLUMN] = table1(np.stack(human))
+        table1_counts[CORPUS_COLUMN] = len(human)
     tables[PAPER_NOTE_RNN_COLUMN] = dict(PAPER_NOTE_RNN)
     tables[PAPER_Q_COLUMN] = dict(PAPER_Q)
     return EvalResult(
@@ -395,6 +426,7 @@ def evaluate_policies(
         n_compositions=n_compositions,
         samples=samples,
         spec=spec,
+        table1_counts=table1_counts,
     )
 
 
@@ -416,12 +448,26 @@ def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> st
     if result.notes:
         lines += [f"- {note}" for note in result.notes] + [""]
     lines += [
-        f"## RL Tuner Table 1 ({result.n_compositions} compositions of 32 steps per policy)",
+        f"## RL Tuner Table 1 (answers to {result.n_compositions} held-out calls, 32 steps each)",
         "",
         "Our columns: answers to held-out calls sampled from softmax(Q); rules and denominators "
         "as in Magenta's rl_tuner_eval_metrics.py, hold/rest swap fixed "
-        "(see training/rl_tuner_metrics.py). Paper columns: " + PAPER_CITATION + ".",
+        "(see training/rl_tuner_metrics.py). Table 1 is defined on compositions in C major, so "
+        "it scores only the answers to calls the environment estimated MAJOR (answers are in "
+        "the key-relative frame, tonic C; a minor call gets a minor answer whose b3/b6/b7 would "
+        "count as out of key); the held-out corpus column likewise scores the continuations of "
+        "major-labelled tunes. Style fidelity and answer quality below use all calls. "
+        "Paper columns: " + PAPER_CITATION + ".",
         "",
+    ]
+    if result.table1_counts:
+        lines += [
+            "Compositions scored: "
+            + ", ".join(f"{name} {n}" for name, n in result.table1_counts.items())
+            + ".",
+            "",
+        ]
+    lines += [
         "| Metric | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
     ]
@@ -449,8 +495,11 @@ def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> st
         "",
         "## Answer quality: answer notes in the call's key",
         "",
-        "Held-out calls moved to each tonic (the tune's key), answered by the policy; fraction "
-        "of answer note onsets in that key (minor: natural plus raised 6th and 7th).",
+        "Held-out calls moved so that the call's own key lands on each tonic, answered by the "
+        "policy; fraction of answer note onsets in the call's key (minor: natural plus raised "
+        "6th and 7th). The call's key is what a listener of the call hears: Krumhansl-"
+        "Schmuckler (exports.tonality.estimate_key) over the call's duration-weighted "
+        "pitch-class histogram (plain, not decayed), not the tune's global key.",
         "",
         "| Policy | " + " | ".join(KEY_NAMES) + " | min | mean |",
         "|---|" + "---:|" * (len(KEY_NAMES) + 2),

@@ -72,6 +72,16 @@ def test_in_key_fraction_uses_each_calls_key():
     assert (in_key, total) == (5, 6)
 
 
+def test_call_key_is_what_the_call_sounds_like():
+    from training.evaluate import call_key
+
+    # A G-major arpeggio with a long G: a listener hears G major, whatever the tune's key.
+    assert call_key(np.array([67, H, H, H, 71, H, 74, H, 67, H, H, H, 62, H, 67, R])) == (7, False)
+    # A minor: A C E with a long A.
+    assert call_key(np.array([57, H, H, H, 60, H, 64, H, 57, H, H, H, 59, 60, 57, R])) == (9, True)
+    assert call_key(np.array([R, H, H])) == (0, False)  # silence: C major
+
+
 @pytest.mark.slow  # importing tensorboard's writer and reader takes a few seconds
 def test_training_curves_from_a_real_tensorboard_run(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
@@ -212,6 +222,8 @@ def test_a_policy_that_always_plays_middle_c(tmp_path):
     # Key-relative middle C is the tonic of every call's key, in all 12 keys.
     quality = result.answer_quality["middle C"]
     assert quality.minimum == 1.0 and len(quality.per_key) == 12
+    # Table 1 scores the answers to calls heard as major only (the tiny corpus is all major).
+    assert 0 < result.table1_counts["middle C"] <= 5
 
 
 def test_evaluation_is_seeded(tmp_path):
