@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from exports.errors import ConfigError
     from exports.model_file import load_model
     from live_agent.clock import RealClock
-    from live_agent.controls import ModelSlots
+    from live_agent.controls import ModelSlots, ModelWatcher
     from live_agent.engine import Session
     from live_agent.midi_io import JackClientIO, MidiInput, MidiOutput, NoteBookkeeping
     from live_agent.options import options_from_args
@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     midi_in: MidiInput | JackClientIO | None = None
     midi_out: NoteBookkeeping | None = None
     watchdog: PortWatchdog | None = None
+    model_watcher: ModelWatcher | None = None
     worker: threading.Thread | None = None
     session: Any = None
     signalled_ns: list[int] = []
@@ -174,6 +175,14 @@ def run(args: argparse.Namespace) -> int:
                 session.controls.model_slots, load_model, session.swap_policy, on_error=_log
             )
             session.program_handler = slots.program_change
+
+        # Hot swap when the model file changes (e.g. a new `deepjam export` over it).
+        def adopt(new_policy: Any) -> None:
+            session.swap_policy(new_policy)
+            _log(f"{policy.path.name} changed on disk: swapped to the new model")
+
+        model_watcher = ModelWatcher(policy.path, load_model, adopt, on_error=_log)
+        model_watcher.start()
         if not args.no_watchdog:
             if isinstance(midi_in, JackClientIO):
                 watchdog = PortWatchdog(None, None, _log, jack_io=midi_in)
@@ -205,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
                 _log(f"the scheduler did not stop within {JOIN_TIMEOUT_S} s")
         if watchdog is not None:
             watchdog.stop()
+        if model_watcher is not None:
+            model_watcher.stop()
         if midi_out is not None:
             if midi_out.sounding or (worker is not None and worker.is_alive()):
                 midi_out.panic()  # the session could not close its notes: end them here

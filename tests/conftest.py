@@ -129,12 +129,13 @@ SCALE_MODEL_DEGREES = (60, 62, 64, 65, 67, 69, 71, 72)
 """Key-relative pitches the scale model plays: C major from middle C, one per bar position."""
 
 
-def write_scale_model(path: Path) -> Path:
+def write_scale_model(path: Path, only_action: int | None = None) -> Path:
     """A tiny linear ONNX Q-network with deepjam metadata (onnx + numpy, no torch).
 
     Greedy, it starts a new note on every 16th: the key-relative C-major degree
     ``SCALE_MODEL_DEGREES[bar_position % 8]``. Played live, its notes must therefore be in the
-    player's key (the live agent maps the relative frame to the estimated tonic).
+    player's key (the live agent maps the relative frame to the estimated tonic). With
+    ``only_action`` it always prefers that one action instead (e.g. REST: a silent model).
     """
     import numpy as np
     import onnx
@@ -148,9 +149,12 @@ def write_scale_model(path: Path) -> Path:
     bias = np.full(spec.n_actions, -10.0, dtype=np.float32)
     bias[0] = 0.0  # HOLD
     bar_offset = 2 * spec.window_steps * spec.features_per_part_step
-    for position in range(spec.steps_per_bar):
+    for position in range(spec.steps_per_bar if only_action is None else 0):
         pitch = SCALE_MODEL_DEGREES[position % len(SCALE_MODEL_DEGREES)]
         weights[bar_offset + position, spec.action_for_pitch(pitch)] = 20.0
+    if only_action is not None:
+        bias[:] = -10.0
+        bias[only_action] = 0.0
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", [INPUT_NAME, "W"], ["xw"]),

@@ -280,3 +280,39 @@ def test_synth_that_quits_and_returns_gets_all_notes_off_first(
     assert (CONTROL_CHANGE, ALL_NOTES_OFF, 0) in before and (CONTROL_CHANGE, 120, 0) in before, (
         events
     )
+
+
+@pytest.mark.jack
+def test_rewriting_the_model_file_swaps_the_style_without_a_stuck_note(
+    jack_server, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from conftest import write_scale_model
+
+    from exports.spec import REST
+
+    model = write_scale_model(tmp_path / "style.onnx")
+    args = _jam_args(model, "--mode", "duet", "--bpm", "240")
+    with jack_recorder("swap-listener") as recorder, run_jam(args, env=jack_server.env) as jam:
+        _patch(recorder)
+        time.sleep(0.8)
+        before = len(recorder.events)
+        silent = write_scale_model(tmp_path / "silent.onnx", only_action=REST)
+        silent.replace(model)  # what `deepjam export -o style.onnx` does: a new file in place
+        deadline = time.monotonic() + 5.0
+        while not any("swapped" in line for line in jam.lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("swapped" in line for line in jam.lines), jam.stderr_text()
+        swapped_frame = recorder.client.frame_time
+        time.sleep(0.6)
+        events = list(recorder.events)
+    assert before > 0, "the scale model played nothing before the swap"
+    late_onsets = [
+        e
+        for e in events
+        if len(e.data) == 3
+        and e.data[0] & 0xF0 == NOTE_ON
+        and e.data[2] > 0
+        and e.frame > swapped_frame + 0.2 * recorder.sample_rate
+    ]
+    assert late_onsets == [], "the silent model still started notes after the swap"
+    assert _sounding_after(events) == set(), "a note was left on across the swap"
