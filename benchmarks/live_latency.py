@@ -174,6 +174,7 @@ def run(argv: list[str] | None, workdir: Path) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests"))  # scale_model, imported by the tests' conftest
     model = args.model
     default = ROOT / "live_agent" / "models" / "default.onnx"
     if model is None:

@@ -286,7 +286,7 @@ def test_synth_that_quits_and_returns_gets_all_notes_off_first(
 def test_rewriting_the_model_file_swaps_the_style_without_a_stuck_note(
     jack_server, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    from conftest import write_scale_model
+    from scale_model import write_scale_model
 
     from exports.spec import REST
 
