@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def write_mlp(path: Path, hidden: int = 256, seed: int = 0) -> Path:
+    """A random MLP Q-network (state -> 256 -> 256 -> actions) with deepjam metadata: the size
+    of the trained models, for timing when no trained model is at hand."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from decision_time import write_mlp  # the same random MLP, timed the same way
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,48 +38,6 @@ def _load(name: str, path: Path) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def write_mlp_model(path: Path, hidden: int = 256, seed: int = 0) -> Path:
-    """A random MLP Q-network (state -> 256 -> 256 -> actions) with deepjam metadata: the size
-    of the trained models (shared/MEASUREMENTS.md), for timing when no trained model is at hand."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    from exports.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
-    from exports.spec import DEFAULT_SPEC
-
-    spec = DEFAULT_SPEC
-    rng = np.random.default_rng(seed)
-    sizes = [spec.state_dim, hidden, hidden, spec.n_actions]
-    nodes, inits, x = [], [], INPUT_NAME
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        w = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
-        inits += [
-            numpy_helper.from_array(w, f"w{i}"),
-            numpy_helper.from_array(np.zeros(n_out, np.float32), f"b{i}"),
-        ]
-        last = i == len(sizes) - 2
-        y = OUTPUT_NAME if last else f"h{i}"
-        nodes.append(helper.make_node("Gemm", [x, f"w{i}", f"b{i}"], [y if last else f"g{i}"]))
-        if not last:
-            nodes.append(helper.make_node("Relu", [f"g{i}"], [y]))
-        x = y
-    graph = helper.make_graph(
-        nodes,
-        "mlp",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", spec.state_dim])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", spec.n_actions])],
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    meta = ModelMetadata(
-        spec=spec, reward_weights={"style": 1.0}, style_name="random-mlp", corpus={"name": "none"}
-    )
-    helper.set_model_props(model, meta.to_props())
-    onnx.save(model, str(path))
-    return path
 
 
 def percentiles_us(durations_ns: np.ndarray) -> tuple[float, float, float]:
@@ -178,7 +137,7 @@ def run(argv: list[str] | None, workdir: Path) -> int:
     model = args.model
     default = ROOT / "live_agent" / "models" / "default.onnx"
     if model is None:
-        model = default if default.is_file() else write_mlp_model(workdir / "mlp256.onnx")
+        model = default if default.is_file() else write_mlp(workdir / "mlp256.onnx")
     print(f"model: {model.name}")
 
     rows = []
