@@ -16,13 +16,20 @@ frame (``exports.tonality.key_shift``), and states come from the one encoder,
 
 Episodes have a fixed length and end with ``done=True``. With ``auto_reset`` (the default) a
 finished row starts a new episode at once and the state returned for it is that episode's first
-state (the learner masks bootstrapping with ``done``). Every turn starts on a bar line.
+state (the learner masks bootstrapping with ``done``). Turns start on a bar line unless
+``answer_gap_steps`` > 0 (below).
 
 What a state at turn step t holds (the live agent must build the same): the W steps before t of
 both parts (agent: its own actions, silent before its turn; player: the call / the line), and the
-context of step t: ``bar_position = t % steps_per_bar``, the key's ``minor``, ``answering``, and
+context of step t: ``bar_position = t % steps_per_bar`` (see ``answer_gap_steps`` below), the key's ``minor``, ``answering``, and
 ``progress = t / turn_steps`` (0 when deciding the turn's first step). A duet turn is a phrase of
 ``duet_bars``; played live continuously, progress would run over each such phrase.
+
+With ``answer_gap_steps`` > 0 (the default style uses 8, live's ``silence_steps``), an answer
+turn starts that many silent steps after the call's last sounding step, as the live answer mode
+does, so it starts at any bar position: ``bar_position = (phase + t) % steps_per_bar`` where
+``phase`` is the musical bar position of the turn's first step. The reward rules still count
+"bars" of the turn from its first step.
 
 Not modelled: the player never resumes during an answer (live, the agent yields then), so the
 ``silent_while_player_plays`` rule stays at 0 in corpus episodes; corpus lines are monophonic.
@@ -78,6 +85,10 @@ class EnvConfig:
     """Augmentation: each episode's tune is transposed by a random amount within +-this."""
     min_call_notes: int = 3
     """A call (or a duet line) needs at least this many notes to be used."""
+    answer_gap_steps: int = 0
+    """Answer episodes: silent steps between the call's last sounding step and the answer, as
+    live (``silence_steps``, default 8), so the answer starts at any bar position. 0 = the
+    answer starts on the bar line after the call's ``call_bars`` whole bars."""
     auto_reset: bool = True
     """Start a new episode in each row that finished (the usual vectorized-env contract)."""
     seed: int | None = None
@@ -96,6 +107,8 @@ class Episodes(NamedTuple):
     segments: np.ndarray  # (n, lead + T) grid events: lead-in then the turn
     answering: np.ndarray  # (n,) bool
     turn_steps: np.ndarray  # (n,) int
+    phase: np.ndarray | None = None
+    """(n,) int: bar position of the turn's first step (None: 0, the turn starts on a bar line)."""
 
 
 class EpisodeSource(Protocol):
@@ -119,7 +132,10 @@ class CorpusEpisodes:
         self.duet_lead_steps = config.duet_lead_bars * spb
         # One lead-in for both kinds, whole bars, at least a window, so every first state has a
         # full window of history (silent where the tune gives none).
-        lead = max(self.call_steps, self.duet_lead_steps, spec.window_steps)
+        self.gap_steps = config.answer_gap_steps
+        self.steps_per_bar = spb
+        call_span = self.call_steps + (spb if self.gap_steps > 0 else 0)  # the last note held on
+        lead = max(call_span + self.gap_steps, self.duet_lead_steps, spec.window_steps)
         self.lead_steps = -(-lead // spb) * spb
         self.max_turn_steps = max(self.answer_steps, self.duet_steps)
         longest = self.lead_steps + self.max_turn_steps
@@ -164,8 +180,31 @@ class CorpusEpisodes:
         lead, width = self.lead_steps, self.lead_steps + self.max_turn_steps
         cols = np.arange(width)
         segments = np.full((n, width), HOLD_EVENT, dtype=np.int64)
+        phase = np.zeros(n, np.int64)
         a = np.flatnonzero(answering)
-        if len(a):
+        if len(a) and self.gap_steps > 0:
+            start = self.answer_starts[rng.integers(len(self.answer_starts), size=len(a))]
+            # The call: call_bars from a bar line, its last note released after a random 1 to
+            # steps_per_bar steps (a player ends a phrase when they like), so the turn, gap
+            # steps later, starts at any bar position.
+            spb = self.steps_per_bar
+            span = self.call_steps + spb
+            call = self.flat[start[:, None] + np.arange(span)]
+            onsets = call[:, : self.call_steps] >= 0
+            last_onset = self.call_steps - 1 - np.argmax(onsets[:, ::-1], axis=1)
+            last = last_onset + rng.integers(0, spb, size=len(a))  # last sounding step
+            after = np.arange(span)[None, :] > last_onset[:, None]
+            call = np.where(after, HOLD_EVENT, call)
+            # Place the call so that its last sounding step is gap + 1 steps before the turn.
+            shift = lead - self.gap_steps - 1 - last  # column of the call's first step
+            idx = cols[None, :] - shift[:, None]
+            inside = (idx >= 0) & (idx <= last[:, None])
+            picked = call[np.arange(len(a))[:, None], np.clip(idx, 0, span - 1)]
+            seg = np.where(inside, picked, HOLD_EVENT)
+            seg[np.arange(len(a)), shift + last + 1] = REST_EVENT  # the player lets go
+            segments[a] = seg
+            phase[a] = (lead - shift) % self.steps_per_bar
+        elif len(a):
             start = self.answer_starts[rng.integers(len(self.answer_starts), size=len(a))]
             # The call ends where the turn starts; before it, silence; during the turn, silence.
             offset = cols - (lead - self.call_steps)
@@ -181,7 +220,7 @@ class CorpusEpisodes:
             line = np.where(offset >= 0, self.flat[idx], HOLD_EVENT)
             segments[d] = line
         turn_steps = np.where(answering, self.answer_steps, self.duet_steps)
-        return Episodes(segments, answering, turn_steps)
+        return Episodes(segments, answering, turn_steps, phase)
 
 
 class MelodyEnv:
@@ -238,6 +277,7 @@ class MelodyEnv:
         self.minor = np.zeros(n, bool)
         self.transpose = np.zeros(n, np.int64)
         self.t = np.zeros(n, np.int64)
+        self.phase = np.zeros(n, np.int64)
         self.player_sounding = np.full((n, w + t_max), -1, np.int64)
         self.player_onset = np.zeros((n, w + t_max), bool)
         self.agent_sounding = np.full((n, w + t_max), -1, np.int64)
@@ -283,6 +323,7 @@ class MelodyEnv:
         self.minor[rows] = minor
         self.transpose[rows] = transpose
         self.t[rows] = 0
+        self.phase[rows] = 0 if ep.phase is None else ep.phase
         self.player_sounding[rows] = rel_sounding[:, lead - w : lead + t_max]
         self.player_onset[rows] = (seg >= 0)[:, lead - w : lead + t_max]
         self.agent_sounding[rows] = -1
@@ -308,7 +349,7 @@ class MelodyEnv:
     def _context(self) -> StepContext:
         t = np.minimum(self.t, self.turn_steps)
         return StepContext(
-            bar_position=t % self.spec.steps_per_bar,
+            bar_position=(self.phase + t) % self.spec.steps_per_bar,
             minor=self.minor.copy(),
             answering=self.answering.copy(),
             progress=t / self.turn_steps,

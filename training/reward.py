@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from exports.errors import ConfigError
-from exports.spec import HOLD_EVENT, PITCH_CLASSES
+from exports.spec import HOLD_EVENT, PITCH_CLASSES, REST_EVENT
 from exports.tonality import scale_mask
 
 StyleLogProbs = Callable[[np.ndarray], np.ndarray]
@@ -103,6 +103,17 @@ MOTIF_EXTRA_PITCH_BONUS = 0.1
 REPEATED_MOTIF_REWARD = 2.0
 HIGH_LOW_UNIQUE_REWARD = 1.0
 HIGH_LOW_MIN_NOTES = 3
+UNIQUE_EXTREMES_SHAPING = 1.0
+# RL Tuner's detectors as its Table 1 counts them (training/rl_tuner_metrics.py).
+HELD_TOO_LONG_STEPS = 4  # a hold after more than 4 holds since the last note
+HELD_TOO_LONG_WITH_REST = 6  # ... more than 6 when a rest lies among them
+HELD_TOO_LONG_PENALTY = -1.0
+MOTIF_WINDOW_STEPS = 8  # their detect_last_motif(bar_length=8)
+HALF_BAR_MOTIF_REWARD = 0.2
+LEAP_RETURN_SEMITONES = 7
+LEAP_RETURN_MIN_GAP_STEPS = 6
+LEAP_RETURN_REWARD = 1.0
+LEAP_DOUBLED_PENALTY = -3.0
 
 # RL Tuner's preferred_intervals (its values x its scaler 5), indexed by |interval| 0..12;
 # larger than an octave is -5. Diatonic thirds and fifths get the "in key" value.
@@ -110,6 +121,8 @@ INTERVAL_REWARD = np.array(
     [0.0, 0.4, 0.4, 0.45, 0.45, 0.35, -0.5, 0.1, 0.25, 0.25, -1.5, -1.5, 0.0]
 )
 BEYOND_OCTAVE_PENALTY = -5.0
+PREFERRED_INTERVALS_SCALE = 0.25
+"""RL Tuner's interval values reward every onset: scaled down so they do not buy density."""
 DIATONIC_THIRD_REWARD = 0.75
 DIATONIC_FIFTH_REWARD = 0.5
 
@@ -293,7 +306,7 @@ def preferred_intervals(x: RewardInputs) -> np.ndarray:
     diatonic = _in_key(pitch, x.minor) & _in_key(prev, x.minor)
     base = np.where(diatonic & ((interval == 3) | (interval == 4)), DIATONIC_THIRD_REWARD, base)
     base = np.where(diatonic & (interval == 7), DIATONIC_FIFTH_REWARD, base)
-    return np.where(has_interval, base, 0.0)
+    return np.where(has_interval, PREFERRED_INTERVALS_SCALE * base, 0.0)
 
 
 def motif(x: RewardInputs) -> np.ndarray:
@@ -352,6 +365,110 @@ def high_low_unique(x: RewardInputs) -> np.ndarray:
     return out
 
 
+def _unique_extremes(events: np.ndarray, upto: np.ndarray) -> np.ndarray:
+    """(N,) how many of the highest and the lowest onset pitch at steps <= upto occur once."""
+    onset = (events >= 0) & (np.arange(events.shape[1])[None, :] <= upto[:, None])
+    high = np.where(onset, events, -1).max(axis=1)
+    low = np.where(onset, events, 999).min(axis=1)
+    n_high = (onset & (events == high[:, None])).sum(axis=1)
+    n_low = (onset & (events == low[:, None])).sum(axis=1)
+    return (n_high == 1).astype(float) + (n_low == 1)
+
+
+def unique_extremes_now(x: RewardInputs) -> np.ndarray:
+    """Shaping for ``high_low_unique``: at each onset, the change in how many of the turn's
+    highest and lowest pitches so far are unique (summed over the turn it telescopes to the
+    final count), so the step that ties or breaks an extreme is told at once."""
+    _, onset = _onset_now(x)
+    out = np.zeros(len(x.t))
+    rows = np.flatnonzero(onset)
+    if len(rows):
+        events, t = x.agent_events[rows], x.t[rows]
+        change = _unique_extremes(events, t) - _unique_extremes(events, t - 1)
+        out[rows] = UNIQUE_EXTREMES_SHAPING * change
+    return out
+
+
+# --- RL Tuner's own detectors, as Table 1 counts them (training/rl_tuner_metrics.py) ---------
+def held_too_long(x: RewardInputs) -> np.ndarray:
+    """Answer: RL Tuner's ``detect_repeating_notes`` on the hold and rest tokens, as Table 1's
+    "notes excessively repeated" counts them: a hold after more than 4 holds since the last note
+    (more than 6 when a rest lies among them), or a rest after more than one rest. Steps before
+    the turn do not count (a composition is the answer alone)."""
+    event = _at(x.agent_events, x.t)
+    last = _prev(x, 1)[:, 0]  # -1: no onset yet in the turn
+    cols = np.arange(x.agent_events.shape[1])[None, :]
+    run = (cols > last[:, None]) & (cols < x.t[:, None])  # the steps since the last onset
+    holds = (run & (x.agent_events == HOLD_EVENT)).sum(axis=1)
+    rests = (run & (x.agent_events == REST_EVENT)).sum(axis=1)
+    hold_limit = np.where(rests > 0, HELD_TOO_LONG_WITH_REST, HELD_TOO_LONG_STEPS)
+    flagged = np.where(event == HOLD_EVENT, holds > hold_limit, (event == REST_EVENT) & (rests > 1))
+    return np.where(x.answering & flagged, HELD_TOO_LONG_PENALTY, 0.0)
+
+
+def half_bar_motif(x: RewardInputs) -> np.ndarray:
+    """RL Tuner's ``reward_motif`` as Table 1's "notes in motif" counts it: every step whose last
+    8 steps (this one included, steps of the turn only) hold at least 3 distinct pitches."""
+    cols = x.t[:, None] - MOTIF_WINDOW_STEPS + 1 + np.arange(MOTIF_WINDOW_STEPS)
+    window = np.take_along_axis(x.agent_events, np.maximum(cols, 0), axis=1)
+    window = np.where(cols >= 0, window, HOLD_EVENT)
+    full = x.t + 1 >= MOTIF_WINDOW_STEPS
+    ok = full & (_distinct_pitches(window) >= MOTIF_MIN_DISTINCT_PITCHES)
+    return np.where(ok, HALF_BAR_MOTIF_REWARD, 0.0)
+
+
+def _leap_outcome(events: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(N,) RL Tuner's ``detect_leap_up_back`` outcome at step t[n] of each row: +1 a leap
+    resolved, -1 a leap doubled, 0 otherwise (``training.rl_tuner_metrics.LeapTracker``,
+    replayed over the turn for all rows at once)."""
+    n = len(t)
+    direction = np.zeros(n, np.int64)
+    leapt_from = np.full(n, -1, np.int64)
+    since = np.zeros(n, np.int64)
+    prev_note = np.full(n, -1, np.int64)
+    out = np.zeros(n, np.int64)
+    for c in range(int(t.max()) + 1 if n else 0):
+        e = events[:, c]
+        live = c <= t
+        note = live & (e >= 0)
+        if c > 0:
+            since = np.where(live & ~note, since + 1, since)
+            leap = note & (prev_note >= 0) & (np.abs(e - prev_note) >= LEAP_RETURN_SEMITONES)
+            step_dir = np.sign(e - prev_note)
+            against = leap & (direction != 0) & (direction != step_dir)
+            doubled = leap & (direction != 0) & (direction == step_dir)
+            first = leap & (direction == 0)
+            back = (
+                note
+                & ~leap
+                & (leapt_from >= 0)
+                & (((direction == 1) & (e <= leapt_from)) | ((direction == -1) & (e >= leapt_from)))
+            )
+            outcome = np.where(against & (since > LEAP_RETURN_MIN_GAP_STEPS), 1, 0)
+            outcome = np.where(doubled, -1, np.where(back, 1, outcome))
+            leapt_from = np.where(first, prev_note, np.where(against | back, -1, leapt_from))
+            direction = np.where(first, step_dir, np.where(against | back, 0, direction))
+            since = np.where(leap, 0, np.where(note, since + 1, since))
+            out = np.where(c == t, outcome, out)
+        prev_note = np.where(note, e, prev_note)
+    return out
+
+
+def leap_return(x: RewardInputs) -> np.ndarray:
+    """RL Tuner's ``detect_leap_up_back`` as Table 1's "leaps resolved" counts it: a leap of a
+    fifth or more is resolved by returning to (or past) the note it leapt from, and doubled by a
+    second leap the same way before that. Resolved earns, doubled costs."""
+    _, onset = _onset_now(x)
+    out = np.zeros(len(x.t))
+    rows = np.flatnonzero(onset)
+    if len(rows):
+        outcome = _leap_outcome(x.agent_events[rows], x.t[rows])
+        out[rows] = np.where(
+            outcome > 0, LEAP_RETURN_REWARD, np.where(outcome < 0, LEAP_DOUBLED_PENALTY, 0.0)
+        )
+    return out
+
+
 THEORY_RULES: dict[str, Callable[[RewardInputs], np.ndarray]] = {
     "in_key": in_key,
     "tonic_start": tonic_start,
@@ -362,6 +479,10 @@ THEORY_RULES: dict[str, Callable[[RewardInputs], np.ndarray]] = {
     "motif": motif,
     "repeated_motif": repeated_motif,
     "high_low_unique": high_low_unique,
+    "held_too_long": held_too_long,
+    "half_bar_motif": half_bar_motif,
+    "leap_return": leap_return,
+    "unique_extremes_now": unique_extremes_now,
 }
 
 

@@ -261,3 +261,24 @@ def test_a_corpus_without_usable_calls_is_refused() -> None:
     two_notes[[0, 16]] = [60, 62]
     with pytest.raises(CorpusError, match="no 2-bar call with at least 3 notes"):
         MelodyEnv(SPEC, corpus_of(two_notes), EnvConfig(answer_fraction=1.0))
+
+
+def test_answer_gap_starts_the_answer_after_the_calls_silence_at_any_bar_position() -> None:
+    """As live: the call's last note ends, ``answer_gap_steps`` silent steps, then the answer;
+    the state's bar position follows the call's bars, not the turn's first step."""
+    from training.environment import CorpusEpisodes
+
+    config = EnvConfig(n_envs=128, answer_fraction=1.0, answer_gap_steps=8, seed=4)
+    corpus = random_corpus()
+    episodes = CorpusEpisodes(SPEC, corpus, config).sample(128, np.random.default_rng(1))
+    lead = CorpusEpisodes(SPEC, corpus, config).lead_steps
+    sounding = sounding_pitches(episodes.segments)
+    assert np.all(sounding[:, lead - 8 :] < 0)  # eight silent steps, then the (silent) turn
+    assert np.all(sounding[:, lead - 9] >= 0)  # the call's last sounding step
+    assert len(set(episodes.phase.tolist())) > 8  # the answer starts at many bar positions
+    # The first step's bar position is the step after the silence in the call's bar grid.
+    env = MelodyEnv(SPEC, corpus, config)
+    env.reset()
+    assert np.array_equal(env._context().bar_position, env.phase % SPEC.steps_per_bar)
+    env.step(np.zeros(128, np.int64))
+    assert np.array_equal(env._context().bar_position, (env.phase + 1) % SPEC.steps_per_bar)

@@ -71,13 +71,17 @@ def test_preferred_intervals_values() -> None:
     values = score_melody(rw.preferred_intervals, mel("60 62 . 65 72 61 85"))
     # A step, a hold, D->F a diatonic minor third, F->C a diatonic fifth, C->C# down a major
     # seventh (11), C#->C# two octaves up (beyond an octave).
-    assert values.tolist() == [
-        0, 0.4, 0, rw.DIATONIC_THIRD_REWARD, rw.DIATONIC_FIFTH_REWARD, -1.5,
-        rw.BEYOND_OCTAVE_PENALTY,
-    ]  # fmt: skip
+    scale = rw.PREFERRED_INTERVALS_SCALE
+    assert values == pytest.approx(
+        [
+            0, 0.4 * scale, 0, rw.DIATONIC_THIRD_REWARD * scale,
+            rw.DIATONIC_FIFTH_REWARD * scale, -1.5 * scale, rw.BEYOND_OCTAVE_PENALTY * scale,
+        ]
+    )  # fmt: skip
     # A chromatic third (E-flat to G in major: E-flat is out of key) gets the plain value.
-    assert score_melody(rw.preferred_intervals, mel("63 67"))[-1] == 0.45
-    assert score_melody(rw.preferred_intervals, mel("63 67"), minor=True)[-1] == 0.75
+    assert score_melody(rw.preferred_intervals, mel("63 67"))[-1] == pytest.approx(0.45 * scale)
+    minor_third = score_melody(rw.preferred_intervals, mel("63 67"), minor=True)[-1]
+    assert minor_third == pytest.approx(0.75 * scale)
 
 
 def test_motif_needs_three_distinct_pitches_in_a_bar_scored_at_the_bar_end() -> None:
@@ -109,6 +113,56 @@ def test_high_low_unique_at_the_last_step() -> None:
 
 
 CALL = np.concatenate([bar("60 . 64 . 67 . . . 64"), bar("65 . 64 . 62 . . . 60")])
+
+
+def test_held_too_long_as_table1_counts_excessive_holds_and_rests() -> None:
+    # A note then 7 holds: the 6th hold follows 5 holds (more than 4) and fires, so does the 7th.
+    values = score_melody(rw.held_too_long, mel("60 . . . . . . ."))
+    assert values.tolist() == [0] * 6 + [rw.HELD_TOO_LONG_PENALTY] * 2
+    # With a rest among them the limit is 6 holds; a rest after one rest is fine, after two not.
+    assert score_melody(rw.held_too_long, mel("60 r . . . . . . ."))[-1] == 0
+    assert score_melody(rw.held_too_long, mel("60 r . . . . . . . ."))[-1] != 0
+    assert score_melody(rw.held_too_long, mel("60 r r r")).tolist() == [0, 0, 0, -1]
+    assert score_melody(rw.held_too_long, mel("60 . . . . . . ."), answering=False).sum() == 0
+
+
+def test_unique_extremes_now_tells_the_note_that_ties_an_extreme() -> None:
+    values = score_melody(rw.unique_extremes_now, mel("60 . 64 62 64 59"))
+    # First note: unique high and low (+2); 64 ties the high (-1); 59 a new unique low (0).
+    assert values.tolist() == [2, 0, 0, 0, -1, 0]
+    # Summed over the turn: the final count of unique extremes.
+    final = score_melody(rw.high_low_unique, mel("60 . 64 62 64 59"))[-1]
+    assert values.sum() * rw.HIGH_LOW_UNIQUE_REWARD == final * rw.UNIQUE_EXTREMES_SHAPING
+
+
+def test_half_bar_motif_counts_steps_with_three_pitches_in_the_last_eight() -> None:
+    values = score_melody(rw.half_bar_motif, mel("60 . 62 . 64 . . . 65 67"))
+    assert values[:7].sum() == 0  # no full window of 8 steps yet
+    assert values[7] == rw.HALF_BAR_MOTIF_REWARD  # steps 0..7: C D E
+    assert values[8] == rw.HALF_BAR_MOTIF_REWARD  # steps 1..8: D E F
+    assert values[9] == rw.HALF_BAR_MOTIF_REWARD  # steps 2..9: D E F G
+    assert score_melody(rw.half_bar_motif, mel("60 . 62 . 60 . 62 . 60")).sum() == 0
+
+
+def test_new_rules_agree_with_the_table1_detectors_on_random_melodies() -> None:
+    from training.rl_tuner_metrics import LeapTracker, is_excessively_repeated, last_motif
+
+    rng = np.random.default_rng(0)
+    tokens = [HOLD_EVENT, REST_EVENT, 48, 55, 60, 62, 64, 67, 72, 79]
+    p = [0.35, 0.05] + [0.075] * 8
+    for _ in range(40):
+        events = rng.choice(tokens, size=32, p=p)
+        leap = score_melody(rw.leap_return, events)
+        held = score_melody(rw.held_too_long, events)
+        motif = score_melody(rw.half_bar_motif, events)
+        tracker, previous = LeapTracker(), []
+        for t, e in enumerate(events.tolist()):
+            outcome = tracker.step(previous, e)
+            expected = {1: rw.LEAP_RETURN_REWARD, -1: rw.LEAP_DOUBLED_PENALTY}.get(outcome, 0.0)
+            assert leap[t] == expected
+            assert (held[t] != 0) == (e < 0 and is_excessively_repeated(previous, e))
+            assert (motif[t] != 0) == (last_motif(previous + [e]) is not None)
+            previous.append(e)
 
 
 def test_echo_rhythm_rewards_the_call_rhythm_and_not_a_different_one() -> None:
@@ -202,7 +256,7 @@ def test_compute_reward_weights_terms_and_style() -> None:
     weights = RewardWeights(w_style=0.5, w_theory=2.0, w_play=3.0)
     total, terms = compute_reward(x, weights, style_log_prob=np.array([-2.0]))
     assert terms["theory/in_key"][0] == rw.OUT_OF_KEY_PENALTY
-    assert terms["theory/preferred_intervals"][0] == -0.5
+    assert terms["theory/preferred_intervals"][0] == -0.5 * rw.PREFERRED_INTERVALS_SCALE
     theory = sum(v for k, v in terms.items() if k.startswith("theory/"))
     play = sum(v for k, v in terms.items() if k.startswith("play/"))
     assert terms["theory"][0] == pytest.approx(theory[0])
