@@ -429,16 +429,22 @@ class MelodyEnv:
 class CallEpisodes:
     """Answer episodes for given calls, in order (used by ``answer_calls``)."""
 
-    def __init__(self, spec: Spec, calls: Sequence[np.ndarray], answer_steps: int) -> None:
+    def __init__(
+        self, spec: Spec, calls: Sequence[np.ndarray], answer_steps: int, gap_steps: int = 0
+    ) -> None:
         spb = spec.steps_per_bar
         if not calls:
             raise ValueError("expected at least one call, got none")
         for call in calls:
             validate_events(np.asarray(call))
-        bars = [max(1, -(-len(c) // spb)) for c in calls]
-        self.lead_steps = max(max(bars) * spb, -(-spec.window_steps // spb) * spb)
         self.max_turn_steps = answer_steps
         self.answer_steps = answer_steps
+        self.phase: np.ndarray | None = None
+        if gap_steps > 0:
+            self._with_gap(spec, calls, gap_steps)
+            return
+        bars = [max(1, -(-len(c) // spb)) for c in calls]
+        self.lead_steps = max(max(bars) * spb, -(-spec.window_steps // spb) * spb)
         segments = np.full((len(calls), self.lead_steps + answer_steps), HOLD_EVENT, np.int64)
         for i, (call, n_bars) in enumerate(zip(calls, bars, strict=True)):
             start = self.lead_steps - n_bars * spb  # the call starts on a bar line
@@ -447,10 +453,31 @@ class CallEpisodes:
         segments[:, self.lead_steps] = REST_EVENT
         self.segments = segments
 
+    def _with_gap(self, spec: Spec, calls: Sequence[np.ndarray], gap_steps: int) -> None:
+        """As live: each call (starting on a bar line) ends at its last sounding step, then
+        ``gap_steps`` silent steps, then the answer, at whatever bar position that is."""
+        spb = spec.steps_per_bar
+        last = []
+        for call in calls:
+            sounding = np.flatnonzero(sounding_pitches(np.asarray(call, dtype=np.int64)) >= 0)
+            last.append(int(sounding[-1]) if len(sounding) else len(call) - 1)
+        need = max(max(last) + 1 + gap_steps, spec.window_steps)
+        self.lead_steps = -(-need // spb) * spb
+        width = self.lead_steps + self.answer_steps
+        segments = np.full((len(calls), width), HOLD_EVENT, np.int64)
+        phase = np.zeros(len(calls), np.int64)
+        for i, (call, j) in enumerate(zip(calls, last, strict=True)):
+            start = self.lead_steps - gap_steps - 1 - j  # column of the call's first step
+            segments[i, start : start + j + 1] = np.asarray(call, dtype=np.int64)[: j + 1]
+            segments[i, start + j + 1] = REST_EVENT  # the player lets go
+            phase[i] = (self.lead_steps - start) % spb
+        self.segments = segments
+        self.phase = phase
+
     def sample(self, n: int, rng: np.random.Generator) -> Episodes:
         if n != len(self.segments):
             raise ValueError(f"expected {len(self.segments)} rows, got {n}")
-        return Episodes(self.segments, np.ones(n, bool), np.full(n, self.answer_steps))
+        return Episodes(self.segments, np.ones(n, bool), np.full(n, self.answer_steps), self.phase)
 
 
 class Answers(NamedTuple):
@@ -473,17 +500,21 @@ def answer_calls(
     reward_weights: RewardWeights | None = None,
     style_log_probs: StyleLogProbs | None = None,
     allowed: np.ndarray | None = None,
+    answer_gap_steps: int = 0,
 ) -> Answers:
     """Answer each call (absolute grid events, starting on a bar line) with a policy.
 
-    The call is padded with silence to whole bars and the answer starts on the next bar line;
+    The call is padded with silence to whole bars and the answer starts on the next bar line
+    (by default);
     the key is estimated from the call as the live agent does. ``policy_q`` maps states
     (B, state_dim) to Q-values (B, n_actions); actions are chosen with
     ``exports.selection.choose_actions`` (``temperature`` 0 = greedy, ``allowed`` masks). No
-    transposition. Returns the answers in absolute pitches plus per-step rewards.
+    transposition. Returns the answers in absolute pitches plus per-step rewards. With
+    ``answer_gap_steps`` > 0 the answer starts that many silent steps after the call's last
+    sounding step instead (as live, and as training with ``EnvConfig.answer_gap_steps``).
     """
     answer_steps = answer_bars * spec.steps_per_bar
-    episodes = CallEpisodes(spec, calls, answer_steps)
+    episodes = CallEpisodes(spec, calls, answer_steps, answer_gap_steps)
     config = EnvConfig(
         n_envs=len(calls), answer_fraction=1.0, transpose_semitones=0, auto_reset=False
     )

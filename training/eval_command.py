@@ -53,6 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default=200,
         help="calls answered in each of the 12 keys for the answer-quality table (default 200)",
     )
+    parser.add_argument(
+        "--answer-gap-steps",
+        type=int,
+        default=None,
+        help="silent steps between a call's last note and the answer (default: the checkpoint's "
+        "env.answer_gap_steps, as trained; 0 for an ONNX file = the bar line after the call)",
+    )
     parser.set_defaults(func=run_eval)
 
 
@@ -107,6 +114,16 @@ def run_eval(args: argparse.Namespace) -> int:
     model_path = Path(args.model)
     spec, policies, metrics, checkpoint_path = load_policies(model_path)
     corpus = resolve_corpus(args.corpus)
+    gap_steps = args.answer_gap_steps
+    if gap_steps is None:
+        gap_steps = 0
+        if checkpoint_path is not None:
+            from training.checkpoint import load_checkpoint
+
+            env = load_checkpoint(checkpoint_path).config.get("env", {})
+            gap_steps = int(env.get("answer_gap_steps", 0))
+    if gap_steps < 0:
+        raise ConfigError(f"--answer-gap-steps must be >= 0, got {gap_steps}")
     result = evaluate_policies(
         spec,
         policies,
@@ -115,6 +132,13 @@ def run_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         temperature=args.temperature,
         key_calls=min(args.key_calls, args.compositions),
+        answer_gap_steps=gap_steps,
+    )
+    result.notes.append(
+        f"answers start {gap_steps} silent steps after the call's last note, at whatever bar "
+        "position that is (as live)"
+        if gap_steps
+        else "answers start on the bar line after the call"
     )
     if STYLE_COLUMN not in policies:
         result.notes.append(

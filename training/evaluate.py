@@ -300,10 +300,19 @@ def _answers(
     temperature: float,
     rng: np.random.Generator,
     answer_bars: int,
+    answer_gap_steps: int = 0,
 ) -> Any:
     from training.environment import answer_calls
 
-    return answer_calls(spec, calls, policy.q_values, temperature, rng, answer_bars=answer_bars)
+    return answer_calls(
+        spec,
+        calls,
+        policy.q_values,
+        temperature,
+        rng,
+        answer_bars=answer_bars,
+        answer_gap_steps=answer_gap_steps,
+    )
 
 
 def call_key(call: np.ndarray) -> tuple[int, bool]:
@@ -328,6 +337,7 @@ def answer_quality(
     rng: np.random.Generator,
     answer_bars: int,
     keys: Sequence[int] = tuple(range(PITCH_CLASSES)),
+    answer_gap_steps: int = 0,
 ) -> AnswerQuality:
     """Answer the calls moved to each tonic in ``keys`` (default all 12); fraction of answer
     notes in the call's own key (``call_key``: what a listener of the call hears), not the
@@ -341,7 +351,7 @@ def answer_quality(
         moved = []
         for call, (tonic, _) in zip(calls.events, heard, strict=True):
             moved.append(transpose(call, int(key_shift(target - tonic))))
-        answers = _answers(spec, moved, policy, temperature, rng, answer_bars)
+        answers = _answers(spec, moved, policy, temperature, rng, answer_bars, answer_gap_steps)
         tonics = np.full(len(moved), target, dtype=np.int64)
         in_key, total = in_key_fraction(answers.events, tonics, call_minor)
         per_key[target] = in_key / total if total else float("nan")
@@ -361,12 +371,15 @@ def evaluate_policies(
     key_calls: int = 200,
     n_samples: int = 4,
     keys: Sequence[int] = tuple(range(PITCH_CLASSES)),
+    answer_gap_steps: int = 0,
 ) -> EvalResult:
     """Table 1, style fidelity and answer quality for each named policy.
 
     Compositions are the policies' ``answer_bars``-bar answers (2 bars = RL Tuner's 32 steps) to
     ``n_compositions`` held-out calls, sampled from softmax(Q / temperature). Answer quality uses
-    ``key_calls`` of those calls moved to each tonic in ``keys`` (default all 12). ``samples`` keeps ``n_samples``
+    ``key_calls`` of those calls moved to each tonic in ``keys`` (default all 12). Answers start
+    ``answer_gap_steps`` silent steps after the call's last note (as live and as the policy was
+    trained; 0 = on the bar line after the call). ``samples`` keeps ``n_samples``
     (call, answer) pairs of the first policy for the piano rolls.
     """
     from training.rl_tuner_metrics import PAPER_NOTE_RNN, PAPER_Q, table1
@@ -380,7 +393,9 @@ def evaluate_policies(
     samples: list[dict[str, Any]] = []
     table1_counts: dict[str, int] = {}
     for name, policy in policies.items():
-        answers = _answers(spec, calls.events, policy, temperature, rng, answer_bars)
+        answers = _answers(
+            spec, calls.events, policy, temperature, rng, answer_bars, answer_gap_steps
+        )
         relative = np.asarray(answers.relative_events)  # (N, answer_steps), tonic C
         # RL Tuner's Table 1 is defined on C-major compositions: score the answers to calls
         # the environment heard as major (minor answers' b3/b6/b7 are in *their* key).
@@ -394,7 +409,9 @@ def evaluate_policies(
             calls.minor[:key_calls],
             calls.continuation[:key_calls],
         )
-        quality[name] = answer_quality(spec, policy, subset, temperature, rng, answer_bars, keys)
+        quality[name] = answer_quality(
+            spec, policy, subset, temperature, rng, answer_bars, keys, answer_gap_steps
+        )
         if not samples:
             for i in range(min(n_samples, len(calls.events))):
                 samples.append(

@@ -282,3 +282,23 @@ def test_answer_gap_starts_the_answer_after_the_calls_silence_at_any_bar_positio
     assert np.array_equal(env._context().bar_position, env.phase % SPEC.steps_per_bar)
     env.step(np.zeros(128, np.int64))
     assert np.array_equal(env._context().bar_position, (env.phase + 1) % SPEC.steps_per_bar)
+
+
+def test_answer_calls_with_a_gap_start_after_the_calls_silence() -> None:
+    from exports.spec import REST_EVENT
+    from training.environment import CallEpisodes
+
+    call = np.array([62, HOLD_EVENT, 66, REST_EVENT, 69] + [HOLD_EVENT] * 3 + [REST_EVENT])
+    episodes = CallEpisodes(SPEC, [call, call[:5]], answer_steps=32, gap_steps=8)
+    lead = episodes.lead_steps
+    sounding = sounding_pitches(episodes.segments)
+    # The call's last sounding step (69 held to step 7) is 9 steps before the answer.
+    assert np.all(sounding[:, lead - 8 :] < 0) and sounding[0, lead - 9] == 69
+    # Bar position of the answer's first step: last sounding step + 1 + 8 (7 -> 16 = 0; 4 -> 13).
+    assert episodes.phase.tolist() == [0, 13]
+    rng = np.random.default_rng(0)
+    q = np.zeros(SPEC.n_actions, np.float32)
+    q[SPEC.action_for_pitch(60)] = 50.0
+    answers = answer_calls(SPEC, [call], lambda s: np.tile(q, (len(s), 1)), 1.0, rng,
+                           answer_gap_steps=8)  # fmt: skip
+    assert answers.events.shape == (1, 32) and answers.tonic[0] == 2  # D major heard
