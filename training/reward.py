@@ -103,13 +103,13 @@ MOTIF_EXTRA_PITCH_BONUS = 0.1
 REPEATED_MOTIF_REWARD = 2.0
 HIGH_LOW_UNIQUE_REWARD = 1.0
 HIGH_LOW_MIN_NOTES = 3
-UNIQUE_EXTREMES_SHAPING = 1.0
+UNIQUE_EXTREMES_SHAPING = 0.5
 # RL Tuner's detectors as its Table 1 counts them (training/rl_tuner_metrics.py).
 HELD_TOO_LONG_STEPS = 4  # a hold after more than 4 holds since the last note
 HELD_TOO_LONG_WITH_REST = 6  # ... more than 6 when a rest lies among them
 HELD_TOO_LONG_PENALTY = -1.0
 MOTIF_WINDOW_STEPS = 8  # their detect_last_motif(bar_length=8)
-HALF_BAR_MOTIF_REWARD = 0.2
+HALF_BAR_MOTIF_REWARD = 0.15
 LEAP_RETURN_SEMITONES = 7
 LEAP_RETURN_MIN_GAP_STEPS = 6
 LEAP_RETURN_REWARD = 1.0
