@@ -129,10 +129,10 @@ def test_held_too_long_as_table1_counts_excessive_holds_and_rests() -> None:
 def test_unique_extremes_now_tells_the_note_that_ties_an_extreme() -> None:
     values = score_melody(rw.unique_extremes_now, mel("60 . 64 62 64 59"))
     # First note: unique high and low (+2); 64 ties the high (-1); 59 a new unique low (0).
-    assert values.tolist() == [2, 0, 0, 0, -1, 0]
+    assert (values / rw.UNIQUE_EXTREMES_SHAPING).tolist() == [2, 0, 0, 0, -1, 0]
     # Summed over the turn: the final count of unique extremes.
     final = score_melody(rw.high_low_unique, mel("60 . 64 62 64 59"))[-1]
-    assert values.sum() * rw.HIGH_LOW_UNIQUE_REWARD == final * rw.UNIQUE_EXTREMES_SHAPING
+    assert values.sum() / rw.UNIQUE_EXTREMES_SHAPING == final / rw.HIGH_LOW_UNIQUE_REWARD
 
 
 def test_half_bar_motif_counts_steps_with_three_pitches_in_the_last_eight() -> None:
