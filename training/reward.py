@@ -109,7 +109,7 @@ HELD_TOO_LONG_STEPS = 4  # a hold after more than 4 holds since the last note
 HELD_TOO_LONG_WITH_REST = 6  # ... more than 6 when a rest lies among them
 HELD_TOO_LONG_PENALTY = -1.0
 MOTIF_WINDOW_STEPS = 8  # their detect_last_motif(bar_length=8)
-HALF_BAR_MOTIF_REWARD = 0.15
+HALF_BAR_MOTIF_REWARD = 0.05
 LEAP_RETURN_SEMITONES = 7
 LEAP_RETURN_MIN_GAP_STEPS = 6
 LEAP_RETURN_REWARD = 1.0
