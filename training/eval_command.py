@@ -156,7 +156,9 @@ def run_eval(args: argparse.Namespace) -> int:
     plot_training_curves(curves, out / "training_curves.png", title=model_path.name)
     pairs = [(s["call"], s["answer"]) for s in result.samples]
     titles = [
-        f"{s['policy']}: call in {KEY_NAMES[s['tonic']]} {'minor' if s['minor'] else 'major'}"
+        f"{s['policy']}: call from a tune in {KEY_NAMES[s['tonic']]} "
+        f"{'minor' if s['minor'] else 'major'}, answered in {KEY_NAMES[s['answer_tonic']]} "
+        f"{'minor' if s['answer_minor'] else 'major'} (the key it heard)"
         for s in result.samples
     ]
     plot_piano_rolls(pairs, out / "piano_rolls.png", titles, spec.steps_per_bar)

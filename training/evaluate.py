@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from exports.grid import sounding_pitches, transpose
-from exports.spec import PITCH_CLASSES, Spec
+from exports.spec import HOLD_EVENT, PITCH_CLASSES, REST_EVENT, Spec
 from exports.tonality import estimate_key, key_shift, scale_mask, to_relative
 
 INTERVAL_LIMIT = 12
@@ -359,6 +359,19 @@ def answer_quality(
     return AnswerQuality(per_key, notes_per_key)
 
 
+def _call_as_heard(call: np.ndarray, gap_steps: int) -> np.ndarray:
+    """The call as the answer follows it: cut after its last sounding step, then ``gap_steps``
+    silent steps (unchanged when the gap is 0: the answer starts on the next bar line)."""
+    call = np.asarray(call, dtype=np.int64)
+    if gap_steps <= 0:
+        return call
+    sounding = np.flatnonzero(sounding_pitches(call) >= 0)
+    last = int(sounding[-1]) if len(sounding) else len(call) - 1
+    silence = np.full(gap_steps, HOLD_EVENT, np.int64)
+    silence[0] = REST_EVENT
+    return np.concatenate([call[: last + 1], silence])
+
+
 def evaluate_policies(
     spec: Spec,
     policies: dict[str, Policy],
@@ -417,10 +430,12 @@ def evaluate_policies(
                 samples.append(
                     {
                         "policy": name,
-                        "call": calls.events[i],
+                        "call": _call_as_heard(calls.events[i], answer_gap_steps),
                         "answer": np.asarray(answers.events[i]),
                         "tonic": int(calls.tonic[i]),
                         "minor": bool(calls.minor[i]),
+                        "answer_tonic": int(answers.tonic[i]),
+                        "answer_minor": bool(answers.minor[i]),
                     }
                 )
     # The tunes' own continuations, in their key-relative frame: the human reference.
