@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     session = Session(policy, options, _SilentSink(), clock, inbox, recorder=recorder)
     stats = session.run(threading.Event(), until_step=until, start_ns=0)
     recorder.write(args.output, names={PLAYER: "call", AGENT: "answer"})
+    if options.record is not None:  # the jam option, honoured here too: the same two tracks
+        recorder.write(options.record, names={PLAYER: "call", AGENT: "answer"})
 
     answer = _answer_notes(recorder, step_ns)
     tonic, minor = session.decider.tonic, session.decider.minor

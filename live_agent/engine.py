@@ -46,7 +46,14 @@ from exports.spec import PITCH_CLASSES
 from live_agent.agent import SILENT_STEP, Decider, StepKey
 from live_agent.controls import ControlMap, load_controls
 from live_agent.ledger import NoteLedger
-from live_agent.listener import Kind, Message, PlayerListener, pitch_class_bits
+from live_agent.listener import (
+    PEDAL_DOWN_MIN,
+    SUSTAIN_PEDAL,
+    Kind,
+    Message,
+    PlayerListener,
+    pitch_class_bits,
+)
 from live_agent.modes import Mode, make_mode
 from live_agent.options import JamOptions
 from live_agent.protocols import Clock, Inbox, InputEvent, NoteSink, Policy
@@ -365,6 +372,15 @@ class Session:
 
     def _control(self, event: InputEvent, message: Message) -> None:
         action = self.controls.apply(message.channel, message.a, message.b)
+        if action is None and message.a == SUSTAIN_PEDAL:
+            wanted = self.options.input_channel
+            if wanted is None or message.channel == wanted:
+                start = self._step_start_ns
+                self.listener.sustain_pedal(
+                    message.b >= PEDAL_DOWN_MIN,
+                    before_step=start is not None and event.time_ns <= start,
+                )
+            return
         if action is None:
             if message.a in (ALL_NOTES_OFF, ALL_SOUND_OFF):
                 self.listener.all_off()  # the player's controller released everything

@@ -5,7 +5,8 @@ wrong length, a data byte above 127), sysex, or of an undefined status is droppe
 reason, never raised. ``PlayerListener`` folds the note messages that pass into the state the
 encoder needs per step: whether a key went down (onset), which pitch classes sounded during the
 step (chroma, absolute), and the highest sounding pitch (top). A note-on with velocity 0 is a
-note-off.
+note-off. While the sustain pedal (CC 64) is down, a released key keeps sounding until the pedal
+comes up, as it does on the player's synth: the phrase has not ended while the pedal holds it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ SYSTEM_RESET = 0xFF
 
 MAX_DATA = 0x7F
 PITCH_CLASSES = 12
+SUSTAIN_PEDAL = 64
+PEDAL_DOWN_MIN = 64
+"""CC 64 values 64..127 mean the pedal is down (MIDI 1.0 recommended practice)."""
 
 # Status (high nibble for channel messages, whole byte for system ones) -> total length in bytes.
 CHANNEL_MESSAGE_LENGTH = {
@@ -189,10 +193,14 @@ class PlayerListener:
         self.pressed_step: dict[int, int] = {}
         """pitch -> step its key went down, for the held-note timeout."""
         self.timed_out = 0
+        self.pedal_down = False
+        self.sustained = 0
+        """128-bit mask of notes whose key is up but the sustain pedal holds them."""
         self._chroma_of_mask: dict[int, tuple[np.ndarray, int]] = {}
 
     def note_on(self, pitch: int, step: int) -> None:
         bit = 1 << pitch
+        self.sustained &= ~bit
         self.held |= bit
         self.step_sounding |= bit
         self.step_onset = True
@@ -200,15 +208,30 @@ class PlayerListener:
 
     def note_off(self, pitch: int, before_step: bool = False) -> None:
         """Release ``pitch``; ``before_step``: it was released before the open step began (the
-        step was opened a margin ahead of its boundary), so it did not sound in it."""
+        step was opened a margin ahead of its boundary), so it did not sound in it. With the
+        sustain pedal down the note sounds on until the pedal comes up."""
+        self.pressed_step.pop(pitch, None)
+        if self.pedal_down and self.held >> pitch & 1:
+            self.sustained |= 1 << pitch
+            return
         self.held &= ~(1 << pitch)
         if before_step:
             self.step_sounding &= ~(1 << pitch)
-        self.pressed_step.pop(pitch, None)
+
+    def sustain_pedal(self, down: bool, before_step: bool = False) -> None:
+        """CC 64: pedal down holds released notes; pedal up releases the ones it held
+        (``before_step`` as for ``note_off``)."""
+        self.pedal_down = down
+        if not down:
+            self.held &= ~self.sustained
+            if before_step:
+                self.step_sounding &= ~self.sustained
+            self.sustained = 0
 
     def all_off(self) -> None:
         """Forget every held note (the player's controller sent All Notes Off, or panic)."""
         self.held = 0
+        self.sustained = 0
         self.pressed_step.clear()
 
     @property

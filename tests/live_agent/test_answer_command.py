@@ -65,6 +65,17 @@ def test_answer_is_reproducible_with_a_seed(
     assert outs[0] == outs[1]
 
 
+def test_record_option_writes_the_same_two_tracks(
+    call_file: Path, onnx_model: Path, tmp_path: Path
+) -> None:
+    out, record = tmp_path / "answer.mid", tmp_path / "session.mid"
+    argv = ["answer", str(call_file), "-o", str(out), "--model", str(onnx_model)]
+    assert main(argv + ["--temperature", "1.0", "--seed", "3", "--record", str(record)]) == 0
+    written, recorded = mido.MidiFile(str(out)), mido.MidiFile(str(record))
+    assert [t.name for t in recorded.tracks[1:]] == ["call", "answer"]
+    assert notes_of(recorded.tracks[2]) == notes_of(written.tracks[2])
+
+
 def test_missing_default_model_is_one_clear_line(
     call_file: Path,
     tmp_path: Path,

@@ -143,3 +143,22 @@ def test_100k_random_messages_never_raise_are_counted_and_leave_no_stuck_note() 
     assert stats.steps > 400
     assert sink.sounding() == set()
     assert stats.notes_sent > 0
+
+
+def test_sustain_pedal_holds_released_keys_until_it_comes_up() -> None:
+    listener = PlayerListener(held_timeout_steps=1000)
+    listener.note_on(60, step=0)
+    listener.sustain_pedal(True)
+    listener.note_off(60)
+    assert listener.sounding, "the pedal should hold the released key"
+    assert listener.close_step(0).top == 60
+    assert listener.close_step(1).top == 60  # still sounding a step later
+    listener.note_on(64, step=2)
+    listener.sustain_pedal(False)  # 60 (key up) ends; 64 (key down) goes on
+    assert listener.held == 1 << 64
+    listener.note_off(64)
+    assert not listener.sounding
+    # Without the pedal a release is a release.
+    listener.note_on(62, step=3)
+    listener.note_off(62)
+    assert not listener.sounding

@@ -93,6 +93,23 @@ def test_answer_starts_on_the_step_after_the_phrase_end_silence() -> None:
     assert sink.sounding() == set()
 
 
+def test_answer_waits_while_the_sustain_pedal_holds_the_phrase() -> None:
+    # Key up at boundary 2, but the pedal (CC 64) holds C4 until boundary 10: the last sounding
+    # step is 9, so the answer starts after the 4-step silence on step 14, not on step 6.
+    call = [
+        (0, (0x90, C4, 100)),
+        (STEP // 2, (0xB0, 64, 127)),
+        (2 * STEP, (0x80, C4, 0)),
+        (10 * STEP, (0xB0, 64, 0)),
+    ]
+    session, sink, _ = run_session(
+        [NOTE_C4, HOLD, HOLD, HOLD], call, steps=20, mode="answer", silence_steps=4, answer_bars=1
+    )
+    ons = [e for e in sink.events if e[1] == "on"]
+    assert ons[0][0] == 14 * STEP, ons
+    assert session.stats.answers == 1
+
+
 def test_answer_stops_at_once_when_the_player_resumes() -> None:
     resume_ns = 9 * STEP + 30 * MS  # inside step 9, during the answer
     call = [
