@@ -118,14 +118,9 @@ def _score_steps(score: Any, step_ticks: float) -> int:
     return int(np.floor(float(score.end()) / step_ticks + 0.5))
 
 
-def read_melody(path: str | Path) -> np.ndarray:
-    """Read a MIDI file as one grid melody: (n_steps,) int16 absolute grid events.
-
-    All tracks except the drum channel are merged and their top line is kept: the top line of a
-    polyphonic part (at each 16th, the highest note starting there). Raises MidiFileError, one
-    line naming the file and the reason, for corrupt bytes or a file without melodic notes.
-    """
-    path = Path(path)
+def _melodic_tracks(path: Path) -> tuple[Any, float, list[Any]]:
+    """(score, ticks per 16th, the tracks with notes outside the drum channel); MidiFileError
+    when there are none."""
     score = _load_score(path)
     step_ticks = _step_ticks(score, path)
     tracks = [t for t in score.tracks if not t.is_drum and len(t.notes) > 0]
@@ -133,6 +128,17 @@ def read_melody(path: str | Path) -> np.ndarray:
         raise MidiFileError(
             f"MIDI file {path} has no notes outside the drum channel; expected a melody"
         )
+    return score, step_ticks, tracks
+
+
+def read_melody(path: str | Path) -> np.ndarray:
+    """Read a MIDI file as one grid melody: (n_steps,) int16 absolute grid events.
+
+    All tracks except the drum channel are merged and their top line is kept: the top line of a
+    polyphonic part (at each 16th, the highest note starting there). Raises MidiFileError, one
+    line naming the file and the reason, for corrupt bytes or a file without melodic notes.
+    """
+    score, step_ticks, tracks = _melodic_tracks(Path(path))
     arrays = [_track_arrays(t) for t in tracks]
     starts = np.concatenate([a[0] for a in arrays]) / step_ticks
     ends = np.concatenate([a[1] for a in arrays]) / step_ticks
@@ -148,14 +154,7 @@ def read_melodies(path: str | Path) -> list[tuple[str, np.ndarray]]:
     left out; every melody has the same length (the file's, on the grid), so parts written by
     ``write_melodies`` come back step-aligned. Raises MidiFileError as ``read_melody`` does.
     """
-    path = Path(path)
-    score = _load_score(path)
-    step_ticks = _step_ticks(score, path)
-    tracks = [t for t in score.tracks if not t.is_drum and len(t.notes) > 0]
-    if not tracks:
-        raise MidiFileError(
-            f"MIDI file {path} has no notes outside the drum channel; expected a melody"
-        )
+    score, step_ticks, tracks = _melodic_tracks(Path(path))
     n_steps = _score_steps(score, step_ticks)
     parts = []
     for i, track in enumerate(tracks):
