@@ -4,9 +4,9 @@
 
 Four runs, each for a fixed wall-time budget after setup, all on one torch thread:
 
-1. ours: ``training.dqn.DqnLearner`` on ``training.environment.MelodyEnv`` (N parallel episodes
+1. ours: ``training.dqn.DqnLearner`` on ``training.env.environment.MelodyEnv`` (N parallel episodes
    in numpy, one update of batch 128 per vector step);
-2. SB3 DQN on ``training.gym_env.MelodyGymEnv`` wrapped in a ``DummyVecEnv`` of one env, with
+2. SB3 DQN on ``training.env.gym_env.MelodyGymEnv`` wrapped in a ``DummyVecEnv`` of one env, with
    SB3's default ``train_freq=4`` (one update per 4 transitions);
 3. SB3 DQN on a ``DummyVecEnv`` of ``--sb3-envs`` copies, ``train_freq=1`` (one update per vector
    step of that many transitions): SB3 given parallel envs too;
@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exports.spec import DEFAULT_SPEC, HOLD_EVENT, Spec  # noqa: E402
-from training.corpus_data import Corpus  # noqa: E402
+from training.data.corpus_data import Corpus  # noqa: E402
 
 HIDDEN = [256, 256]
 BATCH_SIZE = 128
@@ -90,7 +90,7 @@ def synthetic_corpus(n_tunes: int = 200, seed: int = 0) -> Corpus:
 
 def load_corpus(arg: str) -> Corpus:
     from exports.errors import CorpusError
-    from training.corpus import resolve_corpus
+    from training.data.corpus import resolve_corpus
 
     try:
         return resolve_corpus(arg)
@@ -120,7 +120,7 @@ def run_ours(
 ) -> RunResult:
     from training.config import LearnerConfig
     from training.dqn import DqnLearner
-    from training.environment import EnvConfig, MelodyEnv
+    from training.env.environment import EnvConfig, MelodyEnv
     from training.networks import build_q_network, network_args_for
 
     env = MelodyEnv(
@@ -169,8 +169,8 @@ def run_sb3(
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from training.environment import EnvConfig
-    from training.gym_env import MelodyGymEnv
+    from training.env.environment import EnvConfig
+    from training.env.gym_env import MelodyGymEnv
 
     style = style_log_probs_fn(spec)
 

@@ -23,6 +23,6 @@ def test_package_imports_without_torch_or_training(package: str) -> None:
 
 
 def test_training_package_import_does_not_import_torch() -> None:
-    code = "import sys, training, training.commands; sys.exit('torch' in sys.modules)"
+    code = "import sys, training, training.cli.commands; sys.exit('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-500:]

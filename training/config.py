@@ -2,8 +2,8 @@
 
 Each field's docstring says what the value means; ``deepjam train --config`` takes a preset name
 (``training/presets/<name>.toml``) or a path. Sections: ``[style]``, ``[spec]``, ``[reward]``
-(weights, see ``training.reward.RewardWeights``), ``[env]`` (see
-``training.environment.EnvConfig``), ``[network]``, ``[learner]``, ``[budget]``,
+(weights, see ``training.env.reward.RewardWeights``), ``[env]`` (see
+``training.env.environment.EnvConfig``), ``[network]``, ``[learner]``, ``[budget]``,
 ``[style_model]``. A bad value raises ConfigError naming the field, e.g.
 ``learner.gamma: expected a number in [0, 1), got 1.5``.
 """
@@ -117,9 +117,9 @@ class StyleConfig:
     spec: dict[str, Any] = field(default_factory=dict)
     """Overrides of exports.spec.Spec (window_steps, pitch_low, ...); empty = the default spec."""
     reward: dict[str, Any] = field(default_factory=dict)
-    """Reward weights, passed to training.reward.RewardWeights."""
+    """Reward weights, passed to training.env.reward.RewardWeights."""
     env: dict[str, Any] = field(default_factory=dict)
-    """Environment settings, passed to training.environment.EnvConfig."""
+    """Environment settings, passed to training.env.environment.EnvConfig."""
     network: NetworkConfig = field(default_factory=NetworkConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
@@ -137,8 +137,8 @@ class StyleConfig:
             raise ConfigError(f"spec: {err}") from err
 
     def env_config(self) -> Any:
-        """The ``[env]`` table as a checked ``training.environment.EnvConfig``."""
-        from training.environment import EnvConfig
+        """The ``[env]`` table as a checked ``training.env.environment.EnvConfig``."""
+        from training.env.environment import EnvConfig
 
         env = _build(EnvConfig, dict(self.env), "env")
         if env.n_envs < 1:
@@ -150,8 +150,8 @@ class StyleConfig:
         return env
 
     def reward_weights(self) -> Any:
-        """The ``[reward]`` table as ``training.reward.RewardWeights``."""
-        from training.reward import RewardWeights
+        """The ``[reward]`` table as ``training.env.reward.RewardWeights``."""
+        from training.env.reward import RewardWeights
 
         try:
             return RewardWeights.from_dict(dict(self.reward))

@@ -41,7 +41,7 @@ from exports.grid import sounding_pitches
 from exports.spec import HOLD_EVENT, Spec
 from exports.tonality import to_relative
 from training.config import StyleModelConfig
-from training.corpus_data import Corpus
+from training.data.corpus_data import Corpus
 from training.networks import build_q_network, network_args_for
 
 

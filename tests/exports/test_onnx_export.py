@@ -222,7 +222,7 @@ def checkpoint_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def corpus_path(tmp_path: Path) -> Path:
-    from training.corpus_data import Corpus
+    from training.data.corpus_data import Corpus
 
     line = np.array([62, -1, 64, 66, -1, 67, -2, 69, 71, -1, 73, 74, -1, -1, -2, -1], np.int16)
     tunes = [line, line[::-1].copy(), np.tile(line, 2)]

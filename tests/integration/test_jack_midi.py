@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from live_agent.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, MidiInput, MidiOutput
-from live_agent.ports import resolve_api
+from live_agent.io.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, MidiInput, MidiOutput
+from live_agent.io.ports import resolve_api
 from live_agent.protocols import InputEvent
 
 pytestmark = pytest.mark.jack
@@ -86,7 +86,7 @@ def test_one_client_backend_places_notes_to_the_frame(jack_server: object) -> No
     from jack_probe import jack_recorder
 
     from live_agent.clock import RealClock
-    from live_agent.midi_io import JackClientIO
+    from live_agent.io.midi_io import JackClientIO
 
     clock = RealClock()
     inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()

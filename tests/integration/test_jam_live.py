@@ -79,7 +79,7 @@ def _sounding_after(events: list[Received]) -> set[tuple[int, int]]:
 
 def test_each_side_needs_a_port_name_or_virtual() -> None:
     from exports.errors import PortError
-    from live_agent.jam_command import check_port_choice
+    from live_agent.cli.jam_command import check_port_choice
 
     check_port_choice("keystep", "fluid", virtual=False)
     check_port_choice("keystep", None, virtual=True)
@@ -90,7 +90,7 @@ def test_each_side_needs_a_port_name_or_virtual() -> None:
 def test_missing_default_model_is_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from live_agent import jam_command
+    from live_agent.cli import jam_command
 
     monkeypatch.setattr(jam_command, "DEFAULT_MODEL", tmp_path / "models" / "default.onnx")
     with pytest.raises(

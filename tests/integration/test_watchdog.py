@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from live_agent.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, MidiInput, MidiOutput
-from live_agent.ports import resolve_api
+from live_agent.io.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, MidiInput, MidiOutput
+from live_agent.io.ports import resolve_api
+from live_agent.io.watchdog import PortWatchdog
 from live_agent.protocols import InputEvent
-from live_agent.watchdog import PortWatchdog
 
 pytestmark = pytest.mark.jack
 
@@ -89,7 +89,7 @@ def test_probe_keeps_a_live_input_and_reopens_a_dead_one(jack_server: object) ->
 
 
 def test_one_client_backend_reconnects_its_output_and_revives(jack_server: object) -> None:
-    from live_agent.midi_io import JackClientIO
+    from live_agent.io.midi_io import JackClientIO
 
     api = resolve_api("jack")
     inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()

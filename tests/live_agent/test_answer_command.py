@@ -9,8 +9,7 @@ import pytest
 
 from exports.grid import events_from_notes
 from exports.midi_files import write_melodies
-from live_agent import answer_command
-from live_agent.cli import main
+from live_agent.cli import answer_command, main
 
 CALL = [(0, 2, 63), (2, 2, 65), (4, 2, 67), (6, 2, 68), (8, 4, 70), (12, 4, 63)]  # E-flat, 1 bar
 TICKS_PER_STEP = 120  # the recorder writes 480 ticks a quarter

@@ -101,7 +101,7 @@ def test_options_from_the_command_line_are_validated() -> None:
 
 def test_live_agent_never_imports_torch() -> None:
     code = (
-        "import sys, live_agent.engine, live_agent.answer_command, live_agent.controls; "
+        "import sys, live_agent.engine, live_agent.cli.answer_command, live_agent.controls; "
         "print('torch' in sys.modules, 'training' in sys.modules)"
     )
     result = subprocess.run(

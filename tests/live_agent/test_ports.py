@@ -9,7 +9,7 @@ import time
 import pytest
 
 from exports.errors import ConfigError, DeepjamError, PortError
-from live_agent.ports import (
+from live_agent.io.ports import (
     VIRTUAL_INPUT_NAME,
     VIRTUAL_OUTPUT_NAME,
     api_ids,

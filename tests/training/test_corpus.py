@@ -14,7 +14,7 @@ from exports.midi_files import write_melodies
 from exports.spec import HOLD_EVENT as H
 from exports.spec import REST_EVENT as R
 from live_agent.cli import main
-from training.corpus import (
+from training.data.corpus import (
     build_default_corpus,
     build_folder_corpus,
     cache_dir,
@@ -25,7 +25,7 @@ from training.corpus import (
     resolve_corpus,
     split_abc,
 )
-from training.corpus_data import Corpus
+from training.data.corpus_data import Corpus
 
 D_MAJOR = [62, 64, 66, 67, 69, 71, 73, 74]
 A_MINOR = [69, 71, 72, 74, 76, 77, 79, 81]

@@ -10,10 +10,10 @@ from exports.encoding import StepContext, encode_states, monophonic_window
 from exports.errors import ConfigError, CorpusError
 from exports.grid import sounding_pitches
 from exports.spec import DEFAULT_SPEC, HOLD, HOLD_EVENT, REST, Spec
-from training import reward as rw
-from training.corpus_data import Corpus
-from training.environment import EnvConfig, MelodyEnv, answer_calls
-from training.gym_env import MelodyGymEnv
+from training.data.corpus_data import Corpus
+from training.env import reward as rw
+from training.env.environment import EnvConfig, MelodyEnv, answer_calls
+from training.env.gym_env import MelodyGymEnv
 
 SPEC = DEFAULT_SPEC
 D_MAJOR = [62, 64, 66, 67, 69, 71, 73, 74]
@@ -266,7 +266,7 @@ def test_a_corpus_without_usable_calls_is_refused() -> None:
 def test_answer_gap_starts_the_answer_after_the_calls_silence_at_any_bar_position() -> None:
     """As live: the call's last note ends, ``answer_gap_steps`` silent steps, then the answer;
     the state's bar position follows the call's bars, not the turn's first step."""
-    from training.environment import CorpusEpisodes
+    from training.env.environment import CorpusEpisodes
 
     config = EnvConfig(n_envs=128, answer_fraction=1.0, answer_gap_steps=8, seed=4)
     corpus = random_corpus()
@@ -286,7 +286,7 @@ def test_answer_gap_starts_the_answer_after_the_calls_silence_at_any_bar_positio
 
 def test_answer_calls_with_a_gap_start_after_the_calls_silence() -> None:
     from exports.spec import REST_EVENT
-    from training.environment import CallEpisodes
+    from training.env.environment import CallEpisodes
 
     call = np.array([62, HOLD_EVENT, 66, REST_EVENT, 69] + [HOLD_EVENT] * 3 + [REST_EVENT])
     episodes = CallEpisodes(SPEC, [call, call[:5]], answer_steps=32, gap_steps=8)

@@ -9,7 +9,7 @@ import pytest
 
 from exports.spec import HOLD_EVENT as H
 from exports.spec import REST_EVENT as R
-from training.evaluate import (
+from training.eval.evaluate import (
     N_INTERVAL_BINS,
     in_key_fraction,
     interval_histogram,
@@ -17,7 +17,7 @@ from training.evaluate import (
     pitch_class_histogram,
     style_fidelity,
 )
-from training.plots import (
+from training.eval.plots import (
     curves_from_metrics,
     plot_piano_rolls,
     plot_training_curves,
@@ -73,7 +73,7 @@ def test_in_key_fraction_uses_each_calls_key():
 
 
 def test_call_key_is_what_the_call_sounds_like():
-    from training.evaluate import call_key
+    from training.eval.evaluate import call_key
 
     # A G-major arpeggio with a long G: a listener hears G major, whatever the tune's key.
     assert call_key(np.array([67, H, H, H, 71, H, 74, H, 67, H, H, H, 62, H, 67, R])) == (7, False)
@@ -116,7 +116,7 @@ def test_piano_rolls_write_a_png(tmp_path):
 
 def _tiny_corpus(path):
     """Twelve 4-bar tunes (scales and arpeggios in several keys), a third held out."""
-    from training.corpus_data import Corpus
+    from training.data.corpus_data import Corpus
 
     rng = np.random.default_rng(3)
     tunes, tonics = [], []
@@ -169,7 +169,7 @@ def _tiny_checkpoint(path, with_history=True):
 
 def test_deepjam_eval_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
     from live_agent.cli import main
-    from training.rl_tuner_metrics import TABLE1_ROWS
+    from training.eval.rl_tuner_metrics import TABLE1_ROWS
 
     corpus = _tiny_corpus(tmp_path / "tiny.npz")
     checkpoint = _tiny_checkpoint(tmp_path / "run" / "checkpoint.pt")
@@ -198,8 +198,8 @@ def test_deepjam_eval_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
 def test_a_policy_that_always_plays_middle_c(tmp_path):
     """A policy whose Q allows only middle C scores as computed by hand."""
     from exports.spec import DEFAULT_SPEC
-    from training.corpus_data import Corpus
-    from training.evaluate import evaluate_policies
+    from training.data.corpus_data import Corpus
+    from training.eval.evaluate import evaluate_policies
 
     corpus = Corpus.load(_tiny_corpus(tmp_path / "tiny.npz"))
 
@@ -230,8 +230,8 @@ def test_evaluation_is_seeded(tmp_path):
     import torch
 
     from exports.spec import DEFAULT_SPEC
-    from training.corpus_data import Corpus
-    from training.evaluate import TorchPolicy, evaluate_policies
+    from training.data.corpus_data import Corpus
+    from training.eval.evaluate import TorchPolicy, evaluate_policies
     from training.networks import build_q_network, network_args_for
 
     torch.set_num_threads(1)  # with more, torch collapses whenever another process is busy

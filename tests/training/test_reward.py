@@ -8,8 +8,8 @@ import pytest
 
 from exports.errors import ConfigError
 from exports.spec import HOLD_EVENT, REST_EVENT
-from training import reward as rw
-from training.reward import RewardWeights, compute_reward, melody_inputs, score_melody
+from training.env import reward as rw
+from training.env.reward import RewardWeights, compute_reward, melody_inputs, score_melody
 
 
 def mel(text: str) -> np.ndarray:
@@ -145,7 +145,7 @@ def test_half_bar_motif_counts_steps_with_three_pitches_in_the_last_eight() -> N
 
 
 def test_new_rules_agree_with_the_table1_detectors_on_random_melodies() -> None:
-    from training.rl_tuner_metrics import LeapTracker, is_excessively_repeated, last_motif
+    from training.eval.rl_tuner_metrics import LeapTracker, is_excessively_repeated, last_motif
 
     rng = np.random.default_rng(0)
     tokens = [HOLD_EVENT, REST_EVENT, 48, 55, 60, 62, 64, 67, 72, 79]

@@ -9,7 +9,7 @@ import pytest
 
 from exports.spec import HOLD_EVENT as H
 from exports.spec import REST_EVENT as R
-from training.rl_tuner_metrics import (
+from training.eval.rl_tuner_metrics import (
     PAPER_NOTE_RNN,
     PAPER_Q,
     TABLE1_ROWS,

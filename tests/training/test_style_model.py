@@ -9,7 +9,7 @@ import torch
 
 from exports.spec import DEFAULT_SPEC, HOLD, HOLD_EVENT, REST_EVENT
 from training.config import StyleModelConfig
-from training.corpus_data import Corpus
+from training.data.corpus_data import Corpus
 from training.style_model import StyleModel, teacher_forced, train_style_model
 
 torch.set_num_threads(1)

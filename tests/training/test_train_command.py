@@ -18,10 +18,10 @@ from exports.errors import ConfigError, DeepjamError
 from exports.spec import DEFAULT_SPEC, HOLD_EVENT, REST_EVENT
 from live_agent.cli import main as deepjam_main
 from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from training.cli.train_command import CHECKPOINT_NAME, train
 from training.config import StyleConfig, config_from_dict, load_config
-from training.corpus_data import Corpus
+from training.data.corpus_data import Corpus
 from training.networks import build_q_network, network_args_for
-from training.train_command import CHECKPOINT_NAME, train
 
 torch.set_num_threads(1)
 

@@ -61,7 +61,7 @@ Where we deviate, and why
    to tokens below 2; they are still treated as notes, never as hold or rest.
 3. Compositions: RL Tuner primes its LSTM with a random note and samples from softmax(Q) for 32
    steps. Ours are sampled from softmax(Q) (``exports.selection.choose_actions``, temperature 1)
-   by ``training.evaluate``; the priming is the environment's (an empty or a call context).
+   by ``training.eval.evaluate``; the priming is the environment's (an empty or a call context).
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ import argparse
 import importlib
 
 COMMAND_MODULES = (
-    "training.corpus_command",
-    "training.train_command",
-    "training.eval_command",
-    "training.export_command",
+    "training.cli.corpus_command",
+    "training.cli.train_command",
+    "training.cli.eval_command",
+    "training.cli.export_command",
 )
 
 

@@ -104,7 +104,7 @@ REPEATED_MOTIF_REWARD = 2.0
 HIGH_LOW_UNIQUE_REWARD = 1.0
 HIGH_LOW_MIN_NOTES = 3
 UNIQUE_EXTREMES_SHAPING = 0.5
-# RL Tuner's detectors as its Table 1 counts them (training/rl_tuner_metrics.py).
+# RL Tuner's detectors as its Table 1 counts them (training/eval/rl_tuner_metrics.py).
 HELD_TOO_LONG_STEPS = 4  # a hold after more than 4 holds since the last note
 HELD_TOO_LONG_WITH_REST = 6  # ... more than 6 when a rest lies among them
 HELD_TOO_LONG_PENALTY = -1.0
@@ -389,7 +389,7 @@ def unique_extremes_now(x: RewardInputs) -> np.ndarray:
     return out
 
 
-# --- RL Tuner's own detectors, as Table 1 counts them (training/rl_tuner_metrics.py) ---------
+# --- RL Tuner's own detectors, as Table 1 counts them (training/eval/rl_tuner_metrics.py) ---------
 def held_too_long(x: RewardInputs) -> np.ndarray:
     """Answer: RL Tuner's ``detect_repeating_notes`` on the hold and rest tokens, as Table 1's
     "notes excessively repeated" counts them: a hold after more than 4 holds since the last note
@@ -419,7 +419,7 @@ def half_bar_motif(x: RewardInputs) -> np.ndarray:
 
 def _leap_outcome(events: np.ndarray, t: np.ndarray) -> np.ndarray:
     """(N,) RL Tuner's ``detect_leap_up_back`` outcome at step t[n] of each row: +1 a leap
-    resolved, -1 a leap doubled, 0 otherwise (``training.rl_tuner_metrics.LeapTracker``,
+    resolved, -1 a leap doubled, 0 otherwise (``training.eval.rl_tuner_metrics.LeapTracker``,
     replayed over the turn for all rows at once)."""
     n = len(t)
     direction = np.zeros(n, np.int64)

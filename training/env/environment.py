@@ -55,8 +55,8 @@ from exports.grid import sounding_pitches, validate_events
 from exports.selection import choose_actions
 from exports.spec import HOLD_EVENT, MIDI_PITCHES, PITCH_CLASSES, REST_EVENT, Spec
 from exports.tonality import decayed_histogram, estimate_key, key_shift
-from training.corpus_data import Corpus
-from training.reward import (
+from training.data.corpus_data import Corpus
+from training.env.reward import (
     HISTORY_ONSETS,
     RewardInputs,
     RewardWeights,
@@ -98,7 +98,7 @@ class StepResult(NamedTuple):
     states: np.ndarray  # (N, state_dim) float32: next states (first state of a new episode if done)
     rewards: np.ndarray  # (N,) float32
     dones: np.ndarray  # (N,) bool: the step ended its episode
-    terms: dict[str, np.ndarray]  # (N,) per reward term, see training.reward.compute_reward
+    terms: dict[str, np.ndarray]  # (N,) per reward term, see training.env.reward.compute_reward
 
 
 class Episodes(NamedTuple):

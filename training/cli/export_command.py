@@ -70,7 +70,7 @@ def source_version() -> str:
         text = f"deepjam {version('deepjam')}"
     except PackageNotFoundError:
         text = "deepjam (not installed)"
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
@@ -144,7 +144,7 @@ def check_states(
     try:
         if corpus_arg is None:
             raise FileNotFoundError("no corpus named")
-        from training.corpus import resolve_corpus
+        from training.data.corpus import resolve_corpus
 
         corpus = resolve_corpus(corpus_arg)
     except (DeepjamError, OSError, ImportError) as err:

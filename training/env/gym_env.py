@@ -14,9 +14,9 @@ import gymnasium as gym
 import numpy as np
 
 from exports.spec import Spec
-from training.corpus_data import Corpus
-from training.environment import EnvConfig, MelodyEnv
-from training.reward import RewardWeights, StyleLogProbs
+from training.data.corpus_data import Corpus
+from training.env.environment import EnvConfig, MelodyEnv
+from training.env.reward import RewardWeights, StyleLogProbs
 
 
 class MelodyGymEnv(gym.Env[np.ndarray, np.int64]):

@@ -9,10 +9,10 @@ import argparse
 import importlib
 
 COMMAND_MODULES = (
-    "live_agent.ports_command",
-    "live_agent.jam_command",
-    "live_agent.answer_command",
-    "live_agent.inspect_command",
+    "live_agent.cli.ports_command",
+    "live_agent.cli.jam_command",
+    "live_agent.cli.answer_command",
+    "live_agent.cli.inspect_command",
 )
 
 

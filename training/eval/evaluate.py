@@ -1,7 +1,7 @@
 """Evaluating a policy: RL Tuner's Table 1, style fidelity, and answers in the caller's key.
 
 Everything a policy plays here goes through the live path: states from the environment's encoder
-(``training.environment``, which uses ``exports.encoding.encode_states``) and actions from
+(``training.env.environment``, which uses ``exports.encoding.encode_states``) and actions from
 ``exports.selection.choose_actions`` (softmax(Q) sampling at temperature 1, as RL Tuner samples
 its compositions). No second encoder, no second action selection.
 
@@ -220,7 +220,7 @@ class EvalResult:
     """Everything ``deepjam eval`` reports."""
 
     table1: dict[str, dict[str, float]]
-    """column name -> Table 1 row (``training.rl_tuner_metrics.TABLE1_ROWS`` keys)."""
+    """column name -> Table 1 row (``training.eval.rl_tuner_metrics.TABLE1_ROWS`` keys)."""
     fidelity: dict[str, StyleFidelity]
     answer_quality: dict[str, AnswerQuality]
     n_compositions: int
@@ -302,7 +302,7 @@ def _answers(
     answer_bars: int,
     answer_gap_steps: int = 0,
 ) -> Any:
-    from training.environment import answer_calls
+    from training.env.environment import answer_calls
 
     return answer_calls(
         spec,
@@ -395,7 +395,7 @@ def evaluate_policies(
     trained; 0 = on the bar line after the call). ``samples`` keeps ``n_samples``
     (call, answer) pairs of the first policy for the piano rolls.
     """
-    from training.rl_tuner_metrics import PAPER_NOTE_RNN, PAPER_Q, table1
+    from training.eval.rl_tuner_metrics import PAPER_NOTE_RNN, PAPER_Q, table1
 
     rng = np.random.default_rng(seed)
     calls = held_out_calls(corpus, spec, call_bars, answer_bars, n_compositions, rng)
@@ -473,7 +473,7 @@ def _fmt(value: float, digits: int = 3) -> str:
 
 def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> str:
     """The report as markdown: Table 1 side by side, style fidelity, answer quality per key."""
-    from training.rl_tuner_metrics import PAPER_CITATION, TABLE1_ROWS, format_table1_value
+    from training.eval.rl_tuner_metrics import PAPER_CITATION, TABLE1_ROWS, format_table1_value
 
     columns = list(result.table1)
     lines = [f"# {title}", ""]
@@ -484,7 +484,7 @@ def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> st
         "",
         "Our columns: answers to held-out calls sampled from softmax(Q); rules and denominators "
         "as in Magenta's rl_tuner_eval_metrics.py, hold/rest swap fixed "
-        "(see training/rl_tuner_metrics.py). Table 1 is defined on compositions in C major, so "
+        "(see training/eval/rl_tuner_metrics.py). Table 1 is defined on compositions in C major, so "
         "it scores only the answers to calls the environment estimated MAJOR (answers are in "
         "the key-relative frame, tonic C; a minor call gets a minor answer whose b3/b6/b7 would "
         "count as out of key); the held-out corpus column likewise scores the continuations of "

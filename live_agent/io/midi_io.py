@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from exports.errors import PortError
-from live_agent.ports import (
+from live_agent.io.ports import (
     VIRTUAL_INPUT_NAME,
     VIRTUAL_OUTPUT_NAME,
     OpenedPort,

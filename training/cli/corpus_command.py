@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from training.corpus_data import Corpus
+    from training.data.corpus_data import Corpus
 
 ALL_COLLECTIONS = "bach,oneills,ryans,airds"
 SKIPPED_SHOWN = 50
@@ -115,7 +115,7 @@ def describe(corpus: Corpus) -> list[str]:
 
 def run_build(args: argparse.Namespace) -> int:
     from exports.errors import ConfigError
-    from training.corpus import (
+    from training.data.corpus import (
         build_default_corpus,
         build_folder_corpus,
         cache_dir,
@@ -144,7 +144,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from training.corpus import resolve_corpus
+    from training.data.corpus import resolve_corpus
 
     for line in describe(resolve_corpus(args.corpus)):
         print(line)

@@ -140,9 +140,9 @@ def train(
     from exports.errors import ConfigError
     from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from training.config import config_from_dict, load_config
-    from training.corpus import resolve_corpus
+    from training.data.corpus import resolve_corpus
     from training.dqn import DqnLearner, TrainProgress, evaluate_policy, select_actions
-    from training.environment import MelodyEnv
+    from training.env.environment import MelodyEnv
     from training.networks import build_q_network, network_args_for
     from training.style_model import StyleModel, train_style_model
 

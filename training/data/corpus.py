@@ -36,7 +36,7 @@ from exports.grid import sounding_pitches
 from exports.midi_files import STEPS_PER_QUARTER, events_from_timed_notes, read_midi_folder
 from exports.spec import PITCH_CLASSES
 from exports.tonality import estimate_key
-from training.corpus_data import Corpus
+from training.data.corpus_data import Corpus
 
 COLLECTIONS: dict[str, str] = {
     "bach": "bach",

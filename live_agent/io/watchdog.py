@@ -26,8 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from exports.errors import PortError
-from live_agent.midi_io import ACTIVE_SENSING, JackClientIO, MidiInput, MidiOutput
-from live_agent.ports import _open_client, api_ids
+from live_agent.io.midi_io import ACTIVE_SENSING, JackClientIO, MidiInput, MidiOutput
+from live_agent.io.ports import _open_client, api_ids
 
 NS_PER_S = 1_000_000_000
 DEAD_AFTER_PROBES = 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from live_agent.ports import API_CHOICES
+from live_agent.io.ports import API_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    from live_agent.ports import format_port_list, list_ports, resolve_api
+    from live_agent.io.ports import format_port_list, list_ports, resolve_api
 
     print(format_port_list(list_ports(resolve_api(args.api))))
     return 0

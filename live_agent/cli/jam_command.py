@@ -23,8 +23,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from live_agent.io.ports import API_CHOICES
 from live_agent.options import add_jam_arguments
-from live_agent.ports import API_CHOICES
 
 JOIN_TIMEOUT_S = 1.0
 BACKENDS = ("rtmidi", "jack-client")
@@ -32,7 +32,7 @@ GIL_SWITCH_INTERVAL_S = 0.0002
 """MIDI callbacks (rtmidi's and JACK-Client's) run Python in JACK's realtime thread and need the
 GIL within a fraction of a period; with CPython's default 5 ms a busy scheduler thread makes
 them miss cycles (xruns, duplicated and lost MIDI; shared/MEASUREMENTS.md)."""
-DEFAULT_MODEL = Path(__file__).parent / "models" / "default.onnx"
+DEFAULT_MODEL = Path(__file__).parent.parent / "models" / "default.onnx"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -119,10 +119,10 @@ def run(args: argparse.Namespace) -> int:
     from live_agent.clock import RealClock
     from live_agent.controls import ModelSlots, ModelWatcher
     from live_agent.engine import Session
-    from live_agent.midi_io import JackClientIO, MidiInput, MidiOutput, NoteBookkeeping
+    from live_agent.io.midi_io import JackClientIO, MidiInput, MidiOutput, NoteBookkeeping
+    from live_agent.io.ports import resolve_api
+    from live_agent.io.watchdog import PortWatchdog
     from live_agent.options import options_from_args
-    from live_agent.ports import resolve_api
-    from live_agent.watchdog import PortWatchdog
 
     options = options_from_args(args)
     check_port_choice(args.input, args.output, args.virtual)

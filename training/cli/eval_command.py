@@ -6,7 +6,7 @@
 Writes ``DIR/eval.md`` (the tables), ``DIR/training_curves.png`` (from the run's TensorBoard
 event files next to a checkpoint, else the checkpoint's metrics) and ``DIR/piano_rolls.png``
 (sample calls and answers), and prints the tables. Every number comes from code
-(``training.evaluate``); nothing is typed in except the paper's own Table 1 columns.
+(``training.eval.evaluate``); nothing is typed in except the paper's own Table 1 columns.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def load_policies(model_path: Path) -> tuple[Any, dict[str, Any], dict[str, Any]
     the Q-network only. Raises a DeepjamError with the fix when the file is neither.
     """
     from exports.errors import ModelError
-    from training.evaluate import Q_COLUMN, STYLE_COLUMN, TorchPolicy
+    from training.eval.evaluate import Q_COLUMN, STYLE_COLUMN, TorchPolicy
 
     if model_path.suffix == ".onnx":
         from exports.model_file import load_model
@@ -97,9 +97,9 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from exports.errors import ConfigError
-    from training.corpus import resolve_corpus
-    from training.evaluate import KEY_NAMES, STYLE_COLUMN, evaluate_policies, format_markdown
-    from training.plots import (
+    from training.data.corpus import resolve_corpus
+    from training.eval.evaluate import KEY_NAMES, STYLE_COLUMN, evaluate_policies, format_markdown
+    from training.eval.plots import (
         curves_from_metrics,
         plot_piano_rolls,
         plot_training_curves,

@@ -1,0 +1,1 @@
+"""cli: see the package docstring of training."""

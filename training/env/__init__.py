@@ -1,0 +1,1 @@
+"""env: see the package docstring of training."""
