@@ -79,8 +79,20 @@ def events_from_timed_notes(
     return events, dropped
 
 
+SYMUSIC_WORDING = (
+    ("MiniMidi: ", ""),
+    ("Invaild midi file!", "not a valid MIDI file:"),
+    ("!", ""),
+    (": iostream error", ""),
+)
+"""symusic's error text, as it is passed on: its parser's name dropped and its typo mended."""
+
+
 def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
+    text = " ".join(str(err).split()) or type(err).__name__
+    for old, new in SYMUSIC_WORDING:
+        text = text.replace(old, new)
+    return text
 
 
 def _load_score(path: Path) -> Any:  # a symusic.Score (an untyped C++ extension)

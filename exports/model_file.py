@@ -17,7 +17,7 @@ from exports.errors import ModelError
 from exports.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from exports.spec import Spec
 
-EXPORT_FIX = "point --model at a .onnx file written by `deepjam export`"
+EXPORT_FIX = "expected a .onnx file written by `deepjam export`"
 ONNX_FLOAT = "tensor(float)"
 
 

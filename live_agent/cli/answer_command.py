@@ -15,6 +15,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from live_agent.cli.help_format import DefaultsHelpFormatter
 from live_agent.options import add_jam_arguments
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -23,6 +24,10 @@ DEFAULT_BPM = 120.0
 CALL_NOTE_VELOCITY = 90
 NOTE_OFF = 0x80
 NOTE_ON = 0x90
+RENDER_PEAK_DBFS = -1.0
+"""Renders are normalised to this peak: FluidSynth's own level peaks near -27 dBFS."""
+LIVE_ONLY_FLAGS = ("clock", "thru", "input_channel", "controls")
+"""jam flags that mean nothing for a file (no clock, no thru port, no CCs): hidden here."""
 
 
 def default_model_path() -> Path:
@@ -33,6 +38,7 @@ def default_model_path() -> Path:
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "answer",
+        formatter_class=DefaultsHelpFormatter,
         help="answer a recorded call (a MIDI file) offline, through the live code path",
         description="Feed CALL to the live agent on a fast clock and write the call and the "
         "agent's answer as a two-track MIDI file.",
@@ -48,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--render", type=Path, default=None, help="also render a WAV (FluidSynth)")
     parser.add_argument("--plot", type=Path, default=None, help="also draw a piano roll (PNG)")
     add_jam_arguments(parser, bpm_default=None)
+    for action in parser._actions:
+        if action.dest in LIVE_ONLY_FLAGS:
+            action.help = argparse.SUPPRESS
+    for action in parser._actions:
+        if action.dest == "bpm":
+            action.help = "tempo, beats per minute (default: the call file's tempo, else 120)"
     parser.set_defaults(func=run)
 
 
@@ -86,17 +98,29 @@ def run(args: argparse.Namespace) -> int:
     import threading
 
     from exports.errors import ConfigError
+    from exports.extras import require_extra
     from exports.grid import note_list
     from exports.midi_files import read_melody
     from exports.model_file import load_model
+    from exports.paths import output_file
     from live_agent.clock import FakeClock
     from live_agent.engine import Session
     from live_agent.options import options_from_args
     from live_agent.protocols import InputEvent
     from live_agent.recording import AGENT, PLAYER, Recorder
 
-    bpm = args.bpm if args.bpm is not None else call_tempo_bpm(args.call)
-    options = options_from_args(args, bpm=min(400.0, max(20.0, bpm)), clock="internal")
+    # Everything this run needs is checked before anything is written.
+    # The file's tempo is held to what the grid can play; the user's is refused when out of
+    # range, as jam does.
+    file_bpm = args.bpm is None
+    bpm = min(400.0, max(20.0, call_tempo_bpm(args.call))) if file_bpm else args.bpm
+    options = options_from_args(args, bpm=bpm, clock="internal")
+    output_file(args.output, "-o")
+    for flag, path in (("--plot", args.plot), ("--render", args.render), ("--record", args.record)):
+        if path is not None:
+            output_file(path, flag)
+    if args.plot is not None:
+        require_extra("plot", "--plot")
     if args.render is not None:
         check_renderer()
     policy = load_model(resolve_model(args.model))
@@ -147,7 +171,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.plot}: piano roll")
     if args.render is not None:
         render_wav(args.output, args.render)
-        print(f"{args.render}: rendered with FluidSynth at {RENDER_RATE_HZ} Hz")
+        print(
+            f"{args.render}: rendered with FluidSynth at {RENDER_RATE_HZ} Hz, "
+            f"peak {RENDER_PEAK_DBFS:g} dBFS"
+        )
     return 0
 
 
@@ -224,6 +251,32 @@ def render_wav(midi_path: Path, wav_path: Path) -> None:
             f"fluidsynth could not render {midi_path} (exit {result.returncode}: "
             f"{reason[-1] if reason else 'no output'}); run it by hand: {' '.join(command)}"
         )
+    normalise_wav(wav_path, RENDER_PEAK_DBFS)
+
+
+def normalise_wav(path: Path, peak_dbfs: float) -> float:
+    """Scale a 16-bit PCM WAV in place so that its peak is ``peak_dbfs``; returns the gain in dB
+    (0 for a silent file, which is left as it is)."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(path), "rb") as reader:
+        params = reader.getparams()
+        frames = reader.readframes(params.nframes)
+    if params.sampwidth != 2:
+        return 0.0  # FluidSynth writes 16-bit by default; leave any other format untouched
+    samples = np.frombuffer(frames, dtype="<i2").astype(np.float64)
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak == 0.0:
+        return 0.0
+    full_scale = 32767.0
+    gain = full_scale * 10 ** (peak_dbfs / 20) / peak
+    scaled = np.clip(np.round(samples * gain), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as writer:
+        writer.setparams(params)
+        writer.writeframes(scaled.tobytes())
+    return float(20 * np.log10(gain))
 
 
 def plot_piano_roll(
@@ -234,17 +287,14 @@ def plot_piano_roll(
     title: str,
 ) -> None:
     """A piano roll: the call and the answer as bars over time (x in bars, y in MIDI pitch)."""
-    try:
-        import matplotlib
+    from exports.extras import require_extra
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        from exports.errors import ConfigError
+    require_extra("plot", "--plot")
+    import matplotlib
 
-        raise ConfigError(
-            "--plot needs matplotlib; install it (pip install 'deepjam[plot]') or leave out --plot"
-        ) from err
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(10, 4))
     for notes, color, label in ((call, "tab:blue", "call"), (answer, "tab:orange", "answer")):
         for i, (start, duration, pitch) in enumerate(notes):

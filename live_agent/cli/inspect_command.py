@@ -86,9 +86,43 @@ def describe(metadata: ModelMetadata, precision: str) -> list[tuple[str, str]]:
         ("reward weights", _pairs(metadata.reward_weights)),
         ("corpus", _pairs(metadata.corpus)),
         ("training steps", f"{metadata.training_steps:,}"),
-        ("metrics", _pairs(metadata.metrics)),
         ("source", metadata.source_version or "(unknown)"),
     ]
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """{'a': 1.23456, 'b': {'c': 2}} -> [('a', '1.235'), ('b.c', '2')], sorted by name."""
+    rows: list[tuple[str, str]] = []
+    for key, value in sorted(values.items()):
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{name}.")
+        elif isinstance(value, float):
+            rows.append((name, f"{value:.4g}"))
+        elif isinstance(value, str | int):
+            rows.append((name, str(value)))
+        else:
+            rows.append((name, json.dumps(value, sort_keys=True)))
+    return rows
+
+
+def metrics_table(metrics: dict[str, Any], columns: int = 2) -> list[str]:
+    """The training metrics as a table: one metric a cell, name and value aligned, ``columns``
+    cells a row, read down each column. ``['(none)']`` when there are none."""
+    rows = _flatten(metrics)
+    if not rows:
+        return ["(none)"]
+    name_width = max(len(name) for name, _ in rows)
+    value_width = max(len(value) for _, value in rows)
+    cells = [f"{name:<{name_width}}  {value:>{value_width}}" for name, value in rows]
+    height = -(-len(cells) // columns)
+    lines = []
+    for r in range(height):
+        line = "    ".join(
+            cells[c * height + r] for c in range(columns) if c * height + r < len(cells)
+        )
+        lines.append(line.rstrip())
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{model.path}  ({_human_bytes(size)}, {size:,} bytes)")
     for label, text in describe(model.metadata, precision):
         print(f"  {label:<{LABEL_WIDTH}}{text}")
+    table = metrics_table(model.metadata.metrics)
+    print(f"  {'metrics':<{LABEL_WIDTH}}{table[0]}")
+    for line in table[1:]:
+        print(f"  {'':<{LABEL_WIDTH}}{line}")
     if args.calls:
         figures = decision_latency(model, calls=args.calls, warmup_calls=200)
         print(

@@ -23,6 +23,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from live_agent.cli.help_format import DefaultsHelpFormatter
+from live_agent.cli.summary import stop_summary
 from live_agent.io.ports import API_CHOICES
 from live_agent.options import add_jam_arguments
 
@@ -38,6 +40,7 @@ DEFAULT_MODEL = Path(__file__).parent.parent / "models" / "default.onnx"
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "jam",
+        formatter_class=DefaultsHelpFormatter,
         help="play live: listen on a MIDI input, answer or play along on a MIDI output",
         description="Play live with a trained model. Name the ports to use with --input and "
         "--output (see `deepjam ports`), or pass --virtual to make ports 'deepjam in' and "
@@ -76,6 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--no-watchdog", action="store_true", help="do not watch and reopen lost or dead ports"
     )
     add_jam_arguments(parser)
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also print the timing details at the end"
+    )
     parser.set_defaults(func=run)
 
 
@@ -116,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
     from exports.errors import ConfigError
     from exports.model_file import load_model
+    from exports.paths import output_file
     from live_agent.clock import RealClock
     from live_agent.controls import ModelSlots, ModelWatcher
     from live_agent.engine import Session
@@ -126,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     check_port_choice(args.input, args.output, args.virtual)
+    if options.record is not None:
+        output_file(options.record, "--record")
     jack_backend = args.backend == "jack-client"
     if jack_backend and args.api not in ("auto", "jack"):
         raise ConfigError(
@@ -154,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         if midi_out is not None:
             midi_out.close_gate()
 
+    started_s = time.monotonic()
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     switch_interval_s = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -229,13 +239,23 @@ def run(args: argparse.Namespace) -> int:
         sys.setswitchinterval(switch_interval_s)
         if midi_in is not None and midi_out is not None:
             _log(
-                f"stopped: {midi_in.received} messages in, {midi_out.sent} out, "
-                f"{midi_out.send_errors} send errors, {midi_in.callback_errors} input errors"
-                + (
-                    f", {midi_in.cycles} JACK cycles, {midi_in.late_messages} sent late"
-                    if isinstance(midi_in, JackClientIO)
-                    else ""
+                stop_summary(
+                    time.monotonic() - started_s,
+                    midi_in.received,
+                    session.stats if session is not None else None,
+                    midi_in.callback_errors,
+                    midi_out.send_errors,
                 )
-                + (f"; session {session.stats}" if session is not None else "")
             )
+            if args.verbose:
+                _log(
+                    f"details: {midi_in.received} messages in, {midi_out.sent} out, "
+                    f"{midi_out.send_errors} send errors, {midi_in.callback_errors} input errors"
+                    + (
+                        f", {midi_in.cycles} JACK cycles, {midi_in.late_messages} sent late"
+                        if isinstance(midi_in, JackClientIO)
+                        else ""
+                    )
+                    + (f"; session {session.stats}" if session is not None else "")
+                )
     return 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+import wave
 from pathlib import Path
 
 import mido
+import numpy as np
 import pytest
 
 from exports.grid import events_from_notes
@@ -94,6 +97,75 @@ def test_plot_and_render(call_file: Path, onnx_model: Path, tmp_path: Path) -> N
     assert main(argv + ["--temperature", "1.0", "--plot", str(png), "--render", str(wav)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert wav.read_bytes()[:4] == b"RIFF" and wav.stat().st_size > 10_000
+    with wave.open(str(wav), "rb") as reader:
+        samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+    peak_dbfs = 20 * np.log10(np.abs(samples.astype(np.float64)).max() / 32767)
+    assert peak_dbfs == pytest.approx(answer_command.RENDER_PEAK_DBFS, abs=0.1)
+
+
+@pytest.mark.parametrize("bpm", ["0", "-5", "401"])
+def test_answer_refuses_a_tempo_out_of_range(
+    bpm: str, call_file: Path, onnx_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "a.mid"
+    argv = ["answer", str(call_file), "-o", str(out), "--model", str(onnx_model), "--bpm", bpm]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bpm must be within 20..400" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["-o", "--plot", "--render", "--record"])
+def test_an_output_in_a_missing_folder_is_one_line_and_writes_nothing(
+    flag: str, call_file: Path, onnx_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "a.mid"
+    missing = tmp_path / "no" / "such" / "x.out"
+    argv = ["answer", str(call_file), "-o", str(out), "--model", str(onnx_model)]
+    argv = [missing.as_posix() if a == str(out) and flag == "-o" else a for a in argv]
+    if flag != "-o":
+        argv += [flag, str(missing)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"the folder {missing.parent} does not exist" in err and "mkdir -p" in err
+    assert not out.exists()
+
+
+def test_plot_without_matplotlib_names_the_extra_before_writing(
+    call_file: Path,
+    onnx_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as on `pip install .`: not importable
+    out = tmp_path / "a.mid"
+    argv = ["answer", str(call_file), "-o", str(out), "--model", str(onnx_model)]
+    assert main(argv + ["--plot", str(tmp_path / "a.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "deepjam answer: error: --plot needs the plot extra, which is not installed (missing: "
+        'matplotlib); install it with: pip install "deepjam[plot]"'
+    )
+    assert not out.exists(), "checked up front: no half-done run"
+
+
+def test_answer_help_shows_only_what_a_file_can_use() -> None:
+    text = answer_command_help()
+    for live_only in ("--thru", "--clock", "--input-channel", "--controls"):
+        assert live_only not in text
+    assert "--temperature" in text and "(default: 0.5)" in text
+
+
+def answer_command_help() -> str:
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit):
+        main(["answer", "--help"])
+    return buffer.getvalue()
 
 
 def test_render_without_fluidsynth_says_how_to_fix(

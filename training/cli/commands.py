@@ -2,7 +2,8 @@
 
 Each command lives in its own ``*_command`` module with a ``register(subparsers)``. Handlers
 import torch and the heavy modules inside themselves, so ``--help`` is instant and works
-without the ``train`` extra.
+without the ``train`` extra; running one without it is one line that names the pip command
+(the dispatcher checks ``requires_extra`` before the handler runs).
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ COMMAND_MODULES = (
     "training.cli.eval_command",
     "training.cli.export_command",
 )
+NEEDS_TRAIN_EXTRA = ("train", "eval", "export")
+"""Subcommands that need torch (the train extra). ``corpus`` needs it only for the default
+corpus (music21); ``corpus build --from DIR`` and ``corpus info`` run on the base install."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the training side's subcommands (corpus, train, eval, export)."""
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    for command in NEEDS_TRAIN_EXTRA:
+        subparsers.choices[command].set_defaults(requires_extra="train")

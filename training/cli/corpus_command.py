@@ -36,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="build the default corpus (music21's public-domain tunes) or one from a MIDI folder",
         description=(
             "Without --from: parse the public-domain melodies shipped in music21 (Bach chorale "
-            "sopranos, O'Neill's 1850, Ryan's Mammoth, Aird's Airs; about 4,600 tunes, ~5-10 "
-            "minutes on 2 cores) into <cache>/corpus/default.npz. With --from DIR: read every "
+            "sopranos, O'Neill's 1850, Ryan's Mammoth, Aird's Airs; about 4,600 tunes, about 2 "
+            "minutes on 2 idle cores) into <cache>/corpus/default.npz. With --from DIR: read every "
             "*.mid/*.midi under DIR. The cache is $DEEPJAM_CACHE, else $XDG_CACHE_HOME/deepjam, "
             "else ~/.cache/deepjam."
         ),
@@ -115,6 +115,7 @@ def describe(corpus: Corpus) -> list[str]:
 
 def run_build(args: argparse.Namespace) -> int:
     from exports.errors import ConfigError
+    from exports.extras import require_extra
     from training.data.corpus import (
         build_default_corpus,
         build_folder_corpus,
@@ -127,6 +128,8 @@ def run_build(args: argparse.Namespace) -> int:
         raise ConfigError(f"--limit must be at least 1 tune per collection, got {args.limit}")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if args.from_dir is None:
+        require_extra("train", "deepjam corpus build (the default corpus is read with music21)")
     t0 = time.perf_counter()
     if args.from_dir is not None:
         corpus = build_folder_corpus(args.from_dir)

@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser(
         "eval",
         help="evaluate a trained model: RL Tuner Table 1, style fidelity, answers in key",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Evaluate a trained style: RL Tuner's Table 1, style fidelity against "
+        "held-out tunes and answers in key in all 12 keys, written to OUT/eval.md with PNGs "
+        "(training curves, piano rolls of calls and answers).",
     )
     parser.add_argument("model", help="a checkpoint (.pt, from deepjam train) or an ONNX model")
     parser.add_argument(

@@ -374,7 +374,7 @@ def resolve_corpus(arg: str) -> Corpus:
         if not path.is_file():
             raise CorpusError(
                 f"the default corpus is not built yet (expected {path}); run "
-                "`deepjam corpus build` once (about 10 minutes), or pass a folder of MIDI files"
+                "`deepjam corpus build` once (about 2 minutes), or pass a folder of MIDI files"
             )
         corpus = Corpus.load(path)
     else:
