@@ -6,7 +6,6 @@ import contextlib
 import io
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,11 @@ from live_agent.cli import main, package_version
 from live_agent.cli.inspect_command import metrics_table
 from live_agent.cli.summary import stop_summary
 from live_agent.engine import SessionStats
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORT_NAMES = {"jack-client": "jack"}
