@@ -22,8 +22,8 @@ def timing_text(late_steps: int, steps: int) -> str:
         return "every 16th on time"
     share = late_steps / steps if steps else 1.0
     return (
-        f"{_plural(late_steps, '16th')} of {steps:,} came late ({share:.1%}; the computer was "
-        "busy: close other programs or raise the tempo margin)"
+        f"{_plural(late_steps, '16th')} of {steps:,} came late ({share:.1%}: the computer was "
+        "busy; close other programs)"
     )
 
 

@@ -238,7 +238,7 @@ def test_signal_mid_note_leaves_nothing_sounding(
         time.sleep(0.1)
         events = list(recorder.events)
     assert jam.process.returncode == 0, jam.stderr_text()
-    assert any("stopped:" in line for line in jam.lines), jam.stderr_text()
+    assert any("stopped after" in line for line in jam.lines), jam.stderr_text()
     before = [e for e in events if e.time_ns <= signalled_ns]
     sounding = _sounding_after(before)
     assert {(0, 48), (0, 55)} <= sounding, f"the thru chord should sound: {sounding}"

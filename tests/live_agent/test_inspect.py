@@ -65,7 +65,7 @@ def test_inspect_prints_the_metadata_size_and_a_latency(
         "reward weights    style 1, theory 0.5",
         "corpus            name oneills, tunes 1850",
         "training steps    1,234,567",
-        "metrics           in_key 0.9123",
+        "metrics           in_key  0.9123",
         "source            deepjam 0.1.0 (git abc1234)",
         "300 single-state calls after 200 warm-up, 1 thread(s)",
     ):
