@@ -1,10 +1,11 @@
 """Decision time of the live agent, in microseconds: p50 / p99 / max.
 
 * ``decide``: encode + ONNX + choose, back to back on one state (``Decider.decide``);
-* ``parts``: the same split into state, ONNX Q-values and choose_actions;
+* ``parts``: the same split into state (both windows moved into the frame, then
+  ``exports.encoding.encode_states``), ONNX Q-values and choose_actions;
 * ``session step``: what the scheduler times per step between the decision deadline and the
   boundary (close the player's step, push both parts, decide), a player chord changing each step;
-* ``reference encode``: ``encode_states`` of the full windows built from scratch, for scale.
+* ``encode_states``: the encoder alone on the two windows, for scale.
 
     python3 benchmarks/decision_time.py [--model m.onnx] [--n 20000] [--temperature 0.5]
 
@@ -91,6 +92,7 @@ def main() -> int:
     parser.add_argument("--temperature", type=float, default=0.5)
     args = parser.parse_args()
 
+    from exports.encoding import StepContext, encode_states
     from exports.model_file import load_model
     from exports.selection import choose_actions
     from live_agent.agent import Decider
@@ -120,15 +122,18 @@ def main() -> int:
     state = decider.state(5, False, 0.0)
     q = policy.q_values(state)
     mask = decider.allowed_mask(0, 36, 96)
-    rows.append(row("  state (rolling encode)", timed(lambda i: decider.state(i, False, 0.0), n)))
+    rows.append(row("  state (frame + encode)", timed(lambda i: decider.state(i, False, 0.0), n)))
     rows.append(row("  ONNX q_values", timed(lambda i: policy.q_values(state), n)))
     rows.append(
         row("  choose_actions", timed(lambda i: choose_actions(q, t, decider.rng, mask), n))
     )
+    agent_window = decider.agent.window().in_frame(decider.frame_shift)
+    player_window = decider.player.window().in_frame(decider.frame_shift)
+    context = StepContext(np.array([5]), np.array([False]), np.array([False]), np.array([0.0]))
     rows.append(
         row(
-            "reference encode_states",
-            timed(lambda i: decider.reference_state(i, False, 0.0), min(n, 5000)),
+            "    encode_states alone",
+            timed(lambda i: encode_states(policy.spec, agent_window, player_window, context), n),
         )
     )
 

@@ -35,15 +35,26 @@ from exports.spec import (
 from exports.tonality import fold_into_range
 
 _CHROMA_TABLE = np.vstack([np.eye(PITCH_CLASSES, dtype=bool), np.zeros((1, PITCH_CLASSES), bool)])
-_OCTAVE_TABLES: dict[int, np.ndarray] = {}
+_REGISTER_TABLES: dict[tuple[int, int], np.ndarray] = {}
+_BAR_TABLES: dict[int, np.ndarray] = {}
+# Row s: the relative pitch classes as absolute ones, for a frame shifted by s semitones.
+_CLASS_ROTATIONS = (np.arange(PITCH_CLASSES)[None, :] + np.arange(PITCH_CLASSES)[:, None]) % 12
 
 
 class PartWindow(NamedTuple):
-    """One part over the window, key-relative."""
+    """One part over the window, key-relative (or absolute, before ``in_frame``)."""
 
     onset: np.ndarray  # (B, W) bool: a note started during the step
     chroma: np.ndarray  # (B, W, 12) bool: pitch classes sounding during the step
     top: np.ndarray  # (B, W) int: highest sounding key-relative pitch, -1 when silent
+
+    def in_frame(self, shift: int) -> PartWindow:
+        """This window of absolute pitches moved into the key-relative frame whose key shift is
+        ``shift`` (``exports.tonality.key_shift``): pitch p becomes p - shift, pitch class c
+        becomes (c - shift) mod 12, silence stays silence. Returns a new PartWindow."""
+        chroma = self.chroma[..., _CLASS_ROTATIONS[shift % PITCH_CLASSES]]
+        top = np.where(self.top >= 0, self.top - shift, -1)
+        return PartWindow(self.onset, chroma, top)
 
 
 class StepContext(NamedTuple):
@@ -71,17 +82,20 @@ def _fill_part(spec: Spec, part: PartWindow, out: np.ndarray) -> None:
     """Write one part's features into ``out`` (B, W, features_per_part_step), in place."""
     out[..., 0] = part.onset
     out[..., 1 : 1 + PITCH_CLASSES] = part.chroma
-    octave = np.clip((part.top - spec.pitch_low) // PITCH_CLASSES, 0, spec.n_octaves - 1)
-    # The last row of the table is silence: no register bin set.
-    table = _octave_table(spec.n_octaves)
-    out[..., 1 + PITCH_CLASSES :] = table[np.where(part.top >= 0, octave, spec.n_octaves)]
+    # One lookup by top + 1 (clipped to the table) gives the register one-hot; it is the same as
+    # clip((top - pitch_low) // 12, 0, n_octaves - 1), with row 0 (top -1 and below) silence.
+    table = _register_table(spec.pitch_low, spec.n_octaves)
+    out[..., 1 + PITCH_CLASSES :] = table.take(np.asarray(part.top) + 1, axis=0, mode="clip")
 
 
-def _octave_table(n_octaves: int) -> np.ndarray:
-    table = _OCTAVE_TABLES.get(n_octaves)
+def _register_table(pitch_low: int, n_octaves: int) -> np.ndarray:
+    """(rows, n_octaves) float32: row top + 1 is the register one-hot of top; row 0 silence."""
+    table = _REGISTER_TABLES.get((pitch_low, n_octaves))
     if table is None:
-        rows = np.vstack([np.eye(n_octaves), np.zeros((1, n_octaves))])
-        table = _OCTAVE_TABLES[n_octaves] = rows.astype(np.float32)
+        top = np.arange(max(0, pitch_low) + n_octaves * PITCH_CLASSES)
+        octave = np.clip((top - pitch_low) // PITCH_CLASSES, 0, n_octaves - 1)
+        rows = np.vstack([np.zeros((1, n_octaves)), np.eye(n_octaves)[octave]])
+        table = _REGISTER_TABLES[(pitch_low, n_octaves)] = rows.astype(np.float32)
     return table
 
 
@@ -100,12 +114,20 @@ def encode_states(
     _fill_part(spec, agent, states[:, : w * f].reshape(b, w, f))
     _fill_part(spec, player, states[:, w * f : 2 * w * f].reshape(b, w, f))
     ctx = states[:, 2 * w * f :]
-    ctx[:, : spec.steps_per_bar] = 0.0
-    ctx[np.arange(b), np.asarray(context.bar_position) % spec.steps_per_bar] = 1.0
-    ctx[:, spec.steps_per_bar] = context.minor
-    ctx[:, spec.steps_per_bar + 1] = context.answering
-    ctx[:, spec.steps_per_bar + 2] = np.clip(context.progress, 0.0, 1.0)
+    spb = spec.steps_per_bar
+    ctx[:, :spb] = _bar_table(spb)[np.asarray(context.bar_position) % spb]
+    ctx[:, spb] = context.minor
+    ctx[:, spb + 1] = context.answering
+    # minimum/maximum, not np.clip: the same values, several microseconds less per call.
+    ctx[:, spb + 2] = np.minimum(np.maximum(context.progress, 0.0), 1.0)
     return states
+
+
+def _bar_table(steps_per_bar: int) -> np.ndarray:
+    table = _BAR_TABLES.get(steps_per_bar)
+    if table is None:
+        table = _BAR_TABLES[steps_per_bar] = np.eye(steps_per_bar, dtype=np.float32)
+    return table
 
 
 def action_events(spec: Spec, actions: np.ndarray) -> np.ndarray:

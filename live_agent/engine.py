@@ -20,9 +20,11 @@ How to drive it (``deepjam jam`` does this with rtmidi; ``deepjam answer`` with 
   a note-off for each note in the ledger (agent and MIDI thru), then CC 123 and CC 120 on each
   channel used. It returns ``session.stats``. ``session.close()`` does the same and may be
   called again safely (it is idempotent) e.g. after a port was lost.
-* ``swap_policy(policy)`` may be called from any thread (a file watcher, ``ModelSlots``): the
-  new model is adopted before the next decision; the agent's sounding note is released at that
-  step's boundary, no step is missed. The new model's spec may differ (the history is kept).
+* ``swap_policy(policy)`` may be called from any thread but the scheduler's (a file watcher,
+  ``ModelSlots``): it makes the new model ready there (``agent.ReadyPolicy.prepare``: warmed
+  session, first state encoded), and the scheduler adopts it before its next decision at the
+  cost of a few references; the agent's sounding note is released at that step's boundary, no
+  step is missed or late. The new model's spec may differ (the history is kept).
 * ``stats`` (``SessionStats``): steps, decisions, late and skipped steps, dropped input by reason,
   ignored input by kind, notes sent, model swaps, answers, held-note timeouts, and the timing
   (``stats.timing``: decision and send lateness percentiles, the current decision margin).
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from exports.spec import PITCH_CLASSES
-from live_agent.agent import SILENT_STEP, Decider, StepKey
+from live_agent.agent import SILENT_STEP, Decider, ReadyPolicy, StepKey
 from live_agent.controls import ControlMap, load_controls
 from live_agent.ledger import NoteLedger
 from live_agent.listener import (
@@ -52,7 +54,6 @@ from live_agent.listener import (
     Kind,
     Message,
     PlayerListener,
-    pitch_class_bits,
 )
 from live_agent.modes import Mode, make_mode
 from live_agent.options import JamOptions
@@ -139,12 +140,11 @@ class Session:
         self.decider = Decider(policy, self.rng)
         self.listener = PlayerListener(options.held_timeout_steps)
         self.mode: Mode = self._make_mode(options.mode)
-        self._precompute_contexts()
         self.program_handler: Callable[[int], object] | None = None
         self.temperature = options.temperature
         self.density = options.density
         self.register_shift = options.register_shift
-        self._next_policy: Policy | None = None
+        self._next_policy: ReadyPolicy | None = None
         self._swap_lock = threading.Lock()
         self._count = 0
         """Steps closed so far (monotonic; the grid position may restart with MIDI Start)."""
@@ -159,9 +159,11 @@ class Session:
     # --- public API -------------------------------------------------------------------------
 
     def swap_policy(self, policy: Policy) -> None:
-        """Use ``policy`` from the next decision on (thread-safe)."""
+        """Use ``policy`` from the next decision on (thread-safe). Makes it ready on the calling
+        thread (never call it from the scheduler's): the scheduler only swaps references."""
+        ready = ReadyPolicy.prepare(policy)
         with self._swap_lock:
-            self._next_policy = policy
+            self._next_policy = ready
 
     def warm_up(self, decisions: int = WARM_UP_DECISIONS) -> None:
         """Run full decisions on the empty state (no note sent, no randomness used) and size the
@@ -230,7 +232,6 @@ class Session:
                 if self.mode.player_onset():
                     self._silence_agent()
                     self.stats.interruptions += 1
-                self._prefetch_player()
             else:
                 # A release stamped before the step began did not sound in it.
                 start = self._step_start_ns
@@ -258,10 +259,9 @@ class Session:
         self._close_step()
         self._step_start_ns = boundary_ns
         with self._swap_lock:
-            policy, self._next_policy = self._next_policy, None
-        if policy is not None:
-            self.decider.adopt(policy)
-            self._precompute_contexts()
+            ready, self._next_policy = self._next_policy, None
+        if ready is not None:
+            self.decider.adopt(ready)
             self.stats.model_swaps += 1
             self._release_at_send = True
         was_answering = getattr(self.mode, "answering", False)
@@ -328,23 +328,6 @@ class Session:
         self._silence_agent()
 
     # --- internals --------------------------------------------------------------------------
-
-    def _precompute_contexts(self) -> None:
-        o, spb = self.options, self.decider.spec.steps_per_bar
-        answer_steps, phrase_steps = o.answer_bars * spb, o.duet_bars * spb
-        self.decider.precompute_contexts(True, [k / answer_steps for k in range(answer_steps)])
-        self.decider.precompute_contexts(False, [k / phrase_steps for k in range(phrase_steps)])
-
-    def _prefetch_player(self) -> None:
-        """Encode ahead the player's blocks that the next step closes may need (off the path)."""
-        listener = self.listener
-        now, held = listener.step_sounding, listener.held
-        self.decider.prefetch(
-            [
-                StepKey(listener.step_onset, pitch_class_bits(now), now.bit_length() - 1),
-                StepKey(False, pitch_class_bits(held), held.bit_length() - 1),
-            ]
-        )
 
     def _make_mode(self, name: str) -> Mode:
         o = self.options

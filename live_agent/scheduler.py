@@ -363,12 +363,3 @@ def run_midi_clock(
             follower.song_position(message.a | (message.b << 7))
         else:
             target.handle(event, message)
-
-
-def __getattr__(name: str) -> object:
-    # ``from live_agent.scheduler import Session`` keeps working; the class lives in engine.py.
-    if name == "Session":
-        from live_agent.engine import Session
-
-        return Session
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,7 @@ from live_agent.controls import ControlMap
 from live_agent.engine import Session
 from live_agent.listener import Kind, Message, PlayerListener, classify
 from live_agent.options import JamOptions
-from tests.live_agent.conftest import MS, RecordingNoteSink, ScriptedPolicy, inbox_of
+from tests.fakes import MS, RecordingNoteSink, ScriptedPolicy, inbox_of
 
 
 def test_classify_accepts_valid_messages() -> None:

@@ -9,7 +9,7 @@ from live_agent.clock import FakeClock
 from live_agent.controls import ControlMap
 from live_agent.engine import Session
 from live_agent.options import JamOptions
-from tests.live_agent.conftest import MS, RecordingNoteSink, ScriptedPolicy, inbox_of
+from tests.fakes import MS, RecordingNoteSink, ScriptedPolicy, inbox_of
 
 CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 NOTE_C4 = DEFAULT_SPEC.action_for_pitch(60)

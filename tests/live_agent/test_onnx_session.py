@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from exports.encoding import PartWindow, StepContext, encode_states
 from exports.model_file import load_model
 from exports.spec import DEFAULT_SPEC, Spec
 from live_agent.agent import Decider
@@ -18,7 +19,7 @@ from live_agent.controls import ControlMap
 from live_agent.engine import Session
 from live_agent.options import JamOptions
 from live_agent.protocols import InputEvent
-from tests.live_agent.conftest import (
+from tests.fakes import (
     MS,
     RecordingNoteSink,
     ScriptedPolicy,
@@ -29,9 +30,25 @@ from tests.live_agent.conftest import (
 STEP = 125 * MS
 
 
-def test_rolling_state_is_exactly_encode_states_of_the_windows() -> None:
+Played = tuple[np.ndarray, int, bool, np.ndarray, int, bool]
+
+
+def _window_by_hand(recent: list[Played], part: int, shift: int) -> PartWindow:
+    """One part's window (0 agent, 1 player) written out by hand: relative pitch p - shift,
+    pitch classes rotated by the shift."""
+    chroma = np.array([[np.roll(r[3 * part], -shift) for r in recent]])
+    top = np.array([[r[3 * part + 1] - shift if r[3 * part + 1] >= 0 else -1 for r in recent]])
+    return PartWindow(np.array([[r[3 * part + 2] for r in recent]]), chroma, top)
+
+
+def test_the_live_state_is_encode_states_of_the_windows_in_the_frame() -> None:
+    """The Decider's state is the one encoder's output for the windows it holds: the last W steps
+    of each part, key-relative, the same as training's environment builds (chords included)."""
     rng = np.random.default_rng(7)
+    spec = DEFAULT_SPEC
     decider = Decider(ScriptedPolicy([0]), rng)
+    w = spec.window_steps
+    played: list[Played] = []
     moved = 0
     for step in range(300):
         # A line modulating every 40 steps, chords in the player part, silences now and then.
@@ -49,22 +66,31 @@ def test_rolling_state_is_exactly_encode_states_of_the_windows() -> None:
         if rng.random() < 0.6:
             agent_top = int(60 + tonic + rng.choice([0, 2, 4, 5, 7, 9, 11]))
             agent[agent_top % 12] = True
-        before = decider.shift
-        decider.observe_step(
-            agent,
-            agent_top,
-            bool(rng.random() < 0.5),
-            player,
-            top,
-            bool(rng.random() < 0.5),
-            move_frame=step % 3 == 0,
-        )
-        moved += decider.shift != before
+        row = (agent, agent_top, bool(rng.random() < 0.5), player, top, bool(rng.random() < 0.5))
+        played.append(row)
+        before = decider.frame_shift
+        decider.observe_step(*row, move_frame=step % 3 == 0)
+        shift = decider.frame_shift
+        moved += shift != before
         answering, progress = bool(step % 2), float(rng.random())
-        rolling = decider.state(step, answering, progress).copy()
-        reference = decider.reference_state(step, answering, progress)
-        np.testing.assert_array_equal(rolling, reference, err_msg=f"step {step}")
-    assert moved >= 3  # the frame really moved, so the rebuild path was checked too
+        # The windows written out by hand: relative pitch p - shift, classes rotated.
+        recent = ([(np.zeros(12, bool), -1, False, np.zeros(12, bool), -1, False)] * w + played)[
+            -w:
+        ]
+
+        context = StepContext(
+            np.array([step % spec.steps_per_bar]),
+            np.array([decider.frame_minor]),
+            np.array([answering]),
+            np.array([progress]),
+        )
+        expected = encode_states(
+            spec, _window_by_hand(recent, 0, shift), _window_by_hand(recent, 1, shift), context
+        )
+        np.testing.assert_array_equal(
+            decider.state(step, answering, progress), expected, err_msg=f"step {step}"
+        )
+    assert moved >= 3  # the frame really moved
 
 
 def test_duet_with_a_real_onnx_model_stays_in_its_register_and_closes_every_note(
