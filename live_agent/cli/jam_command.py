@@ -117,6 +117,48 @@ def check_port_choice(input_name: str | None, output_name: str | None, virtual: 
         )
 
 
+def own_port_name(api: int, client_name: str, port_name: str) -> str:
+    """The name to connect to for a port deepjam made: ``client:port`` on JACK (what
+    ``jack_connect`` takes), the port's own name elsewhere."""
+    from live_agent.io.ports import api_ids, jack_port_name
+
+    return jack_port_name(client_name, port_name) if api == api_ids()["jack"] else port_name
+
+
+def port_report(
+    api: int,
+    wanted_input: str | None,
+    wanted_output: str | None,
+    in_name: str,
+    out_name: str,
+    own_in: str | None,
+    own_out: str | None,
+) -> list[str]:
+    """The start-up lines about ports: the exact names, which side is connected already, and
+    copy-pasteable connect commands for the side the user must patch."""
+    from exports.errors import PortError
+    from live_agent.io.ports import connect_lines, list_ports
+
+    lines = []
+    lines.append(
+        f"listening on {own_in!r}: connect your keyboard to it"
+        if own_in
+        else f"listening on {in_name!r} (connected)"
+    )
+    lines.append(
+        f"playing on {own_out!r}: connect it to a synth or a DAW track"
+        if own_out
+        else f"playing on {out_name!r} (connected)"
+    )
+    if own_in or own_out:
+        try:
+            seen = list_ports(api)
+        except PortError:
+            seen = None
+        lines += [f"  {line}" for line in connect_lines(api, own_in, own_out, seen)]
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     import queue
 
@@ -172,12 +214,18 @@ def run(args: argparse.Namespace) -> int:
             jack_io = JackClientIO(inbox, args.input, args.output)
             midi_in, midi_out = jack_io, jack_io
             in_name, out_name = jack_io.input_name, jack_io.output_name
+            own_in = in_name if args.input is None else None
+            own_out = out_name if args.output is None else None
         else:
             rt_in = MidiInput(inbox, api, args.input, virtual=args.input is None)
             midi_in = rt_in
             rt_out = MidiOutput(api, args.output, virtual=args.output is None)
             midi_out = rt_out
             in_name, out_name = rt_in.name, rt_out.name
+            own_in = own_port_name(api, rt_in.client_name, in_name) if rt_in.virtual else None
+            own_out = (
+                own_port_name(api, rt_out.client_name, out_name) if args.output is None else None
+            )
         session = Session(policy, options, midi_out, RealClock(), inbox)
         session.warm_up()
         if session.controls.model_slots:
@@ -203,11 +251,12 @@ def run(args: argparse.Namespace) -> int:
             target=session.run, args=(stop_event,), name="deepjam-scheduler", daemon=True
         )
         worker.start()
+        for line in port_report(api, args.input, args.output, in_name, out_name, own_in, own_out):
+            _log(line)
         _log(
-            f"listening on {in_name!r}, playing on {out_name!r} "
-            f"(model {policy.path.name}, {options.mode}, "
+            f"playing {policy.metadata.style_name!r} ({policy.path.name}), {options.mode}, "
             f"{'MIDI clock' if options.clock == 'midi' else f'{options.bpm:g} bpm'}, "
-            f"channel {options.channel + 1}); Ctrl-C to stop"
+            f"channel {options.channel + 1}; Ctrl-C to stop"
         )
         while not stop_event.wait(0.25):
             if not worker.is_alive():

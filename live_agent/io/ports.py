@@ -10,7 +10,12 @@ system that answers, JACK first: on a machine running a JACK server that is wher
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +27,47 @@ API_CHOICES = ("auto", "jack", "alsa", "coremidi")
 VIRTUAL_INPUT_NAME = "deepjam in"
 VIRTUAL_OUTPUT_NAME = "deepjam out"
 CLIENT_NAME = "deepjam"
+OWN_PREFIX = CLIENT_NAME
+"""Every JACK/ALSA client deepjam makes is named deepjam...: never offered as a port to use."""
+NO_INPUTS_FIX = (
+    "plug in a MIDI keyboard (and check it shows in `deepjam ports`), or pass --virtual and "
+    "connect your keyboard to 'deepjam in' yourself"
+)
+NO_OUTPUTS_FIX = (
+    "start a synth (`deepjam jam --synth` starts FluidSynth) or a DAW, or pass --virtual and "
+    "connect 'deepjam out' yourself"
+)
+_NATIVE_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Hold back what C libraries (libjack, ALSA's libasound) print to file descriptor 2 while
+    a MIDI system is probed: without a JACK server libjack prints five lines of its own before
+    deepjam can say, in one line, what is wrong. Python's own stderr is flushed first."""
+    with _NATIVE_STDERR_LOCK:
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 (a detached process): nothing to hide
+            yield
+            return
+        try:
+            with tempfile.TemporaryFile() as sink:
+                os.dup2(sink.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    os.dup2(saved, 2)
+        finally:
+            os.close(saved)
+
+
+def is_own_port(name: str) -> bool:
+    """True for a port of deepjam's own clients (``deepjam-in:deepjam in``, the watchdog's
+    probe, ALSA's ``deepjam-out:deepjam out 130:0``): not a keyboard or synth to connect to."""
+    client = name.split(":", 1)[0].strip().casefold()
+    return client.startswith(OWN_PREFIX) or name.casefold().startswith(OWN_PREFIX + " ")
 
 
 def _rtmidi() -> Any:
@@ -53,8 +99,12 @@ def _open_client(kind: PortKind, api: int, client_name: str) -> Any:
     """An rtmidi MidiIn/MidiOut on ``api``; raises PortError when that MIDI system is not up."""
     rtmidi = _rtmidi()
     cls = rtmidi.MidiIn if kind == "input" else rtmidi.MidiOut
+    # libjack would start a JACK server of its own when none runs: never do that behind the
+    # user's back (and never take one of JACK's few server slots).
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
     try:
-        return cls(api, name=client_name)
+        with quiet_native_stderr():
+            return cls(api, name=client_name)
     except rtmidi.RtMidiError as err:
         hint = (
             "start a JACK server (e.g. `jackd -d dummy`) or pick another --api"
@@ -97,11 +147,16 @@ def resolve_api(name: str) -> int:
         try:
             probe = _open_client("input", api, CLIENT_NAME + "-probe")
         except PortError as err:
-            failures.append(f"{api_name(api)}: {str(err).split(': ', 1)[-1]}")
+            reason = str(err.__cause__ or err).strip().split("::initialize: ")[-1]
+            failures.append(f"{api_name(api)}: {reason.rstrip('.')}")
             continue
         probe.delete()
         return int(api)
-    raise PortError(f"no MIDI system answers ({'; '.join(failures)}); start JACK or ALSA")
+    raise PortError(
+        "no MIDI system is running: start a JACK server (`jackd -R -d alsa &`, or "
+        "`jackd -R -d dummy &` on a machine with no sound card) or ALSA's sequencer "
+        f"(`sudo modprobe snd-seq`); details: {'; '.join(failures)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -110,9 +165,9 @@ class PortList:
 
     api: int
     inputs: list[str]
-    """Ports deepjam can read from (sources: keyboards, other programs' outputs)."""
+    """Ports deepjam can read from (sources: keyboards, other programs' outputs); not its own."""
     outputs: list[str]
-    """Ports deepjam can send to (synths, DAW inputs)."""
+    """Ports deepjam can send to (synths, DAW inputs); not its own."""
 
 
 def list_ports(api: int) -> PortList:
@@ -120,8 +175,12 @@ def list_ports(api: int) -> PortList:
     midi_in = _open_client("input", api, CLIENT_NAME + "-list")
     midi_out = _open_client("output", api, CLIENT_NAME + "-list")
     try:
+        with quiet_native_stderr():
+            inputs, outputs = list(midi_in.get_ports()), list(midi_out.get_ports())
         return PortList(
-            api=api, inputs=list(midi_in.get_ports()), outputs=list(midi_out.get_ports())
+            api=api,
+            inputs=[name for name in inputs if not is_own_port(name)],
+            outputs=[name for name in outputs if not is_own_port(name)],
         )
     finally:
         midi_in.delete()
@@ -131,16 +190,23 @@ def list_ports(api: int) -> PortList:
 def match_port(available: list[str], wanted: str, kind: PortKind) -> int:
     """Index of the port named ``wanted``: exact name first, else one case-insensitive substring.
 
-    Raises PortError (one line, with the available names) for no match or an ambiguous one.
+    deepjam's own ports are never candidates. Raises PortError (one line, with the names there
+    are, or what to do when there are none) for no match or an ambiguous one.
     """
-    if wanted in available:
-        return available.index(wanted)
+    candidates = [i for i, name in enumerate(available) if not is_own_port(name)]
+    for i in candidates:
+        if available[i] == wanted:
+            return i
     needle = wanted.casefold()
-    hits = [i for i, name in enumerate(available) if needle in name.casefold()]
+    hits = [i for i in candidates if needle in available[i].casefold()]
     if len(hits) == 1:
         return hits[0]
     if not hits:
-        raise PortError(f"no MIDI {kind} matches {wanted!r}; available: {available}")
+        if not candidates:
+            fix = NO_INPUTS_FIX if kind == "input" else NO_OUTPUTS_FIX
+            raise PortError(f"no MIDI {kind}s found (asked for {wanted!r}); {fix}")
+        names = [available[i] for i in candidates]
+        raise PortError(f"no MIDI {kind} matches {wanted!r}; available: {names}")
     names = [available[i] for i in hits]
     raise PortError(f"MIDI {kind} {wanted!r} is ambiguous, it matches {names}; give the full name")
 
@@ -192,7 +258,8 @@ def open_port(
                     f"{str(err).strip()}; name a port instead (`deepjam ports`)"
                 ) from err
             return OpenedPort(kind, api, handle, port_name, None, True)
-        available = list(handle.get_ports())
+        with quiet_native_stderr():
+            available = list(handle.get_ports())
         index = match_port(available, wanted, kind)
         own = "deepjam in" if kind == "input" else "deepjam out"
         try:
@@ -211,7 +278,37 @@ def open_port(
 def format_port_list(ports: PortList) -> str:
     """Text for ``deepjam ports``: one port a line under an Inputs / Outputs heading."""
     lines = [f"MIDI system: {api_name(ports.api)}", "Inputs (use with --input):"]
-    lines += [f"  {name}" for name in ports.inputs] or ["  (none)"]
+    lines += [f"  {name}" for name in ports.inputs] or [f"  no MIDI inputs found: {NO_INPUTS_FIX}"]
     lines.append("Outputs (use with --output):")
-    lines += [f"  {name}" for name in ports.outputs] or ["  (none)"]
+    lines += [f"  {name}" for name in ports.outputs] or [
+        f"  no MIDI outputs found: {NO_OUTPUTS_FIX}"
+    ]
     return "\n".join(lines)
+
+
+def jack_port_name(client_name: str, port_name: str) -> str:
+    """The full JACK name of a port deepjam made, as ``jack_connect`` wants it."""
+    return f"{client_name}:{port_name}"
+
+
+def connect_lines(
+    api: int, virtual_input: str | None, virtual_output: str | None, ports: PortList | None
+) -> list[str]:
+    """Copy-pasteable lines that connect deepjam's virtual ports (full names, e.g.
+    ``deepjam-in:deepjam in``) to what is there: ``jack_connect`` on JACK, ``aconnect`` on
+    ALSA. A source or destination seen in ``ports`` is filled in, else a placeholder."""
+    rtmidi = _rtmidi()
+    source = ports.inputs[0] if ports and ports.inputs else "YOUR-KEYBOARD-PORT"
+    target = ports.outputs[0] if ports and ports.outputs else "YOUR-SYNTH-PORT"
+    lines = []
+    if api == rtmidi.API_UNIX_JACK:
+        if virtual_input:
+            lines.append(f'jack_connect "{source}" "{virtual_input}"')
+        if virtual_output:
+            lines.append(f'jack_connect "{virtual_output}" "{target}"')
+    elif api == rtmidi.API_LINUX_ALSA:
+        if virtual_input:
+            lines.append(f'aconnect "{source.rsplit(" ", 1)[-1]}" "{virtual_input.split(":")[0]}"')
+        if virtual_output:
+            lines.append(f'aconnect "{virtual_output.split(":")[0]}" "{target.rsplit(" ", 1)[-1]}"')
+    return lines
