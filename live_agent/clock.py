@@ -8,7 +8,11 @@ the live loop as fast as the CPU allows.
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Protocol
+
+from live_agent.tempo import TempoEstimate, TempoTracker
 
 # Below this much time left, sleep_until spins instead of sleeping: time.sleep overshoots by
 # ~50-100 us on a quiet Linux machine, by milliseconds on a loaded one. The spin adapts to the
@@ -68,3 +72,103 @@ class FakeClock:
     def advance(self, delta_ns: int) -> None:
         """Move time forward by ``delta_ns`` (e.g. to model a decision that takes time)."""
         self.time_ns += delta_ns
+
+
+# --- grid sources: where the 16th steps fall ---------------------------------------------------
+#
+# The scheduler asks a StepGrid for each next boundary. ``InternalGrid`` is --bpm from a start
+# time; ``PlayerGrid`` follows the player's beat (live_agent.tempo) once it is locked and falls
+# back to --bpm until then. MIDI clock is not a grid (its ticks *are* the boundaries): with
+# ``--clock auto`` the session hands over to the MIDI-clock loop when a tick or Start arrives.
+# A new source (Ableton Link) implements the same protocol.
+
+MIN_STEP_FRACTION = 0.5
+"""A boundary closer than half a step to the previous one is not taken (the grid moved)."""
+
+
+class StepGrid(Protocol):
+    """Where the 16th-step boundaries fall; ``step`` counts 16ths from the grid's downbeat, so the
+    bar position is ``step % steps_per_bar``."""
+
+    @property
+    def source(self) -> str:
+        """What the grid follows now: "internal", "player", "link" ..."""
+        ...
+
+    def next_boundary(self, after_ns: int) -> tuple[int, int]:
+        """(step, boundary ns) of the first boundary at least half a step after ``after_ns``."""
+        ...
+
+    def observe_onset(self, time_ns: int) -> None:
+        """The player pressed a key at ``time_ns`` (grids that follow the player use it)."""
+        ...
+
+    @property
+    def step_ns(self) -> float:
+        """The current length of a step, nanoseconds."""
+        ...
+
+
+class InternalGrid:
+    """A fixed tempo from ``start_ns``: boundaries at ``start_ns + k * step_ns``."""
+
+    source = "internal"
+
+    def __init__(self, bpm: float, start_ns: int, steps_per_beat: int = 4) -> None:
+        self.start_ns = start_ns
+        self._step_ns = 60e9 / bpm / steps_per_beat
+
+    @property
+    def step_ns(self) -> float:
+        return self._step_ns
+
+    def next_boundary(self, after_ns: int) -> tuple[int, int]:
+        k = max(0, math.ceil((after_ns - self.start_ns) / self._step_ns + MIN_STEP_FRACTION))
+        return k, self.start_ns + round(k * self._step_ns)
+
+    def observe_onset(self, time_ns: int) -> None:
+        pass
+
+
+class PlayerGrid:
+    """The player's grid once ``TempoTracker`` is locked on it; ``fallback`` until then (and
+    whenever the lock is lost). ``describe()`` is the log line of the estimate."""
+
+    def __init__(self, fallback: InternalGrid, tracker: TempoTracker | None = None) -> None:
+        self.fallback = fallback
+        self.tracker = tracker if tracker is not None else TempoTracker()
+        self.locks = 0
+        self._was_locked = False
+
+    @property
+    def source(self) -> str:
+        return "player" if self.tracker.locked else self.fallback.source
+
+    @property
+    def estimate(self) -> TempoEstimate | None:
+        return self.tracker.estimate
+
+    @property
+    def step_ns(self) -> float:
+        e = self.tracker.estimate
+        return e.step_ns if e is not None and e.locked else self.fallback.step_ns
+
+    def observe_onset(self, time_ns: int) -> None:
+        self.tracker.observe_onset(time_ns)
+        locked = self.tracker.locked
+        if locked and not self._was_locked:
+            self.locks += 1
+        self._was_locked = locked
+
+    def next_boundary(self, after_ns: int) -> tuple[int, int]:
+        e = self.tracker.estimate
+        if e is None or not e.locked:
+            return self.fallback.next_boundary(after_ns)
+        k = math.ceil((after_ns - e.origin_ns) / e.step_ns + MIN_STEP_FRACTION)
+        return k, round(e.origin_ns + k * e.step_ns)
+
+    def describe(self) -> str:
+        e = self.tracker.estimate
+        if e is None:
+            return f"player tempo: not heard yet (grid {self.fallback.source})"
+        return e.describe() + ("" if e.locked else " (not locked)")

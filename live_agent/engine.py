@@ -46,7 +46,9 @@ import numpy as np
 
 from exports.spec import PITCH_CLASSES
 from live_agent.agent import SILENT_STEP, Decider, ReadyPolicy, StepKey
+from live_agent.clock import InternalGrid, PlayerGrid, StepGrid
 from live_agent.controls import ControlMap, load_controls
+from live_agent.dynamics import VelocityFollower
 from live_agent.ledger import NoteLedger
 from live_agent.listener import (
     PEDAL_DOWN_MIN,
@@ -55,17 +57,19 @@ from live_agent.listener import (
     Message,
     PlayerListener,
 )
-from live_agent.modes import Mode, make_mode
+from live_agent.modes import Mode, fixed_answer_length, make_mode
 from live_agent.options import JamOptions
 from live_agent.protocols import Clock, Inbox, InputEvent, NoteSink, Policy
 from live_agent.recording import PLAYER, Recorder, RecordingSink
 from live_agent.scheduler import (
+    START_LEAD_NS,
     InputPump,
     MidiClockFollower,
     TimingStats,
     run_internal,
     run_midi_clock,
 )
+from live_agent.tempo import TempoEstimate
 
 ALL_NOTES_OFF = 123
 ALL_SOUND_OFF = 120
@@ -139,6 +143,18 @@ class Session:
         self.rng = np.random.default_rng(options.seed)
         self.decider = Decider(policy, self.rng)
         self.listener = PlayerListener(options.held_timeout_steps)
+        self.dynamics = VelocityFollower(options.velocity, self.decider.spec.steps_per_bar)
+        self.grid: StepGrid | None = None
+        """Where the steps fall (set by ``run``); ``tempo`` is its estimate of the player."""
+        self._midi_clock_heard = False
+        self.log: Callable[[str], None] | None = None
+        """Where tempo changes are reported (``deepjam jam`` prints them); None: nowhere."""
+        self._logged_bpm = 0.0
+        self._logged_locked = False
+        self._held_steps = 0
+        """Steps the agent's sounding note has sounded so far (0 when silent)."""
+        self._closing_step = 0
+        """Grid step of the step being played (closed at the next decision)."""
         self.mode: Mode = self._make_mode(options.mode)
         self.program_handler: Callable[[int], object] | None = None
         self.temperature = options.temperature
@@ -184,22 +200,52 @@ class Session:
         """Play until ``stop`` is set, the inbox yields None, or ``until_step`` steps; then close
         every note. ``start_ns``: time of step 0 (default: 50 ms from now). Returns ``stats``."""
         pump = InputPump(self.inbox, self.clock, stop, self.handle, self.stats.dropped)
+        o = self.options
         try:
-            if self.options.clock == "midi":
+            if o.clock == "midi":
                 run_midi_clock(self, pump, self.clock, MidiClockFollower(), self.stats.timing)
             else:
+                t0 = self.clock.now_ns() + START_LEAD_NS if start_ns is None else start_ns
+                internal = InternalGrid(o.bpm, t0, self.decider.spec.steps_per_beat)
+                self.grid = internal if o.clock == "internal" else PlayerGrid(internal)
                 run_internal(
                     self,
                     pump,
                     self.clock,
-                    self.options.step_ns,
+                    o.step_ns,
                     self.stats.timing,
                     until_step=until_step,
-                    start_ns=start_ns,
+                    start_ns=t0,
+                    grid=self.grid,
+                    handover=(lambda: self._midi_clock_heard) if o.clock == "auto" else None,
                 )
+                if self._midi_clock_heard and not self._closed:
+                    # auto: a DAW's MIDI clock arrived; it runs the grid from here on.
+                    if self.log is not None:
+                        self.log("MIDI clock heard: following it")
+                    follower = MidiClockFollower()
+                    follower.start()
+                    run_midi_clock(self, pump, self.clock, follower, self.stats.timing)
         finally:
             self.close()
         return self.stats
+
+    @property
+    def tempo(self) -> TempoEstimate | None:
+        """The player's tempo and beat as last estimated (None before it is heard, or when the
+        grid does not follow the player): bpm, confidence, locked. For the log and live view."""
+        grid = self.grid
+        return grid.estimate if isinstance(grid, PlayerGrid) else None
+
+    def _log_tempo(self) -> None:
+        """Report the player's tempo when it locks, unlocks or moves by more than 1 bpm."""
+        estimate = self.tempo
+        if self.log is None or estimate is None:
+            return
+        moved = abs(estimate.bpm - self._logged_bpm) > 1.0
+        if estimate.locked != self._logged_locked or (estimate.locked and moved):
+            self._logged_locked, self._logged_bpm = estimate.locked, estimate.bpm
+            self.log(estimate.describe() + ("" if estimate.locked else ", not locked: --bpm"))
 
     def close(self) -> None:
         """Release every note (ledger note-offs, then CC 123 and CC 120); safe to call twice."""
@@ -229,6 +275,10 @@ class Session:
                 self.thru_notes.forward(event.data)
             if kind is Kind.NOTE_ON:
                 self.listener.note_on(message.a, self._count)
+                self.dynamics.observe(message.b)
+                if self.grid is not None:
+                    self.grid.observe_onset(event.time_ns)
+                    self._log_tempo()
                 if self.mode.player_onset():
                     self._silence_agent()
                     self.stats.interruptions += 1
@@ -240,6 +290,8 @@ class Session:
                 )
         elif kind is Kind.CONTROL:
             self._control(event, message)
+        elif (kind is Kind.CLOCK or kind is Kind.START) and self.options.clock == "auto":
+            self._midi_clock_heard = True
         elif kind is Kind.PROGRAM:
             if self.program_handler is not None and self.controls.accepts_program(message.channel):
                 self.program_handler(message.a)
@@ -265,14 +317,15 @@ class Session:
             self.stats.model_swaps += 1
             self._release_at_send = True
         was_answering = getattr(self.mode, "answering", False)
-        if not self.mode.plays(self._count):
+        self._closing_step = step
+        if not self.mode.plays(step):
             self._pending_action = None
             return
         if getattr(self.mode, "answering", False) and not was_answering:
             self.stats.answers += 1
-        answering, progress = self.mode.context(self._count)
+        answering, progress = self.mode.context(step)
         o = self.options
-        self._pending_action = self.decider.decide(
+        action = self.decider.decide(
             step,
             answering,
             progress,
@@ -282,6 +335,7 @@ class Session:
             o.register_low,
             o.register_high,
         )
+        self._pending_action = self.mode.restrict(action, self._held_steps)
         self.stats.decisions += 1
 
     def send(self, step: int) -> None:
@@ -294,6 +348,7 @@ class Session:
             if self._sounding is not None:
                 self.agent_notes.note_off(channel, self._sounding)
                 self._sounding = None
+                self._held_steps = 0
         else:
             change = self.decider.note_change(action, self._sounding, self.register_shift)
             note_off = change.note_off
@@ -302,20 +357,27 @@ class Session:
             if note_off is not None:
                 self.agent_notes.note_off(channel, note_off)
                 self._sounding = None
+                self._held_steps = 0
             if change.note_on is not None:
-                self.agent_notes.note_on(channel, change.note_on, self.options.velocity)
+                self.agent_notes.note_on(channel, change.note_on, self.dynamics.velocity(step))
                 self._sounding = change.note_on
                 self._agent_onset = True
+                self._held_steps = 0
+            if self._sounding is not None:
+                self._held_steps += 1
         self._release_at_send = False
         self.stats.notes_sent = self.agent_notes.notes_sent
         # After sending: off the decision path. The frame moves only between the agent's turns.
-        self.decider.update_key(self.mode.frame_may_move(self._count))
+        self.decider.update_key(self.mode.frame_may_move(step + 1))
 
     def skip(self, step: int) -> None:
         """A step the loop could not make in time: no decision, the agent's note goes on."""
         self._close_step()
-        self.decider.update_key(self.mode.frame_may_move(self._count))
+        self._closing_step = step
+        self.decider.update_key(self.mode.frame_may_move(step + 1))
         self._pending_action = None
+        if self._sounding is not None:
+            self._held_steps += 1
         self._agent_onset = False
 
     def transport_start(self) -> None:
@@ -330,15 +392,20 @@ class Session:
     # --- internals --------------------------------------------------------------------------
 
     def _make_mode(self, name: str) -> Mode:
-        o = self.options
+        o, spb = self.options, self.decider.spec.steps_per_bar
         return make_mode(
-            name, o.silence_steps, o.answer_bars, self.decider.spec.steps_per_bar, o.duet_bars
+            name,
+            fixed_answer_length(o.answer_bars * spb),
+            spb,
+            o.duet_bars,
+            max_hold_steps=max(1, round(o.max_hold_bars * spb)),
+            duet_wait_notes=o.duet_wait_notes,
         )
 
     def _close_step(self) -> None:
         """Push the step that just ended (both parts) into the windows and the state."""
         player = self.listener.close_step(self._count)
-        self.mode.observe_player_step(self._count, player.onset or player.top >= 0)
+        self.mode.observe_player_step(self._closing_step, player.onset, player.top >= 0)
         if self._sounding is None:
             agent = SILENT_STEP
         else:

@@ -15,7 +15,7 @@ from pathlib import Path
 from exports.errors import ConfigError
 
 MODES = ("answer", "duet")
-CLOCK_SOURCES = ("internal", "midi")
+CLOCK_SOURCES = ("auto", "internal", "midi", "player")
 MIDI_CHANNELS = 16
 MAX_DATA = 127
 
@@ -28,8 +28,10 @@ class JamOptions:
     """answer: wait for the player's phrase to end, then answer it; duet: play along all the time."""
     bpm: float = 120.0
     """Tempo of the 16th-note grid when the clock is internal, beats per minute."""
-    clock: str = "internal"
-    """internal: own tempo (--bpm); midi: follow MIDI clock (24 ppqn) and start/stop from the input."""
+    clock: str = "auto"
+    """auto: MIDI clock when it arrives, else the player's beat once heard, else --bpm; internal:
+    own tempo (--bpm); midi: follow MIDI clock (24 ppqn) and start/stop from the input; player:
+    the player's beat (tempo and phase from their onsets), --bpm until it is locked."""
     temperature: float = 0.5
     """Softmax temperature over Q-values; 0 = always the best action (greedy)."""
     density: float = 1.0
@@ -46,14 +48,16 @@ class JamOptions:
     """Only listen to this input channel, 0-based; None listens to all."""
     thru: bool = False
     """Forward the player's notes to the output too."""
-    silence_steps: int = 8
-    """answer mode: steps (16ths) of silence that end the player's phrase."""
     answer_bars: int = 2
     """answer mode: the answer's length in bars (it stops early when the player resumes)."""
     duet_bars: int = 4
     """duet mode: phrase length in bars (progress runs over it; the key frame moves between)."""
-    velocity: int = 90
-    """Velocity of the agent's notes, 1..127."""
+    velocity: int | None = None
+    """Velocity of the agent's notes, 1..127; None follows the player's dynamics."""
+    duet_wait_notes: int = 4
+    """duet mode: the player's notes heard before the agent plays along (0: from the start)."""
+    max_hold_bars: float = 2.0
+    """No agent note is held longer than this many bars, whatever the model chooses."""
     held_timeout_steps: int = 256
     """A player note held this long without a note-off is taken as lost (stuck) and dropped."""
     seed: int | None = None
@@ -99,17 +103,21 @@ class JamOptions:
                 f"input channel must be 1..16, got {None if self.input_channel is None else self.input_channel + 1}",
             ),
             (
-                1 <= self.silence_steps <= 256,
-                f"silence steps must be within 1..256, got {self.silence_steps}",
-            ),
-            (
                 1 <= self.answer_bars <= 64,
                 f"answer bars must be within 1..64, got {self.answer_bars}",
             ),
             (1 <= self.duet_bars <= 64, f"duet bars must be within 1..64, got {self.duet_bars}"),
             (
-                1 <= self.velocity <= MAX_DATA,
+                self.velocity is None or 1 <= self.velocity <= MAX_DATA,
                 f"velocity must be within 1..127, got {self.velocity}",
+            ),
+            (
+                0 <= self.duet_wait_notes <= 64,
+                f"duet wait must be within 0..64 notes, got {self.duet_wait_notes}",
+            ),
+            (
+                0.25 <= self.max_hold_bars <= 64,
+                f"max hold must be within 0.25..64 bars, got {self.max_hold_bars}",
             ),
             (
                 self.held_timeout_steps >= 1,
@@ -140,7 +148,7 @@ def add_jam_arguments(
         "--clock",
         choices=CLOCK_SOURCES,
         default=d.clock,
-        help="internal tempo, or follow MIDI clock",
+        help="auto (MIDI clock, else the player's beat, else --bpm), internal, midi or player",
     )
     group.add_argument(
         "--temperature", type=float, default=d.temperature, help="softmax temperature; 0 = greedy"
@@ -179,12 +187,6 @@ def add_jam_arguments(
         "--thru", action="store_true", help="forward the player's notes to the output"
     )
     group.add_argument(
-        "--silence-steps",
-        type=int,
-        default=d.silence_steps,
-        help="answer mode: 16ths of silence that end a phrase",
-    )
-    group.add_argument(
         "--answer-bars",
         type=int,
         default=d.answer_bars,
@@ -197,7 +199,22 @@ def add_jam_arguments(
         help="duet mode: phrase length in bars (the key frame moves between phrases)",
     )
     group.add_argument(
-        "--velocity", type=int, default=d.velocity, help="velocity of the agent's notes, 1..127"
+        "--velocity",
+        type=int,
+        default=d.velocity,
+        help="fix the agent's velocity, 1..127 (default: follow the player's dynamics)",
+    )
+    group.add_argument(
+        "--duet-wait-notes",
+        type=int,
+        default=d.duet_wait_notes,
+        help="duet mode: the player's notes heard before the agent plays along",
+    )
+    group.add_argument(
+        "--max-hold-bars",
+        type=float,
+        default=d.max_hold_bars,
+        help="no agent note is held longer than this many bars",
     )
     group.add_argument("--seed", type=int, default=None, help="seed of the sampler")
     group.add_argument(
@@ -222,10 +239,11 @@ def options_from_args(args: argparse.Namespace, **overrides: object) -> JamOptio
         "channel": args.channel - 1,
         "input_channel": None if args.input_channel is None else args.input_channel - 1,
         "thru": args.thru,
-        "silence_steps": args.silence_steps,
         "answer_bars": args.answer_bars,
         "duet_bars": args.duet_bars,
         "velocity": args.velocity,
+        "max_hold_bars": args.max_hold_bars,
+        "duet_wait_notes": args.duet_wait_notes,
         "seed": args.seed,
         "controls": args.controls,
         "record": args.record,

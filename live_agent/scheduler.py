@@ -26,6 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
+from live_agent.clock import InternalGrid, StepGrid
 from live_agent.listener import Kind, Message, classify
 from live_agent.protocols import Clock, Inbox, InputEvent
 
@@ -200,13 +201,22 @@ def run_internal(
     timing: TimingStats,
     until_step: int | None = None,
     start_ns: int | None = None,
+    grid: StepGrid | None = None,
+    handover: Callable[[], bool] | None = None,
 ) -> None:
-    """Drive ``target`` on the internal grid until the pump ends (or ``until_step``)."""
+    """Drive ``target`` on a grid until the pump ends (or ``until_step`` steps were played, or
+    ``handover()`` turns True). ``grid``: where the boundaries fall (default: ``step_ns`` apart
+    from ``start_ns``); a grid that moves (the player's beat) is asked afresh for each boundary,
+    and its step number (bar position) is what ``decide`` and ``send`` get."""
     t0 = clock.now_ns() + START_LEAD_NS if start_ns is None else start_ns
+    if grid is None:
+        grid = InternalGrid(60e9 / step_ns / 4, t0)
     fast = pump.fast
-    step = 0
-    while until_step is None or step < until_step:
-        boundary = t0 + step * step_ns
+    played = 0
+    step, boundary = grid.next_boundary(t0 - int(grid.step_ns))
+    while until_step is None or played < until_step:
+        if handover is not None and handover():
+            return
         decide_at = boundary - timing.margin_ns
         if not fast:
             while True:
@@ -226,14 +236,16 @@ def run_internal(
             target.handle(*got)
         now = clock.now_ns()
         timing.add_wake(now - decide_at)
-        if now > boundary + step_ns // 2:
+        current_step_ns = int(grid.step_ns)
+        if now > boundary + current_step_ns // 2:
             # Far behind (the process was stalled): skip to the next step we can make in time.
-            behind = (now - boundary) // step_ns + 1
+            behind = (now - boundary) // current_step_ns + 1
             for skipped in range(step, step + behind):
                 target.skip(skipped)
             timing.skipped_steps += behind
             timing.late_steps += behind
-            step += behind
+            played += behind
+            step, boundary = grid.next_boundary(boundary + (behind - 1) * current_step_ns)
             continue
         started = clock.now_ns()
         target.decide(step, boundary)
@@ -250,9 +262,10 @@ def run_internal(
         timing.add_send(clock.now_ns() - boundary)
         target.send(step)
         timing.steps += 1
-        step += 1
-        if step % MARGIN_UPDATE_STEPS == 0:
-            timing.update_margin(step_ns)
+        played += 1
+        if played % MARGIN_UPDATE_STEPS == 0:
+            timing.update_margin(int(grid.step_ns))
+        step, boundary = grid.next_boundary(boundary)
 
 
 class MidiClockFollower:

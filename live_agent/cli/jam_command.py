@@ -247,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 watchdog = PortWatchdog(midi_in, midi_out, _log)  # type: ignore[arg-type]
             watchdog.start()
+        session.log = _log  # the player's tempo, as it locks and moves
         worker = threading.Thread(
             target=session.run, args=(stop_event,), name="deepjam-scheduler", daemon=True
         )
@@ -255,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
             _log(line)
         _log(
             f"playing {policy.metadata.style_name!r} ({policy.path.name}), {options.mode}, "
-            f"{'MIDI clock' if options.clock == 'midi' else f'{options.bpm:g} bpm'}, "
+            f"clock {options.clock} ({options.bpm:g} bpm until another is heard), "
             f"channel {options.channel + 1}; Ctrl-C to stop"
         )
         while not stop_event.wait(0.25):

@@ -148,8 +148,6 @@ def test_answers_a_phrase_in_its_key_on_the_grid(
         "answer",
         "--bpm",
         str(bpm),
-        "--silence-steps",
-        "4",
         "--answer-bars",
         "1" if model_name == "scale" else "2",
     )
@@ -188,7 +186,17 @@ def test_answers_a_phrase_in_its_key_on_the_grid(
 def test_follows_a_midi_clock(jack_server, scale_model_path: Path) -> None:  # type: ignore[no-untyped-def]
     clock_bpm = 100.0  # not the --bpm below: the notes must follow the clock
     tick_s = 60.0 / clock_bpm / 24
-    args = _jam_args(scale_model_path, "--mode", "duet", "--clock", "midi", "--bpm", "140")
+    args = _jam_args(
+        scale_model_path,
+        "--mode",
+        "duet",
+        "--clock",
+        "midi",
+        "--bpm",
+        "140",
+        "--duet-wait-notes",
+        "0",
+    )
     with jack_recorder("clock-source") as recorder, run_jam(args, env=jack_server.env) as jam:
         _patch(recorder)
         recorder.send((0xFA,))  # Start
@@ -221,7 +229,18 @@ def test_signal_mid_note_leaves_nothing_sounding(
     jack_server, scale_model_path: Path, signum: int, backend: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     # The agent plays on channel 3; the player's held chord comes back on channel 1 (--thru).
-    args = _jam_args(scale_model_path, "--mode", "duet", "--bpm", "120", "--channel", "3", "--thru")
+    args = _jam_args(
+        scale_model_path,
+        "--mode",
+        "duet",
+        "--bpm",
+        "120",
+        "--channel",
+        "3",
+        "--thru",
+        "--duet-wait-notes",
+        "0",
+    )
     record = tmp_path / "session.mid"
     args += ["--backend", backend, "--record", str(record)]
     ports = PORTS[backend]
@@ -264,7 +283,17 @@ def test_signal_mid_note_leaves_nothing_sounding(
 def test_synth_that_quits_and_returns_gets_all_notes_off_first(
     jack_server, scale_model_path: Path, backend: str
 ) -> None:  # type: ignore[no-untyped-def]
-    args = _jam_args(scale_model_path, "--mode", "duet", "--bpm", "120", "--output", "lost-synth")
+    args = _jam_args(
+        scale_model_path,
+        "--mode",
+        "duet",
+        "--bpm",
+        "120",
+        "--output",
+        "lost-synth",
+        "--duet-wait-notes",
+        "0",
+    )
     args += ["--backend", backend]
     first = JackRecorder("lost-synth").start()
     try:
@@ -303,7 +332,7 @@ def test_rewriting_the_model_file_swaps_the_style_without_a_stuck_note(
     from exports.spec import REST
 
     model = write_scale_model(tmp_path / "style.onnx")
-    args = _jam_args(model, "--mode", "duet", "--bpm", "240")
+    args = _jam_args(model, "--mode", "duet", "--bpm", "240", "--duet-wait-notes", "0")
     with jack_recorder("swap-listener") as recorder, run_jam(args, env=jack_server.env) as jam:
         _patch(recorder)
         time.sleep(0.8)

@@ -26,7 +26,9 @@ def run(events: list[tuple[int, tuple[int, ...]]], script: list[int]):
     clock = FakeClock()
     sink = RecordingNoteSink(clock)
     policy = ScriptedPolicy(script)
-    options = JamOptions(mode="duet", clock="midi", temperature=0.0, seed=0)
+    options = JamOptions(
+        mode="duet", clock="midi", temperature=0.0, seed=0, velocity=90, duet_wait_notes=0
+    )
     session = Session(policy, options, sink, clock, inbox_of(events), controls=ControlMap())
     session.run(threading.Event())
     return session, sink, policy

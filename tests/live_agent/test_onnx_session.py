@@ -99,7 +99,9 @@ def test_duet_with_a_real_onnx_model_stays_in_its_register_and_closes_every_note
     policy = load_model(onnx_model)
     clock = FakeClock()
     sink = RecordingNoteSink(clock)
-    options = JamOptions(mode="duet", temperature=1.0, seed=5, register_low=55, register_high=70)
+    options = JamOptions(
+        mode="duet", temperature=1.0, seed=5, register_low=55, register_high=70, duet_wait_notes=0
+    )
     line = [(i * 2 * STEP, (0x90, 62 + i % 5, 90)) for i in range(32)]
     line += [(i * 2 * STEP + STEP, (0x80, 62 + i % 5, 0)) for i in range(32)]
     session = Session(
@@ -125,7 +127,7 @@ def test_answer_is_in_the_calls_key() -> None:
     sink = RecordingNoteSink(clock)
     session = Session(
         ScriptedPolicy([DEFAULT_SPEC.action_for_pitch(60)]),
-        JamOptions(mode="answer", temperature=0.0, silence_steps=4, answer_bars=1),
+        JamOptions(mode="answer", temperature=0.0, answer_bars=1),
         sink,
         clock,
         inbox_of(call, close=False),
@@ -134,7 +136,8 @@ def test_answer_is_in_the_calls_key() -> None:
     session.run(threading.Event(), until_step=50, start_ns=0)
     ons = [e for e in sink.events if e[1] == "on"]
     assert ons and {e[3] for e in ons} == {63}
-    assert ons[0][0] == (2 * 12 + 1 + 4) * STEP  # last call note sounds in step 24
+    # The last call note sounds in step 24 (a short note mid-bar): the answer is on beat 32.
+    assert ons[0][0] == 32 * STEP
 
 
 def test_real_time_duet_with_hot_swaps_between_real_models(
@@ -144,7 +147,9 @@ def test_real_time_duet_with_hot_swaps_between_real_models(
     first = load_model(onnx_model)
     sink = RecordingNoteSink(RealClock())
     inbox: queue.SimpleQueue = queue.SimpleQueue()
-    options = JamOptions(mode="duet", bpm=300.0, temperature=1.0, seed=1)  # 50 ms steps
+    options = JamOptions(
+        mode="duet", bpm=300.0, temperature=1.0, seed=1, duet_wait_notes=0
+    )  # 50 ms steps
     session = Session(first, options, sink, RealClock(), inbox, controls=ControlMap())
     session.warm_up()
     stop = threading.Event()
@@ -180,7 +185,7 @@ def test_recording_has_both_parts_on_their_own_tracks(
         (6 * STEP, (0x80, 64, 0)),
     ]
     clock = FakeClock()
-    options = JamOptions(mode=mode, temperature=0.0, record=out, silence_steps=4, seed=0)
+    options = JamOptions(mode=mode, temperature=0.0, record=out, seed=0)
     session = Session(
         load_model(onnx_model),
         options,

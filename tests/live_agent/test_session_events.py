@@ -30,7 +30,14 @@ def run_session(
     clock = FakeClock()
     sink = RecordingNoteSink(clock)
     policy = ScriptedPolicy(script)
-    values = {"bpm": 120.0, "temperature": 0.0, "seed": 0, **options}
+    values = {
+        "bpm": 120.0,
+        "temperature": 0.0,
+        "seed": 0,
+        "velocity": 90,
+        "duet_wait_notes": 0,
+        **options,
+    }
     session = Session(
         policy,
         JamOptions(**values),
@@ -72,20 +79,21 @@ def test_stop_closes_the_sounding_note_then_all_notes_off() -> None:
     ]
 
 
-def test_answer_starts_on_the_step_after_the_phrase_end_silence() -> None:
-    # The player holds C4 during steps 0 and 1 (released on boundary 2): the last sounding step
-    # is 1, steps 2..5 are the 4-step silence, the answer starts on step 6 and lasts one bar.
+def test_answer_starts_on_the_strong_beat_after_the_phrase_end() -> None:
+    # The player holds C4 during steps 0 and 1 (released on boundary 2): a short note, mid-bar,
+    # so the end needs more than a beat of silence (steps 2..6); the answer starts on the next
+    # strong beat, step 8, and lasts one bar; its last note (from step 20) rings to a beat.
     call = [(0, (0x90, C4, 100)), (2 * STEP, (0x80, C4, 0))]
     session, sink, policy = run_session(
-        [NOTE_C4, HOLD, HOLD, HOLD], call, steps=26, mode="answer", silence_steps=4, answer_bars=1
+        [NOTE_C4, HOLD, HOLD, HOLD], call, steps=26, mode="answer", answer_bars=1
     )
     ons = [e for e in sink.events if e[1] == "on"]
-    assert ons[0] == (6 * STEP, "on", 0, 60, 90)
-    assert [e[0] // STEP for e in ons] == [6, 10, 14, 18]
-    # The answer ends after 16 steps: its note is released on boundary 22, nothing after.
-    assert (22 * STEP, "off", 0, 60) in sink.events
-    assert all(e[0] <= 22 * STEP for e in sink.events if e[1] in ("on", "off"))
-    assert policy.calls == 16
+    assert ons[0] == (8 * STEP, "on", 0, 60, 90)
+    assert [e[0] // STEP for e in ons] == [8, 12, 16, 20]
+    # The answer's 16 steps end at 24: its note (4 steps old) is released there, nothing after.
+    assert (24 * STEP, "off", 0, 60) in sink.events
+    assert all(e[0] <= 24 * STEP for e in sink.events if e[1] in ("on", "off"))
+    assert policy.calls == 17
     assert session.stats.answers == 1
     # The states said "answering" with progress 0 .. 15/16 (context: bar one-hot, minor, answering, progress)
     progress = [s[0, -1] for s in policy.states]
@@ -96,7 +104,7 @@ def test_answer_starts_on_the_step_after_the_phrase_end_silence() -> None:
 
 def test_answer_waits_while_the_sustain_pedal_holds_the_phrase() -> None:
     # Key up at boundary 2, but the pedal (CC 64) holds C4 until boundary 10: the last sounding
-    # step is 9, so the answer starts after the 4-step silence on step 14, not on step 6.
+    # step is 9, so the answer starts on the strong beat 16 after the end, not on step 8.
     call = [
         (0, (0x90, C4, 100)),
         (STEP // 2, (0xB0, 64, 127)),
@@ -104,29 +112,27 @@ def test_answer_waits_while_the_sustain_pedal_holds_the_phrase() -> None:
         (10 * STEP, (0xB0, 64, 0)),
     ]
     session, sink, _ = run_session(
-        [NOTE_C4, HOLD, HOLD, HOLD], call, steps=20, mode="answer", silence_steps=4, answer_bars=1
+        [NOTE_C4, HOLD, HOLD, HOLD], call, steps=20, mode="answer", answer_bars=1
     )
     ons = [e for e in sink.events if e[1] == "on"]
-    assert ons[0][0] == 14 * STEP, ons
+    assert ons[0][0] == 16 * STEP, ons
     assert session.stats.answers == 1
 
 
 def test_answer_stops_at_once_when_the_player_resumes() -> None:
-    resume_ns = 9 * STEP + 30 * MS  # inside step 9, during the answer
+    resume_ns = 11 * STEP + 30 * MS  # inside step 11, during the answer
     call = [
         (0, (0x90, C4, 100)),
         (2 * STEP, (0x80, C4, 0)),
         (resume_ns, (0x90, 62, 100)),
         (resume_ns + 200 * MS, (0x80, 62, 0)),
     ]
-    session, sink, _ = run_session(
-        [NOTE_E4, HOLD], call, steps=14, mode="answer", silence_steps=4, answer_bars=2
-    )
+    session, sink, _ = run_session([NOTE_E4, HOLD], call, steps=14, mode="answer", answer_bars=2)
     agent = [e for e in sink.events if e[1] in ("on", "off")]
     assert agent == [
-        (6 * STEP, "on", 0, 64, 90),
-        (8 * STEP, "off", 0, 64),
         (8 * STEP, "on", 0, 64, 90),
+        (10 * STEP, "off", 0, 64),
+        (10 * STEP, "on", 0, 64, 90),
         (resume_ns, "off", 0, 64),  # the moment the player's key went down
     ]
     assert session.stats.interruptions == 1
@@ -134,8 +140,8 @@ def test_answer_stops_at_once_when_the_player_resumes() -> None:
 
 def test_velocity_zero_note_on_is_a_note_off() -> None:
     call = [(0, (0x90, C4, 100)), (2 * STEP, (0x90, C4, 0))]
-    _, sink, _ = run_session([NOTE_E4], call, steps=8, mode="answer", silence_steps=4)
-    assert [e for e in sink.events if e[1] == "on"][0][0] == 6 * STEP
+    _, sink, _ = run_session([NOTE_E4], call, steps=10, mode="answer")
+    assert [e for e in sink.events if e[1] == "on"][0][0] == 8 * STEP
 
 
 def test_mode_change_by_cc_releases_the_agent_note_and_switches() -> None:
@@ -195,7 +201,7 @@ def test_model_swap_at_a_step_boundary_releases_the_old_note_and_misses_no_step(
     new = ScriptedPolicy([HOLD])
     session = Session(
         old,
-        JamOptions(mode="duet", temperature=0.0),
+        JamOptions(mode="duet", temperature=0.0, velocity=90, duet_wait_notes=0),
         sink,
         clock,
         queue.SimpleQueue(),

@@ -1,0 +1,179 @@
+"""Listening to the player: tempo lock, phrase ends, velocity following, the duet's hold bound."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from exports.spec import DEFAULT_SPEC, HOLD, REST
+from live_agent.clock import FakeClock, InternalGrid, PlayerGrid
+from live_agent.controls import ControlMap
+from live_agent.dynamics import VelocityFollower
+from live_agent.engine import Session
+from live_agent.modes import DuetMode, bound_hold
+from live_agent.options import JamOptions
+from live_agent.phrase import PhraseTracker
+from live_agent.tempo import TempoTracker
+from tests.live_agent.conftest import MS, RecordingNoteSink, ScriptedPolicy, inbox_of
+
+# A two-bar call rhythm in 16ths (quarters, 8ths, a dotted figure, a long last note), twice.
+RHYTHM_STEPS = [4, 2, 2, 4, 4, 2, 2, 2, 2, 8, 4, 4, 2, 2, 4, 3, 1, 4, 8]
+
+
+def call_onsets_ns(bpm: float, jitter_ms: float, seed: int = 0) -> tuple[list[int], float]:
+    rng = np.random.default_rng(seed)
+    step_ns = 60e9 / bpm / 4
+    onsets, position = [], 0
+    for length in RHYTHM_STEPS * 2:
+        onsets.append(int(1e9 + position * step_ns + rng.normal(0, jitter_ms * 1e6)))
+        position += length
+    return onsets, step_ns
+
+
+@pytest.mark.parametrize("bpm", [90.0, 132.0])
+def test_tempo_locks_on_the_players_grid(bpm: float) -> None:
+    onsets, step_ns = call_onsets_ns(bpm, jitter_ms=6)
+    stray = onsets[-6] + int(0.45 * step_ns)  # one wrong note between two grid steps
+    tracker = TempoTracker()
+    for t in sorted([*onsets, stray]):
+        tracker.observe_onset(t)
+    estimate = tracker.estimate
+    assert estimate is not None and estimate.locked, estimate
+    assert estimate.bpm == pytest.approx(bpm, rel=0.01)
+    assert estimate.strays >= 1
+    # The grid continued forward lands on the call's own 16ths (within 5 ms), downbeat included.
+    grid = PlayerGrid(InternalGrid(120.0, 0), tracker)
+    after = onsets[-1] + int(8 * step_ns)
+    step, boundary = grid.next_boundary(after)
+    true_index = (boundary - 1e9) / step_ns
+    assert abs(true_index - round(true_index)) * step_ns < 5 * MS
+    assert (round(true_index) - step) % 16 == 0  # bar position agrees with the call's bars
+    assert "bpm" in grid.describe() and grid.source == "player"
+
+
+def test_tempo_follows_slow_drift() -> None:
+    tracker = TempoTracker()
+    t, step_ns = 1e9, 60e9 / 100 / 4
+    for _ in range(12):  # 100 bpm to about 106 bpm over 12 bars of quarter/8th figures
+        for length in (4, 2, 2, 4, 4):
+            tracker.observe_onset(int(t))
+            t += length * step_ns
+        step_ns *= 0.995
+    assert tracker.estimate is not None and tracker.estimate.locked
+    assert tracker.estimate.bpm == pytest.approx(60e9 / step_ns / 4, rel=0.02)
+
+
+def feed(tracker: PhraseTracker, notes: list[tuple[int, int]], until: int) -> list[int]:
+    """(start, length) notes in steps; returns the steps after which the phrase had ended."""
+    sounding = {s for start, length in notes for s in range(start, start + length)}
+    onsets = {start for start, _ in notes}
+    ended = []
+    for step in range(until):
+        tracker.observe(step, step in onsets, step in sounding)
+        if tracker.ended:
+            ended.append(step)
+    return ended
+
+
+def test_phrase_ends_soon_after_a_long_final_note_at_the_bar_end() -> None:
+    tracker = PhraseTracker(16)
+    notes = [(0, 2), (2, 2), (4, 2), (6, 2), (8, 8)]  # a bar: four 8ths and a half note
+    ended = feed(tracker, notes, 24)
+    assert ended and ended[0] == 17  # 2 silent steps (16, 17) are enough
+    assert tracker.call_steps() == 16
+    assert tracker.answer_step(20) and not tracker.answer_step(18)  # strong beat 16 passed: beat 20
+
+
+def test_a_one_beat_rest_inside_a_phrase_does_not_end_it() -> None:
+    tracker = PhraseTracker(16)
+    # 8ths, then a beat's rest (steps 6..9) mid-bar, then the phrase goes on.
+    notes = [(0, 2), (2, 2), (4, 2), (10, 2), (12, 2), (14, 2), (16, 8)]
+    ended = feed(tracker, notes, 30)
+    # Only after the real end: its long last note makes 2 silent steps (24, 25) enough.
+    assert ended and ended[0] == 25, ended
+    assert tracker.answer_step(28) and not tracker.answer_step(26)  # strong beat 24 passed
+
+
+def test_velocity_follows_the_players_level_with_a_small_accent() -> None:
+    soft, loud = VelocityFollower(), VelocityFollower()
+    for _ in range(8):
+        soft.observe(40)
+        loud.observe(120)
+    assert soft.velocity(1) < 45 < 110 < loud.velocity(1)
+    assert soft.velocity(0) > soft.velocity(4) > soft.velocity(1)  # downbeat > beat > off-beat
+    assert VelocityFollower(fixed=77).velocity(0) == 77
+    steady = VelocityFollower()
+    steady.observe(100)
+    steady.observe(40)  # one soft note moves the level only part of the way
+    assert 40 < steady.velocity(4) < 100
+
+
+def test_session_answers_as_loud_as_the_call() -> None:
+    step = 125 * MS
+    levels = []
+    for velocity in (40, 120):
+        call = [(0, (0x90, 60, velocity)), (2 * step, (0x80, 60, 0))]
+        clock = FakeClock()
+        sink = RecordingNoteSink(clock)
+        options = JamOptions(mode="answer", clock="internal", temperature=0.0, answer_bars=1)
+        session = Session(
+            ScriptedPolicy([DEFAULT_SPEC.action_for_pitch(60), HOLD]),
+            options,
+            sink,
+            clock,
+            inbox_of(call, close=False),
+            controls=ControlMap(),
+        )
+        session.run(threading.Event(), until_step=26, start_ns=0)
+        levels.append([e[4] for e in sink.events if e[1] == "on"])
+    assert all(abs(v - 40) <= 8 for v in levels[0]) and all(abs(v - 120) <= 8 for v in levels[1])
+
+
+def test_hold_bound_turns_hold_into_rest() -> None:
+    assert bound_hold(HOLD, 31, 32) == HOLD
+    assert bound_hold(HOLD, 32, 32) == REST
+    assert bound_hold(DEFAULT_SPEC.action_for_pitch(60), 40, 32) == DEFAULT_SPEC.action_for_pitch(
+        60
+    )
+
+
+def test_duet_never_holds_past_the_bound_whatever_the_network_says() -> None:
+    # A network that only ever says HOLD after its first note: the note ends after 2 bars.
+    step = 125 * MS
+    player = []
+    for i in range(40):  # the player plays a quarter-note line throughout
+        player += [(i * 4 * step, (0x90, 67, 80)), (i * 4 * step + 2 * step, (0x80, 67, 0))]
+    clock = FakeClock()
+    sink = RecordingNoteSink(clock)
+    options = JamOptions(mode="duet", clock="internal", temperature=0.0, max_hold_bars=2)
+    session = Session(
+        ScriptedPolicy([DEFAULT_SPEC.action_for_pitch(60)] + [HOLD] * 200),
+        options,
+        sink,
+        clock,
+        inbox_of(player, close=False),
+        controls=ControlMap(),
+    )
+    session.run(threading.Event(), until_step=120, start_ns=0)
+    agent = [e for e in sink.events if e[1] in ("on", "off") and e[2] == 0]
+    ons = [e for e in agent if e[1] == "on"]
+    offs = [e for e in agent if e[1] == "off"]
+    assert ons and offs
+    assert ons[0][0] >= 12 * step  # it waited for the player's 4 notes (a beat each)
+    assert offs[0][0] - ons[0][0] == 32 * step  # released at the 2-bar bound
+
+
+def test_duet_falls_silent_after_the_player_stops_and_comes_back() -> None:
+    mode = DuetMode(phrase_steps=64, max_hold_steps=32, steps_per_bar=16, wait_notes=4)
+    played = []
+    for step in range(120):
+        active = step < 32 or step >= 80  # the player plays, stops for 3 bars, comes back
+        if active and step % 4 == 0:
+            mode.player_onset()
+        mode.observe_player_step(step, active and step % 4 == 0, active)
+        played.append(mode.plays(step + 1))
+    assert any(played[:32])
+    assert not any(played[32 + 16 : 80])  # silent within a bar of the player stopping
+    assert any(played[80:])  # back once the player has played again
