@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from exports.spec import PITCH_CLASSES
+from exports.turns import answer_steps
 from live_agent.agent import SILENT_STEP, Decider, ReadyPolicy, StepKey
 from live_agent.clock import InternalGrid, PlayerGrid, StepGrid
 from live_agent.controls import ControlMap, load_controls
@@ -57,7 +58,7 @@ from live_agent.listener import (
     Message,
     PlayerListener,
 )
-from live_agent.modes import Mode, fixed_answer_length, make_mode
+from live_agent.modes import Mode, make_mode
 from live_agent.options import JamOptions
 from live_agent.protocols import Clock, Inbox, InputEvent, NoteSink, Policy
 from live_agent.recording import PLAYER, Recorder, RecordingSink
@@ -395,7 +396,7 @@ class Session:
         o, spb = self.options, self.decider.spec.steps_per_bar
         return make_mode(
             name,
-            fixed_answer_length(o.answer_bars * spb),
+            lambda call_steps: answer_steps(call_steps, spb, o.answer_bars_max, o.answer_bars),
             spb,
             o.duet_bars,
             max_hold_steps=max(1, round(o.max_hold_bars * spb)),

@@ -203,11 +203,6 @@ class AnswerMode:
         return bound_hold(action, held_steps, self.max_hold_steps)
 
 
-def fixed_answer_length(answer_steps: int) -> Callable[[int], int]:
-    """An answer length that ignores the call: always ``answer_steps``."""
-    return lambda call_steps: answer_steps
-
-
 def make_mode(
     name: str,
     answer_length: Callable[[int], int],

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exports.errors import ConfigError
+from exports.turns import DEFAULT_ANSWER_BARS_MAX
 
 MODES = ("answer", "duet")
 CLOCK_SOURCES = ("auto", "internal", "midi", "player")
@@ -48,8 +49,11 @@ class JamOptions:
     """Only listen to this input channel, 0-based; None listens to all."""
     thru: bool = False
     """Forward the player's notes to the output too."""
-    answer_bars: int = 2
-    """answer mode: the answer's length in bars (it stops early when the player resumes)."""
+    answer_bars: int | None = None
+    """answer mode: fix the answer's length in bars; None: as many bars as the call (it stops
+    early when the player resumes)."""
+    answer_bars_max: int = DEFAULT_ANSWER_BARS_MAX
+    """answer mode: the longest answer, in bars."""
     duet_bars: int = 4
     """duet mode: phrase length in bars (progress runs over it; the key frame moves between)."""
     velocity: int | None = None
@@ -103,8 +107,12 @@ class JamOptions:
                 f"input channel must be 1..16, got {None if self.input_channel is None else self.input_channel + 1}",
             ),
             (
-                1 <= self.answer_bars <= 64,
+                self.answer_bars is None or 1 <= self.answer_bars <= 64,
                 f"answer bars must be within 1..64, got {self.answer_bars}",
+            ),
+            (
+                1 <= self.answer_bars_max <= 64,
+                f"answer bars max must be within 1..64, got {self.answer_bars_max}",
             ),
             (1 <= self.duet_bars <= 64, f"duet bars must be within 1..64, got {self.duet_bars}"),
             (
@@ -190,7 +198,13 @@ def add_jam_arguments(
         "--answer-bars",
         type=int,
         default=d.answer_bars,
-        help="answer mode: length of an answer in bars",
+        help="answer mode: fix the answer's length in bars (default: as long as the call)",
+    )
+    group.add_argument(
+        "--answer-bars-max",
+        type=int,
+        default=d.answer_bars_max,
+        help="answer mode: the longest answer in bars",
     )
     group.add_argument(
         "--duet-bars",
@@ -240,6 +254,7 @@ def options_from_args(args: argparse.Namespace, **overrides: object) -> JamOptio
         "input_channel": None if args.input_channel is None else args.input_channel - 1,
         "thru": args.thru,
         "answer_bars": args.answer_bars,
+        "answer_bars_max": args.answer_bars_max,
         "duet_bars": args.duet_bars,
         "velocity": args.velocity,
         "max_hold_bars": args.max_hold_bars,

@@ -82,13 +82,15 @@ class PhraseTracker:
         return int(np.ceil(np.percentile(np.array(self.inner_gaps), 90)))
 
     def call_steps(self) -> int:
-        """Length of the phrase, from the downbeat of the bar it began in to the end of its last
-        note, in steps."""
-        bar_start = self.start_step - self.start_step % self.steps_per_bar
-        return max(1, self.end_step - bar_start)
+        """Length of the phrase, from its first onset to the end of its last note, in steps (as
+        ``exports.turns`` counts a call)."""
+        return max(1, self.end_step - self.start_step)
 
     def at_bar_end(self) -> bool:
-        span = self.call_steps()
+        """Whether the phrase, counted from the downbeat of the bar it began in, ends within
+        ``BAR_END_TOLERANCE_STEPS`` of a bar line."""
+        bar_start = self.start_step - self.start_step % self.steps_per_bar
+        span = self.end_step - bar_start
         offset = span % self.steps_per_bar
         near = min(offset, self.steps_per_bar - offset) <= BAR_END_TOLERANCE_STEPS
         return near and span >= self.steps_per_bar - BAR_END_TOLERANCE_STEPS

@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     call_end = max(start + duration for start, duration, _ in notes)
     steps_per_bar = policy.spec.steps_per_bar
     if options.mode == "answer":
-        until = call_end + 2 * steps_per_bar + options.answer_bars * steps_per_bar + 1
+        answer_bars = options.answer_bars or options.answer_bars_max
+        until = call_end + 2 * steps_per_bar + answer_bars * steps_per_bar + 1
     else:
         until = -(-call_end // steps_per_bar) * steps_per_bar + 1
     clock = FakeClock()

@@ -177,3 +177,55 @@ def test_duet_falls_silent_after_the_player_stops_and_comes_back() -> None:
     assert any(played[:32])
     assert not any(played[32 + 16 : 80])  # silent within a bar of the player stopping
     assert any(played[80:])  # back once the player has played again
+
+
+def answer_to(call_bars: int, script: list[int], **options: object) -> list[tuple]:
+    """The agent's note events answering a call of quarter notes ending in a half note."""
+    step = 125 * MS
+    call, position = [], 0
+    for i in range(call_bars * 4 - 2):
+        call += [(i * 4 * step, (0x90, 62, 90)), (i * 4 * step + 3 * step, (0x80, 62, 0))]
+        position = (i + 1) * 4
+    call += [(position * step, (0x90, 60, 90)), ((position + 8) * step, (0x80, 60, 0))]
+    clock = FakeClock()
+    sink = RecordingNoteSink(clock)
+    values: dict[str, object] = {"mode": "answer", "clock": "internal", "temperature": 0.0}
+    session = Session(
+        ScriptedPolicy(script),
+        JamOptions(**{**values, **options}),  # type: ignore[arg-type]
+        sink,
+        clock,
+        inbox_of(call, close=False),
+        controls=ControlMap(),
+    )
+    session.run(threading.Event(), until_step=call_bars * 16 * 2 + 24, start_ns=0)
+    return [(e[0] // step, e[1]) for e in sink.events if e[1] in ("on", "off")]
+
+
+@pytest.mark.parametrize("bars", [1, 2, 4])
+def test_answer_lasts_as_many_bars_as_the_call(bars: int) -> None:
+    notes = answer_to(bars, [DEFAULT_SPEC.action_for_pitch(60), HOLD, HOLD, HOLD])
+    ons = [t for t, kind in notes if kind == "on"]
+    offs = [t for t, kind in notes if kind == "off"]
+    # The call ends on its bar line with a long note: the answer starts on the next beat.
+    assert ons[0] == bars * 16 + 4
+    assert len(ons) == 4 * bars
+    assert offs[-1] - ons[0] == 16 * bars
+
+
+def test_answer_length_fixed_and_bounded() -> None:
+    quarter = [DEFAULT_SPEC.action_for_pitch(60), HOLD, HOLD, HOLD]
+    fixed = [t for t, kind in answer_to(4, quarter, answer_bars=1) if kind == "on"]
+    assert len(fixed) == 4
+    bounded = [t for t, kind in answer_to(4, quarter, answer_bars_max=2) if kind == "on"]
+    assert len(bounded) == 8
+
+
+def test_answers_last_note_is_not_cut_short() -> None:
+    # A network that starts a new note on every step: the one on the answer's last step rings
+    # on for a beat instead of being cut after one 16th.
+    notes = answer_to(1, [DEFAULT_SPEC.action_for_pitch(60), DEFAULT_SPEC.action_for_pitch(62)])
+    ons = [t for t, kind in notes if kind == "on"]
+    offs = [t for t, kind in notes if kind == "off"]
+    assert len(ons) == 16
+    assert offs[-1] - ons[-1] == 4
