@@ -16,7 +16,7 @@ from live_agent.modes import DuetMode, bound_hold
 from live_agent.options import JamOptions
 from live_agent.phrase import PhraseTracker
 from live_agent.tempo import TempoTracker
-from tests.live_agent.conftest import MS, RecordingNoteSink, ScriptedPolicy, inbox_of
+from tests.fakes import MS, RecordingNoteSink, ScriptedPolicy, inbox_of
 
 # A two-bar call rhythm in 16ths (quarters, 8ths, a dotted figure, a long last note), twice.
 RHYTHM_STEPS = [4, 2, 2, 4, 4, 2, 2, 2, 2, 8, 4, 4, 2, 2, 4, 3, 1, 4, 8]

@@ -52,7 +52,7 @@ def test_a_hot_swap_between_real_models_makes_no_step_late(
     clock = ChargingClock()
     session = Session(
         first,  # type: ignore[arg-type]
-        JamOptions(mode="duet", temperature=0.5, seed=1),
+        JamOptions(mode="duet", temperature=0.5, seed=1, duet_wait_notes=0),
         RecordingNoteSink(clock),
         clock,
         inbox_of([], close=False),
