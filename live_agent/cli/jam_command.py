@@ -66,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="make virtual ports 'deepjam in' / 'deepjam out' for the sides not named",
     )
     ports.add_argument(
+        "--synth",
+        action="store_true",
+        help="start FluidSynth with the General MIDI soundfont (JACK), play on it and send "
+        "its sound to the system's playback; it stops when deepjam does",
+    )
+    ports.add_argument(
         "--api", choices=API_CHOICES, default="auto", help="MIDI system (default: auto, JACK first)"
     )
     ports.add_argument(
@@ -170,11 +176,19 @@ def run(args: argparse.Namespace) -> int:
     from live_agent.engine import Session
     from live_agent.io.midi_io import JackClientIO, MidiInput, MidiOutput, NoteBookkeeping
     from live_agent.io.ports import resolve_api
+    from live_agent.io.synth import Synth, check_synth, start_synth
     from live_agent.io.watchdog import PortWatchdog
     from live_agent.options import options_from_args
 
     options = options_from_args(args)
-    check_port_choice(args.input, args.output, args.virtual)
+    if args.synth and args.output:
+        raise ConfigError(
+            f"--synth plays on deepjam's own FluidSynth, and --output {args.output!r} names "
+            "another; pass one of them"
+        )
+    if args.synth:
+        check_synth()  # installed? (before any port opens)
+    check_port_choice(args.input, args.output or ("synth" if args.synth else None), args.virtual)
     if options.record is not None:
         output_file(options.record, "--record")
     jack_backend = args.backend == "jack-client"
@@ -185,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         )
     policy = load_model(resolve_model_path(args.model))
     policy.warm_up()
-    api = resolve_api("jack" if jack_backend else args.api)
+    api = resolve_api("jack" if jack_backend or args.synth else args.api)
 
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     stop_event = threading.Event()
@@ -195,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
     model_watcher: ModelWatcher | None = None
     worker: threading.Thread | None = None
     session: Any = None
+    synth: Synth | None = None
     signalled_ns: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -210,21 +225,26 @@ def run(args: argparse.Namespace) -> int:
     switch_interval_s = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
+        output_wanted = args.output
+        if args.synth:
+            synth = start_synth(api)
+            output_wanted = synth.midi_port
+            _log(f"started FluidSynth ({synth.soundfont.name}): its sound goes to system playback")
         if jack_backend:
-            jack_io = JackClientIO(inbox, args.input, args.output)
+            jack_io = JackClientIO(inbox, args.input, output_wanted)
             midi_in, midi_out = jack_io, jack_io
             in_name, out_name = jack_io.input_name, jack_io.output_name
             own_in = in_name if args.input is None else None
-            own_out = out_name if args.output is None else None
+            own_out = out_name if output_wanted is None else None
         else:
             rt_in = MidiInput(inbox, api, args.input, virtual=args.input is None)
             midi_in = rt_in
-            rt_out = MidiOutput(api, args.output, virtual=args.output is None)
+            rt_out = MidiOutput(api, output_wanted, virtual=output_wanted is None)
             midi_out = rt_out
             in_name, out_name = rt_in.name, rt_out.name
             own_in = own_port_name(api, rt_in.client_name, in_name) if rt_in.virtual else None
             own_out = (
-                own_port_name(api, rt_out.client_name, out_name) if args.output is None else None
+                own_port_name(api, rt_out.client_name, out_name) if output_wanted is None else None
             )
         session = Session(policy, options, midi_out, RealClock(), inbox)
         session.warm_up()
@@ -282,6 +302,9 @@ def run(args: argparse.Namespace) -> int:
             midi_out.close()
         if midi_in is not None and midi_in is not midi_out:
             midi_in.close()
+        if synth is not None:
+            synth.stop()
+            _log("stopped FluidSynth")
         if session is not None and session.recorder is not None and options.record is not None:
             _log(f"recorded both parts to {session.recorder.write(options.record)}")
         for sig, handler in previous.items():

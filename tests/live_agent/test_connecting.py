@@ -89,3 +89,19 @@ def test_listing_leaves_out_deepjam_s_own_ports(jack_server: object) -> None:
     finally:
         mine.close()
         keyboard.close()
+
+
+def test_synth_without_fluidsynth_says_how_to_install_it(tmp_path: object) -> None:
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable))  # no fluidsynth on PATH
+    result = subprocess.run(
+        [sys.executable, "-m", "live_agent.cli", "jam", "--synth", "--virtual"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "--synth needs FluidSynth" in lines[0]
+    assert "apt-get install fluidsynth fluid-soundfont-gm" in lines[0]
