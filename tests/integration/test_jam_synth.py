@@ -76,7 +76,7 @@ def test_synth_sounds_during_the_answer_and_is_silent_after_stop(
     meter = AudioMeter()
     try:
         args = ["--synth", "--virtual", "--api", "jack", "--model", str(scale_model_path)]
-        args += ["--temperature", "0", "--silence-steps", "4", "--answer-bars", "1"]
+        args += ["--temperature", "0", "--answer-bars", "1", "--velocity", "90"]
         with jack_recorder("kbd-sim") as keyboard, run_jam(args, ready_timeout_s=60) as jam:
             assert wait_for(lambda: left in meter.port_names(), 20), jam.stderr_text()
             # FluidSynth's audio goes to the system's playback, as a laptop user needs.
