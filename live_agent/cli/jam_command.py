@@ -15,7 +15,11 @@ scheduler sleeps towards its next step (up to a 16th, 125 ms at 120 bpm).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -29,6 +33,8 @@ from live_agent.io.ports import API_CHOICES
 from live_agent.options import add_jam_arguments
 
 JOIN_TIMEOUT_S = 1.0
+VIEW_REFRESH_S = 0.25
+VIEW_CHOICES = ("auto", "terminal", "plain")
 BACKENDS = ("rtmidi", "jack-client")
 GIL_SWITCH_INTERVAL_S = 0.0002
 """MIDI callbacks (rtmidi's and JACK-Client's) run Python in JACK's realtime thread and need the
@@ -85,6 +91,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--no-watchdog", action="store_true", help="do not watch and reopen lost or dead ports"
     )
     add_jam_arguments(parser)
+    parser.add_argument(
+        "--view",
+        choices=VIEW_CHOICES,
+        default="auto",
+        help="terminal: one screen updated in place (ports, tempo, key, controls, a piano roll "
+        "of both parts); plain: log lines; auto: the screen on a terminal, else the log",
+    )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="also print the timing details at the end"
     )
@@ -163,6 +176,79 @@ def port_report(
             seen = None
         lines += [f"  {line}" for line in connect_lines(api, own_in, own_out, seen)]
     return lines
+
+
+def use_terminal_view(choice: str) -> bool:
+    """``--view auto``: the live view on a terminal, the plain log on anything else."""
+    if choice == "plain":
+        return False
+    if choice == "terminal":
+        return True
+    return sys.stderr.isatty() and os.environ.get("TERM", "") != "dumb"
+
+
+def make_view(
+    choice: str,
+    session: Any,
+    policy: Any,
+    api: int,
+    in_name: str,
+    out_name: str,
+    own_in: str | None,
+    own_out: str | None,
+) -> Any:
+    """The terminal view of ``session`` when ``--view`` asks for it (or, with ``auto``, on a
+    TTY), else None (the plain log)."""
+    if not use_terminal_view(choice):
+        return None
+    from live_agent.view.snapshot import PortState, take_snapshot
+    from live_agent.view.terminal import TerminalView
+
+    connections = PortConnections(api)
+
+    def snapshot() -> Any:
+        ports = [
+            PortState(
+                "keyboard in", own_in or in_name, connections.connected(own_in) if own_in else True
+            ),
+            PortState(
+                "deepjam out",
+                own_out or out_name,
+                connections.connected(own_out) if own_out else True,
+            ),
+        ]
+        return take_snapshot(session, ports, policy.metadata.style_name)
+
+    return TerminalView(snapshot)
+
+
+class PortConnections:
+    """Whether deepjam's own JACK ports have a peer, asked of ``jack_lsp`` at most every
+    ``interval_s``; None (unknown) on other MIDI systems or without jack_lsp."""
+
+    def __init__(self, api: int, interval_s: float = 2.0) -> None:
+        from live_agent.io.ports import api_ids
+
+        self.enabled = api == api_ids()["jack"] and shutil.which("jack_lsp") is not None
+        self.interval_s = interval_s
+        self._checked: dict[str, tuple[float, bool | None]] = {}
+
+    def connected(self, port: str | None) -> bool | None:
+        if not self.enabled or port is None:
+            return None
+        now = time.monotonic()
+        when, known = self._checked.get(port, (-1e9, None))
+        if now - when < self.interval_s:
+            return known
+        try:
+            listing = subprocess.run(
+                ["jack_lsp", "-c", port], capture_output=True, text=True, timeout=2
+            ).stdout
+            answer: bool | None = any(line.startswith("   ") for line in listing.splitlines())
+        except (OSError, subprocess.SubprocessError):
+            answer = None
+        self._checked[port] = (now, answer)
+        return answer
 
 
 def run(args: argparse.Namespace) -> int:
@@ -279,10 +365,14 @@ def run(args: argparse.Namespace) -> int:
             f"clock {options.clock} ({options.bpm:g} bpm until another is heard), "
             f"channel {options.channel + 1}; Ctrl-C to stop"
         )
-        while not stop_event.wait(0.25):
-            if not worker.is_alive():
-                _log("the scheduler stopped; shutting down")
-                break
+        view = make_view(args.view, session, policy, api, in_name, out_name, own_in, own_out)
+        with view if view is not None else contextlib.nullcontext():
+            while not stop_event.wait(VIEW_REFRESH_S):
+                if view is not None:
+                    view.update()
+                if not worker.is_alive():
+                    _log("the scheduler stopped; shutting down")
+                    break
     finally:
         stop_event.set()
         inbox.put(None)
