@@ -130,6 +130,12 @@ class ReplayBuffer:
         )
 
 
+class Sampler(Protocol):
+    """What the learner's update samples from: a ``ReplayBuffer`` or anything shaped like one."""
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> ReplayBufferSamples: ...
+
+
 def linear_schedule(start: float, end: float, duration: float, t: float) -> float:
     """``start`` at t = 0, linearly to ``end`` at t = duration, then ``end``."""
     if duration <= 0 or t >= duration:
@@ -266,6 +272,30 @@ class DqnLearner:
             c.start_epsilon, c.end_epsilon, c.exploration_fraction, self.budget_fraction()
         )
 
+    def update(self, buffer: Sampler) -> UpdateStats:
+        """The learner's update: ``updates_per_step`` gradient steps on batches sampled from
+        ``buffer``, each followed by the target sync. The single-process loop (``learn``) and
+        the Ray learner (``training.scale.apex``) both call this. Returns the last step's stats."""
+        c = self.config
+        stats = UpdateStats(loss=float("nan"), q_mean=float("nan"))
+        for _ in range(c.updates_per_step):
+            data = buffer.sample(c.batch_size, self.rng)
+            stats = dqn_update(
+                self.q_network,
+                self.target_network,
+                self.optimizer,
+                data,
+                c.double_dqn,
+                c.loss,
+                c.max_grad_norm,
+            )
+            self.updates += 1
+            if c.tau < 1.0:
+                sync_target(self.q_network, self.target_network, c.tau)
+            elif self.updates % c.target_update_interval == 0:
+                sync_target(self.q_network, self.target_network, 1.0)
+        return stats
+
     def learn(
         self,
         env: VectorEnv,
@@ -276,7 +306,7 @@ class DqnLearner:
         """Collect and learn until ``global_step >= until_step`` or ``time.monotonic()`` passes
         ``deadline_s``, or the callback returns True (stop)."""
         c = self.config
-        q_network, target_network = self.q_network, self.target_network
+        q_network = self.q_network
         states = env.reset()  # (N, D)
         n_envs = len(states)
         if self.buffer is None or self.buffer.n_envs != n_envs:
@@ -308,23 +338,7 @@ class DqnLearner:
 
             loss = q_mean = None
             if buffer.size >= learning_starts and vector_step % c.train_frequency == 0:
-                for _ in range(c.updates_per_step):
-                    data = buffer.sample(c.batch_size, self.rng)
-                    stats = dqn_update(
-                        q_network,
-                        target_network,
-                        self.optimizer,
-                        data,
-                        c.double_dqn,
-                        c.loss,
-                        c.max_grad_norm,
-                    )
-                    self.updates += 1
-                    loss, q_mean = stats.loss, stats.q_mean
-                    if c.tau < 1.0:
-                        sync_target(q_network, target_network, c.tau)
-                    elif self.updates % c.target_update_interval == 0:
-                        sync_target(q_network, target_network, 1.0)
+                loss, q_mean = self.update(buffer)
 
             if callback is not None:
                 terms = getattr(result, "terms", None) or {}

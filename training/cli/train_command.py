@@ -78,10 +78,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.set_defaults(func=run_train_command)
 
 
-def _log(line: str) -> None:
-    print(f"deepjam train: {line}", file=sys.stderr, flush=True)
-
-
 def run_train_command(args: argparse.Namespace) -> int:
     """The handler: check the arguments, then train."""
     from exports.errors import ConfigError
@@ -119,7 +115,199 @@ def _pick_device(device_arg: str) -> Any:
     return torch.device(device_arg)
 
 
-def train(
+class TrainLog:
+    """All of a run's reporting in one place: log lines on stderr, the tqdm bar, TensorBoard.
+
+    ``progress`` takes each ``TrainProgress`` of the DQN loop, sums it into a window and, every
+    ``log_interval_steps`` env steps, writes the window means to TensorBoard and to ``metrics``
+    (``env_steps_per_s``, ``updates_per_s``, ``mean_reward``, ``mean_<term>``).
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        metrics: dict[str, Any],
+        total_steps: int,
+        initial_step: int,
+        initial_updates: int,
+        log_interval_steps: int,
+        progress_bar: bool = True,
+    ) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm import tqdm
+
+        self.metrics = metrics
+        self.log_interval_steps = log_interval_steps
+        self.writer = SummaryWriter(log_dir=str(out_dir / "tb"))
+        self.bar = tqdm(
+            total=total_steps,
+            initial=min(initial_step, total_steps),
+            unit="step",
+            unit_scale=True,
+            disable=not progress_bar,
+            mininterval=1.0,
+            file=sys.stderr,
+        )
+        self.window: dict[str, float] = {}
+        self.episode_returns: list[float] = []
+        """Returns of the episodes that ended in the current window."""
+        self.recent_returns: list[float] = []
+        """Those of the last complete window."""
+        self.last_log_step = initial_step
+        self.rate_start = (time.monotonic(), initial_step, initial_updates)
+
+    @staticmethod
+    def line(text: str) -> None:
+        """One log line on stderr, prefixed ``deepjam train:``."""
+        print(f"deepjam train: {text}", file=sys.stderr, flush=True)
+
+    def _add(self, name: str, value: float | None) -> None:
+        if value is not None:
+            self.window[name] = self.window.get(name, 0.0) + value
+            self.window[name + "#"] = self.window.get(name + "#", 0.0) + 1
+
+    def progress(self, p: Any) -> None:
+        """Take one ``TrainProgress``; write a window to TensorBoard when one is complete."""
+        import numpy as np
+
+        self.bar.update(p.global_step - self.bar.n)
+        self._add("train/loss", p.loss)
+        self._add("train/q_mean", p.q_mean)
+        self._add("reward/mean", p.mean_reward)
+        for term, value in p.terms.items():
+            self._add(f"reward/{term}", value)
+        self.episode_returns.extend(p.episode_returns)
+        if p.global_step - self.last_log_step < self.log_interval_steps:
+            return
+        now = time.monotonic()
+        window, metrics, writer = self.window, self.metrics, self.writer
+        for name in [k for k in window if not k.endswith("#")]:
+            writer.add_scalar(name, window[name] / window[name + "#"], p.global_step)
+        writer.add_scalar("train/epsilon", p.epsilon, p.global_step)
+        start_s, start_step, start_updates = self.rate_start
+        env_steps_per_s = (p.global_step - start_step) / max(now - start_s, 1e-9)
+        updates_per_s = (p.updates - start_updates) / max(now - start_s, 1e-9)
+        writer.add_scalar("perf/env_steps_per_s", env_steps_per_s, p.global_step)
+        writer.add_scalar("perf/updates_per_s", updates_per_s, p.global_step)
+        if self.episode_returns:
+            mean_return = float(np.mean(self.episode_returns))
+            writer.add_scalar("episode/return", mean_return, p.global_step)
+            self.recent_returns[:] = self.episode_returns
+            self.bar.set_postfix(ret=f"{mean_return:.2f}", eps=f"{p.epsilon:.2f}", refresh=False)
+        metrics["env_steps_per_s"] = env_steps_per_s
+        metrics["updates_per_s"] = updates_per_s
+        metrics["mean_reward"] = window.get("reward/mean", 0.0) / max(
+            window.get("reward/mean#", 1.0), 1.0
+        )
+        for term in p.terms:
+            key = f"reward/{term}"
+            metrics[f"mean_{term}"] = window[key] / window[key + "#"]
+        window.clear()
+        self.episode_returns.clear()
+        self.last_log_step = p.global_step
+        self.rate_start = (now, p.global_step, p.updates)
+
+    def mean_return(self) -> float | None:
+        """Mean return of the latest episodes (the open window, else the last complete one)."""
+        import numpy as np
+
+        returns = self.episode_returns or self.recent_returns
+        return float(np.mean(returns)) if returns else None
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.close()
+
+
+@dataclasses.dataclass
+class TrainRun:
+    """Everything ``setup_run`` builds: config, corpus, style model, learner, env, clocks.
+
+    The DQN loop (``run_loop``, or the Ray loop of ``training.scale.apex``) and
+    ``final_evaluation`` work on it; ``save`` writes the checkpoint.
+    """
+
+    config: Any  # TrainConfig
+    spec: Any  # exports.spec.Spec
+    corpus: Any  # Corpus
+    train_corpus: Any
+    style_model: Any  # StyleModel
+    network_args: dict[str, Any]
+    learner: Any  # DqnLearner
+    env_config: Any  # EnvConfig
+    reward_weights: Any
+    device: Any  # torch.device
+    out_dir: Path
+    metrics: dict[str, Any]
+    resumed: bool
+    started_s: float
+    """time.monotonic() when this process started the run."""
+    elapsed_before_s: float
+    """Wall time the run had spent before this process (0 unless resumed)."""
+    rl_elapsed_before_s: float
+    rl_started_s: float = 0.0
+    time_budget_s: float | None = None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / CHECKPOINT_NAME
+
+    def time_left_s(self) -> float:
+        """Wall time left of the budget (inf without one)."""
+        if self.time_budget_s is None:
+            return float("inf")
+        return self.time_budget_s - self.elapsed_before_s - (time.monotonic() - self.started_s)
+
+    def rl_elapsed_s(self) -> float:
+        """Wall time spent in the DQN phase, over all processes of the run."""
+        return self.rl_elapsed_before_s + time.monotonic() - self.rl_started_s
+
+    def make_env(self, seed: int, validation: bool = False) -> Any:
+        """A ``MelodyEnv`` on the training tunes (or the validation ones) with this run's reward."""
+        from training.env.environment import MelodyEnv
+
+        corpus = self.train_corpus
+        if validation:
+            eval_corpus = self.corpus.subset(validation=True)
+            corpus = eval_corpus if eval_corpus.n_tunes else self.train_corpus
+        env_config = dataclasses.replace(self.env_config, seed=seed)
+        return MelodyEnv(
+            self.spec, corpus, env_config, self.reward_weights, self.style_model.log_probs
+        )
+
+    def save(self) -> None:
+        """Write the checkpoint atomically, keeping the one before as checkpoint.prev.pt."""
+        from training.checkpoint import save_checkpoint
+
+        checkpoint_path, learner, config = self.checkpoint_path, self.learner, self.config
+        if checkpoint_path.exists():
+            tmp = self.out_dir / f".{PREVIOUS_CHECKPOINT_NAME}.tmp"
+            shutil.copyfile(checkpoint_path, tmp)
+            os.replace(tmp, self.out_dir / PREVIOUS_CHECKPOINT_NAME)
+        save_checkpoint(
+            checkpoint_path,
+            q_network=learner.q_network,
+            target_network=learner.target_network,
+            optimizer=learner.optimizer,
+            network_args=self.network_args,
+            spec=self.spec,
+            style_name=config.style.name,
+            style_description=config.style.description,
+            reward_weights=self.reward_weights.to_dict(),
+            corpus=self.corpus.summary(),
+            global_step=learner.global_step,
+            metrics=self.metrics,
+            config=config.to_dict(),
+            style_model=self.style_model.to_dict(),
+            extra={
+                "learner": learner.state_dict(),
+                "elapsed_s": self.elapsed_before_s + time.monotonic() - self.started_s,
+                "rl_elapsed_s": self.rl_elapsed_s(),
+            },
+        )
+
+
+def setup_run(
     config_arg: str,
     corpus_arg: str,
     out_dir: Path,
@@ -129,20 +317,24 @@ def train(
     steps: int | None = None,
     seed: int | None = None,
     threads: int = 1,
-    progress_bar: bool = True,
-) -> Path:
-    """Train (or resume) a style into ``out_dir/checkpoint.pt``; returns the checkpoint's path."""
+    overrides: dict[str, Any] | None = None,
+    log: Any = TrainLog.line,
+) -> TrainRun:
+    """Load the config and corpus, train (or restore) the style model, build the learner.
+
+    ``overrides`` maps dotted config keys (``"learner.learning_rate"``) to values, applied
+    after the config file and before the budget flags (``deepjam sweep`` uses it). A fresh run
+    writes its first checkpoint here, so a kill from then on resumes without retraining the
+    style model. Returns the ``TrainRun``; nothing of the DQN phase has run yet.
+    """
     import numpy as np
     import torch
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
 
     from exports.errors import ConfigError
-    from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from training.checkpoint import CheckpointError, load_checkpoint
     from training.config import config_from_dict, load_config
     from training.data.corpus import resolve_corpus
-    from training.dqn import DqnLearner, TrainProgress, evaluate_policy, select_actions
-    from training.env.environment import MelodyEnv
+    from training.dqn import DqnLearner
     from training.networks import build_q_network, network_args_for
     from training.style_model import StyleModel, train_style_model
 
@@ -162,13 +354,16 @@ def train(
                 f"config), so it cannot be resumed; start a new run with another --out"
             )
         config = config_from_dict(checkpoint.config)
-        _log(f"resuming {checkpoint_path} at step {checkpoint.global_step:,}")
+        log(f"resuming {checkpoint_path} at step {checkpoint.global_step:,}")
     else:
         if checkpoint_path.exists():
             raise ConfigError(
                 f"{checkpoint_path} exists; pass --resume to continue it, or choose another --out"
             )
         config = load_config(config_arg)
+        for key, value in (overrides or {}).items():
+            section, _, name = key.rpartition(".")
+            config = config.replace(section, **{name: value})
     if minutes is not None:
         config = config.replace("budget", minutes=float(minutes))
     if steps is not None:
@@ -177,18 +372,29 @@ def train(
         config = config.replace("", seed=int(seed))
     budget = config.budget
     spec = config.build_spec()
-    reward_weights = config.reward_weights()
     # A resumed run draws new episodes rather than replaying the first ones.
     env_seed = config.seed + (checkpoint.global_step if checkpoint is not None else 0)
-    env_config = dataclasses.replace(config.env_config(), seed=env_seed)
-    elapsed_before_s = float(checkpoint.extra.get("elapsed_s", 0.0)) if checkpoint else 0.0
-    time_budget_s = budget.minutes * 60.0 if budget.minutes > 0 else None
-
-    def time_left_s() -> float:
-        if time_budget_s is None:
-            return float("inf")
-        return time_budget_s - elapsed_before_s - (time.monotonic() - started)
-
+    run = TrainRun(
+        config=config,
+        spec=spec,
+        corpus=None,
+        train_corpus=None,
+        style_model=None,
+        network_args=network_args_for(spec, config.network.hidden, config.network.dueling),
+        learner=None,
+        env_config=dataclasses.replace(config.env_config(), seed=env_seed),
+        reward_weights=config.reward_weights(),
+        device=device,
+        out_dir=out_dir,
+        metrics=dict(checkpoint.metrics) if checkpoint else {},
+        resumed=checkpoint is not None,
+        started_s=started,
+        elapsed_before_s=float(checkpoint.extra.get("elapsed_s", 0.0)) if checkpoint else 0.0,
+        rl_elapsed_before_s=(
+            float(checkpoint.extra.get("rl_elapsed_s", 0.0)) if checkpoint else 0.0
+        ),
+        time_budget_s=budget.minutes * 60.0 if budget.minutes > 0 else None,
+    )
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
 
@@ -197,12 +403,13 @@ def train(
     train_corpus = corpus.subset(validation=False)
     if train_corpus.n_tunes == 0:
         train_corpus = corpus
-    _log(
+    run.corpus, run.train_corpus = corpus, train_corpus
+    log(
         f"corpus {corpus.name!r}: {corpus.n_tunes} tunes ({train_corpus.n_tunes} for training), "
         f"{len(corpus.events):,} steps"
     )
     if checkpoint is not None and checkpoint.corpus != corpus.summary():
-        _log(
+        log(
             f"warning: this corpus ({corpus.summary()}) differs from the one the run started "
             f"with ({checkpoint.corpus}); pass the same --corpus to resume faithfully"
         )
@@ -212,25 +419,26 @@ def train(
         style_model = StyleModel.from_dict(checkpoint.style_model, device)
     else:
         style_config = config.style_model
-        if time_budget_s is not None:
+        if run.time_budget_s is not None:
             # Leave at least half of the budget to the DQN.
-            cap = max(time_left_s() / 2.0, 1.0) / 60.0
+            cap = max(run.time_left_s() / 2.0, 1.0) / 60.0
             limit = min(style_config.max_minutes, cap) if style_config.max_minutes > 0 else cap
             style_config = dataclasses.replace(style_config, max_minutes=limit)
-        _log(f"style model: up to {style_config.epochs} epochs, {style_config.max_minutes:.2f} min")
+        log(f"style model: up to {style_config.epochs} epochs, {style_config.max_minutes:.2f} min")
         style_model = train_style_model(
-            spec, corpus, style_config, config.network.hidden, config.seed, device, _log
+            spec, corpus, style_config, config.network.hidden, config.seed, device, log
         )
+    run.style_model = style_model
     sm = style_model.metrics
-    _log(
+    log(
         f"style model: validation log-lik {sm['style_val_log_lik']:.3f} nats/step "
         f"(uniform {sm['style_uniform_log_lik']:.3f}), accuracy {sm['style_val_accuracy']:.3f}"
     )
+    run.metrics.update(sm)
 
-    # --- phase 2: DQN -----------------------------------------------------------------------
-    network_args = network_args_for(spec, config.network.hidden, config.network.dueling)
-    q_network = build_q_network(network_args)
-    target_network = build_q_network(network_args)
+    # --- the DQN learner --------------------------------------------------------------------
+    q_network = build_q_network(run.network_args)
+    target_network = build_q_network(run.network_args)
     if checkpoint is None and config.network.init_from_style_model:
         # RL Tuner: the Q-network starts as the style model.
         q_network.load_state_dict(style_model.network.state_dict())
@@ -251,150 +459,78 @@ def train(
         if checkpoint.optimizer_state is not None:
             learner.optimizer.load_state_dict(checkpoint.optimizer_state)
         learner.load_state_dict(checkpoint.extra["learner"])
+    run.learner = learner
     # The exploration schedule runs over the DQN phase's share of a wall-time budget.
-    rl_elapsed_before_s = float(checkpoint.extra.get("rl_elapsed_s", 0.0)) if checkpoint else 0.0
-    rl_budget_s = rl_elapsed_before_s + max(time_left_s(), 1e-9)
-    rl_started_s = time.monotonic()
+    run.rl_started_s = time.monotonic()
+    if run.time_budget_s is not None:
+        rl_budget_s = run.rl_elapsed_before_s + max(run.time_left_s(), 1e-9)
+        learner.time_fraction = lambda: run.rl_elapsed_s() / rl_budget_s
+    if checkpoint is None:
+        run.save()  # a kill from here on resumes without retraining the style model
+    return run
 
-    def rl_elapsed_s() -> float:
-        return rl_elapsed_before_s + time.monotonic() - rl_started_s
 
-    if time_budget_s is not None:
-        learner.time_fraction = lambda: rl_elapsed_s() / rl_budget_s
+def make_log(run: TrainRun, progress_bar: bool = True) -> TrainLog:
+    """The run's ``TrainLog``, continuing its step and update counters."""
+    return TrainLog(
+        run.out_dir,
+        run.metrics,
+        run.config.budget.env_steps,
+        run.learner.global_step,
+        run.learner.updates,
+        run.config.budget.log_interval_steps,
+        progress_bar,
+    )
 
-    env = MelodyEnv(spec, train_corpus, env_config, reward_weights, style_model.log_probs)
-    writer = SummaryWriter(log_dir=str(out_dir / "tb"))
-    metrics: dict[str, Any] = dict(checkpoint.metrics) if checkpoint else {}
-    metrics.update(sm)
 
-    def write_checkpoint() -> None:
-        if checkpoint_path.exists():
-            tmp = out_dir / f".{PREVIOUS_CHECKPOINT_NAME}.tmp"
-            shutil.copyfile(checkpoint_path, tmp)
-            os.replace(tmp, out_dir / PREVIOUS_CHECKPOINT_NAME)
-        save_checkpoint(
-            checkpoint_path,
-            q_network=learner.q_network,
-            target_network=learner.target_network,
-            optimizer=learner.optimizer,
-            network_args=network_args,
-            spec=spec,
-            style_name=config.style.name,
-            style_description=config.style.description,
-            reward_weights=reward_weights.to_dict(),
-            corpus=corpus.summary(),
-            global_step=learner.global_step,
-            metrics=metrics,
-            config=config.to_dict(),
-            style_model=style_model.to_dict(),
-            extra={
-                "learner": learner.state_dict(),
-                "elapsed_s": elapsed_before_s + time.monotonic() - started,
-                "rl_elapsed_s": rl_elapsed_s(),
-            },
-        )
-
-    # Window sums for logging, reset at each log line.
-    window: dict[str, float] = {}
-    episode_returns: list[float] = []
-    recent_returns: list[float] = []
-    last_log_step = learner.global_step
+def run_loop(run: TrainRun, log: TrainLog) -> None:
+    """The DQN phase in this process: ``DqnLearner.learn`` on the vectorized env until the step
+    or time budget is met, with a checkpoint every ``budget.checkpoint_interval_s``."""
+    budget, learner = run.config.budget, run.learner
+    env = run.make_env(run.env_config.seed)
     last_checkpoint_s = time.monotonic()
-    rate_start_s, rate_start_step, rate_start_updates = (
-        time.monotonic(),
-        learner.global_step,
-        learner.updates,
-    )
-    bar = tqdm(
-        total=budget.env_steps,
-        initial=min(learner.global_step, budget.env_steps),
-        unit="step",
-        unit_scale=True,
-        disable=not progress_bar,
-        mininterval=1.0,
-        file=sys.stderr,
-    )
 
-    def add(name: str, value: float | None) -> None:
-        if value is not None:
-            window[name] = window.get(name, 0.0) + value
-            window[name + "#"] = window.get(name + "#", 0.0) + 1
-
-    def on_progress(p: TrainProgress) -> bool:
-        nonlocal last_log_step, last_checkpoint_s
-        nonlocal rate_start_s, rate_start_step, rate_start_updates
-        bar.update(p.global_step - bar.n)
-        add("train/loss", p.loss)
-        add("train/q_mean", p.q_mean)
-        add("reward/mean", p.mean_reward)
-        for term, value in p.terms.items():
-            add(f"reward/{term}", value)
-        episode_returns.extend(p.episode_returns)
-        if p.global_step - last_log_step >= budget.log_interval_steps:
-            now = time.monotonic()
-            for name in [k for k in window if not k.endswith("#")]:
-                writer.add_scalar(name, window[name] / window[name + "#"], p.global_step)
-            writer.add_scalar("train/epsilon", p.epsilon, p.global_step)
-            env_steps_per_s = (p.global_step - rate_start_step) / max(now - rate_start_s, 1e-9)
-            updates_per_s = (p.updates - rate_start_updates) / max(now - rate_start_s, 1e-9)
-            writer.add_scalar("perf/env_steps_per_s", env_steps_per_s, p.global_step)
-            writer.add_scalar("perf/updates_per_s", updates_per_s, p.global_step)
-            if episode_returns:
-                mean_return = float(np.mean(episode_returns))
-                writer.add_scalar("episode/return", mean_return, p.global_step)
-                recent_returns[:] = episode_returns
-                bar.set_postfix(ret=f"{mean_return:.2f}", eps=f"{p.epsilon:.2f}", refresh=False)
-            metrics["env_steps_per_s"] = env_steps_per_s
-            metrics["updates_per_s"] = updates_per_s
-            metrics["mean_reward"] = window.get("reward/mean", 0.0) / max(
-                window.get("reward/mean#", 1.0), 1.0
-            )
-            for term in p.terms:
-                key = f"reward/{term}"
-                metrics[f"mean_{term}"] = window[key] / window[key + "#"]
-            window.clear()
-            episode_returns.clear()
-            last_log_step = p.global_step
-            rate_start_s, rate_start_step, rate_start_updates = now, p.global_step, p.updates
+    def on_progress(p: Any) -> bool:
+        nonlocal last_checkpoint_s
+        log.progress(p)
         if time.monotonic() - last_checkpoint_s >= budget.checkpoint_interval_s:
-            if recent_returns:
-                metrics["mean_episode_return"] = float(np.mean(recent_returns))
-            write_checkpoint()
+            mean_return = log.mean_return()
+            if mean_return is not None:
+                run.metrics["mean_episode_return"] = mean_return
+            run.save()
             last_checkpoint_s = time.monotonic()
         return False
 
-    if checkpoint is None:
-        write_checkpoint()  # a kill from here on resumes without retraining the style model
-        last_checkpoint_s = time.monotonic()
-    deadline_s = None if time_budget_s is None else time.monotonic() + max(time_left_s(), 0.0)
-    rl_started_step, rl_started_updates = learner.global_step, learner.updates
-    try:
-        learner.learn(env, budget.env_steps, deadline_s, on_progress)
-    finally:
-        bar.close()
-    rl_s = time.monotonic() - rl_started_s
-    if recent_returns or episode_returns:
-        metrics["mean_episode_return"] = float(np.mean(episode_returns or recent_returns))
+    deadline_s = (
+        None if run.time_budget_s is None else time.monotonic() + max(run.time_left_s(), 0.0)
+    )
+    learner.learn(env, budget.env_steps, deadline_s, on_progress)
+
+
+def final_evaluation(run: TrainRun, log: TrainLog, rl_s: float, start: tuple[int, int]) -> None:
+    """After the DQN phase: the run's figures into ``metrics``, greedy Q against random play and
+    the style model's own choice on fresh validation episodes, the last checkpoint and
+    ``<out>/metrics.json``. ``rl_s`` is this process's DQN wall time; ``start`` the learner's
+    (global_step, updates) when it began."""
+    import numpy as np
+
+    from training.dqn import evaluate_policy, select_actions
+
+    learner, metrics, spec, config = run.learner, run.metrics, run.spec, run.config
+    mean_return = log.mean_return()
+    if mean_return is not None:
+        metrics["mean_episode_return"] = mean_return
     metrics["global_step"] = learner.global_step
     metrics["updates"] = learner.updates
-    if rl_s > 0 and learner.global_step > rl_started_step:
-        metrics["env_steps_per_s"] = (learner.global_step - rl_started_step) / rl_s
-        metrics["updates_per_s"] = (learner.updates - rl_started_updates) / rl_s
-    # A quick look at what was learned: greedy Q against random play and the style model's own
-    # choice, on fresh episodes cut from the validation tunes.
-    eval_corpus = corpus.subset(validation=True)
-    eval_env = MelodyEnv(
-        spec,
-        eval_corpus if eval_corpus.n_tunes else train_corpus,
-        dataclasses.replace(env_config, seed=config.seed + 1),  # the same episodes every run
-        reward_weights,
-        style_model.log_probs,
-    )
+    if rl_s > 0 and learner.global_step > start[0]:
+        metrics["env_steps_per_s"] = (learner.global_step - start[0]) / rl_s
+        metrics["updates_per_s"] = (learner.updates - start[1]) / rl_s
+    eval_env = run.make_env(config.seed + 1, validation=True)  # the same episodes every run
     eval_steps = 2 * eval_env.max_turn_steps
     eval_rng = np.random.default_rng(config.seed + 1)
     policies = {
-        "greedy": lambda s: select_actions(learner.q_network, s, 0.0, eval_rng, device),
-        "style_greedy": lambda s: np.argmax(style_model.log_probs(s), axis=1),
+        "greedy": lambda s: select_actions(learner.q_network, s, 0.0, eval_rng, run.device),
+        "style_greedy": lambda s: np.argmax(run.style_model.log_probs(s), axis=1),
         "random": lambda s: eval_rng.integers(0, spec.n_actions, size=len(s)),
     }
     for name, act in policies.items():
@@ -405,18 +541,60 @@ def train(
             for key, value in result.items():
                 if key.startswith("term/"):
                     metrics[f"eval_greedy_{key[5:]}"] = value
-    _log(
+    log.line(
         "validation episodes, mean return: greedy Q {eval_greedy_return:.2f}, style model "
         "greedy {eval_style_greedy_return:.2f}, random {eval_random_return:.2f}".format(**metrics)
     )
-    write_checkpoint()
-    writer.close()
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    _log(
+    run.save()
+    (run.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    log.line(
         f"done: {learner.global_step:,} env steps, {learner.updates:,} updates in {rl_s:.0f} s "
         f"of DQN ({metrics.get('env_steps_per_s', 0.0):,.0f} env steps/s, "
         f"{metrics.get('updates_per_s', 0.0):.0f} updates/s); "
         f"mean episode return {metrics.get('mean_episode_return', float('nan')):.2f}; "
-        f"checkpoint {checkpoint_path}"
+        f"checkpoint {run.checkpoint_path}"
     )
-    return checkpoint_path
+
+
+def train(
+    config_arg: str,
+    corpus_arg: str,
+    out_dir: Path,
+    resume: bool = False,
+    device_arg: str = "cpu",
+    minutes: float | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+    threads: int = 1,
+    progress_bar: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> Path:
+    """Train (or resume) a style into ``out_dir/checkpoint.pt``; returns the checkpoint's path.
+
+    Three stages: ``setup_run`` (config, corpus, style model, learner), ``run_loop`` (the DQN
+    phase), ``final_evaluation`` (figures, last checkpoint, metrics.json).
+    """
+    run = setup_run(
+        config_arg,
+        corpus_arg,
+        out_dir,
+        resume,
+        device_arg,
+        minutes,
+        steps,
+        seed,
+        threads,
+        overrides,
+    )
+    log = make_log(run, progress_bar)
+    start = (run.learner.global_step, run.learner.updates)
+    rl_started_s = time.monotonic()
+    try:
+        run_loop(run, log)
+    finally:
+        log.bar.close()
+    try:
+        final_evaluation(run, log, time.monotonic() - rl_started_s, start)
+    finally:
+        log.close()
+    return run.checkpoint_path
