@@ -46,6 +46,8 @@ class JackRecorder:
 
     name: str = "deepjam-probe"
     events: list[Received] = field(default_factory=list)
+    sent: list[Received] = field(default_factory=list)
+    """What ``send`` wrote to ``<name>:out``, stamped with the frame it left on."""
     client: Any = None
     sample_rate: int = 0
     _outbox: queue.SimpleQueue[bytes] = field(default_factory=queue.SimpleQueue)
@@ -75,6 +77,7 @@ class JackRecorder:
             except queue.Empty:
                 break
             self.outport.write_midi_event(offset, message)
+            self.sent.append(Received(cycle_frame + offset, cycle_ns, bytes(message)))
             offset = min(offset + 1, frames - 1)
 
     def send(self, data: bytes | list[int] | tuple[int, ...]) -> None:
