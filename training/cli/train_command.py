@@ -73,6 +73,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="torch CPU threads (default 1: with 2, throughput collapses when a core is busy)",
     )
     parser.add_argument(
+        "--name",
+        help="the style's name, shown by `deepjam inspect` and the live player (default: the "
+        "config's style.name; with the default preset on your own corpus, the corpus's name)",
+    )
+    parser.add_argument(
+        "--description",
+        help="one line about the style (default: the config's, or what it was trained on)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar (log lines only)"
     )
     parser.set_defaults(func=run_train_command)
@@ -99,8 +108,39 @@ def run_train_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         progress_bar=not args.no_progress,
+        name=args.name,
+        description=args.description,
     )
     return 0
+
+
+def style_label(
+    config_name: str,
+    config_description: str,
+    corpus_name: str,
+    corpus_tunes: int,
+    name: str | None = None,
+    description: str | None = None,
+) -> tuple[str, str]:
+    """(name, description) a trained style carries. ``--name``/``--description`` win; the
+    default preset trained on another corpus is named after that corpus (a Bach-only style must
+    not call itself the folk default); a name that is not the config's gets a description of
+    what it was trained on."""
+    from exports.errors import ConfigError
+
+    if name is not None and not name.strip():
+        raise ConfigError("--name must not be empty")
+    label = name.strip() if name else config_name
+    if name is None and config_name == "default" and corpus_name != "default":
+        label = corpus_name
+    if description is not None:
+        return label, description
+    if label != config_name:
+        return (
+            label,
+            f"trained on {corpus_name} ({corpus_tunes:,} tunes) with the {config_name} preset",
+        )
+    return label, config_description
 
 
 def _pick_device(device_arg: str) -> Any:
@@ -319,13 +359,16 @@ def setup_run(
     threads: int = 1,
     overrides: dict[str, Any] | None = None,
     log: Any = TrainLog.line,
+    name: str | None = None,
+    description: str | None = None,
 ) -> TrainRun:
     """Load the config and corpus, train (or restore) the style model, build the learner.
 
     ``overrides`` maps dotted config keys (``"learner.learning_rate"``) to values, applied
-    after the config file and before the budget flags (``deepjam sweep`` uses it). A fresh run
-    writes its first checkpoint here, so a kill from then on resumes without retraining the
-    style model. Returns the ``TrainRun``; nothing of the DQN phase has run yet.
+    after the config file and before the budget flags (``deepjam sweep`` uses it). ``name`` /
+    ``description`` label the style (see ``style_label``). A fresh run writes its first
+    checkpoint here, so a kill from then on resumes without retraining the style model.
+    Returns the ``TrainRun``; nothing of the DQN phase has run yet.
     """
     import numpy as np
     import torch
@@ -408,6 +451,17 @@ def setup_run(
         f"corpus {corpus.name!r}: {corpus.n_tunes} tunes ({train_corpus.n_tunes} for training), "
         f"{len(corpus.events):,} steps"
     )
+    if checkpoint is None or name is not None or description is not None:
+        label, about = style_label(
+            config.style.name,
+            config.style.description,
+            corpus.name,
+            corpus.n_tunes,
+            name,
+            description,
+        )
+        config = config.replace("style", name=label, description=about)
+    log(f"style {config.style.name!r}: {config.style.description}")
     if checkpoint is not None and checkpoint.corpus != corpus.summary():
         log(
             f"warning: this corpus ({corpus.summary()}) differs from the one the run started "
@@ -568,6 +622,8 @@ def train(
     threads: int = 1,
     progress_bar: bool = True,
     overrides: dict[str, Any] | None = None,
+    name: str | None = None,
+    description: str | None = None,
 ) -> Path:
     """Train (or resume) a style into ``out_dir/checkpoint.pt``; returns the checkpoint's path.
 
@@ -585,6 +641,8 @@ def train(
         seed,
         threads,
         overrides,
+        name=name,
+        description=description,
     )
     log = make_log(run, progress_bar)
     start = (run.learner.global_step, run.learner.updates)
