@@ -460,7 +460,7 @@ def setup_run(
             name,
             description,
         )
-        config = config.replace("style", name=label, description=about)
+        config = run.config = config.replace("style", name=label, description=about)
     log(f"style {config.style.name!r}: {config.style.description}")
     if checkpoint is not None and checkpoint.corpus != corpus.summary():
         log(
