@@ -7,7 +7,11 @@ A state is a float32 vector (``spec.state_dim``) made of
   the top sounding note as a one-hot (``spec.n_octaves``, relative to ``spec.pitch_low``,
   clipped at both ends);
 * the context of the step being decided: its position in the bar (one-hot), minor key (1),
-  answering (1: call-and-response, 0: duet) and progress through the agent's turn (1, 0..1).
+  answering (1: call-and-response, 0: duet) and progress through the agent's turn (1, 0..1);
+* the call summary (``spec.call_features``, ``summarize_call``): the rhythm, register, density and
+  contour of what the player played in the ``spec.call_window_steps`` before the agent's turn.
+  It is made once per turn, when the key frame may move (answer: at the answer's start; duet: at
+  each phrase start), so the agent hears the whole call however far its answer has gone.
 
 Chords. A keyboard is polyphonic: the player's part shows every held note in ``chroma``, the
 highest held note's octave in the register one-hot, and ``onset`` is set when any key went down
@@ -24,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from exports.spec import (
+    CALL_SUMMARY_FEATURES,
     FIRST_NOTE_ACTION,
     HOLD,
     HOLD_EVENT,
@@ -64,6 +69,87 @@ class StepContext(NamedTuple):
     minor: np.ndarray  # (B,) bool: the current key is minor
     answering: np.ndarray  # (B,) bool: call-and-response turn (True) or duet (False)
     progress: np.ndarray  # (B,) float: 0 at the start of the agent's turn .. 1 at its end
+    call: np.ndarray | None = None
+    """(B, spec.call_features) float32 from ``summarize_call``; None: no call heard (zeros)."""
+
+
+# The call summary's inter-onset-interval bins, in steps: 1, 2, 3, 4, 5-6, 7-8, 9 or more.
+CALL_IOI_BIN_EDGES = np.array([1, 2, 3, 4, 5, 7, 9])
+CALL_REGISTER_CENTRE = 66.0
+"""Key-relative pitch the register features are centred on (F#4 in C: the agent range's middle)."""
+CALL_OCTAVE_BINS = 4
+CALL_DENSITY_SCALE = 8.0
+"""Onsets per bar are divided by this (8 = steady eighth notes reads as 1)."""
+CALL_BARS_SCALE = 4.0
+
+
+def summarize_call(spec: Spec, part: PartWindow) -> np.ndarray:
+    """(B, spec.call_features) float32: a summary of the call in ``part`` (key-relative,
+    (B, Wc) steps, oldest first; usually the ``spec.call_window_steps`` before the turn).
+
+    Features: heard (1 if the call has a note); the share of inter-onset intervals in each of
+    ``CALL_IOI_BIN_EDGES`` (7); the mean log2 IOI / 4; the mean, lowest and highest onset pitch
+    (minus ``CALL_REGISTER_CENTRE``, / 12); the share of onsets in each octave above
+    ``spec.pitch_low`` (4, clipped); onsets per bar over the call's span / 8; the contour: mean
+    signed and mean absolute interval / 12, last minus first pitch / 12, the share of rising and
+    of repeated intervals; the call's span (first onset to its last sounding step) in bars / 4.
+    A call with no note is all zeros.
+    """
+    onset = np.asarray(part.onset, dtype=bool)
+    top = np.asarray(part.top, dtype=np.int64)
+    b, wc = top.shape
+    out = np.zeros((b, CALL_SUMMARY_FEATURES), dtype=np.float32)
+    onset = onset & (top >= 0)
+    n = onset.sum(axis=1)  # (B,)
+    heard = n > 0
+    if not heard.any():
+        return out
+    # Onset steps left-aligned per row (sorted), padded with -1.
+    order = np.argsort(~onset, axis=1, kind="stable")  # onsets first, in time order
+    k_max = int(n.max())
+    steps = np.where(np.arange(k_max)[None, :] < n[:, None], order[:, :k_max], -1)  # (B, K)
+    valid = steps >= 0
+    pitch = np.where(valid, np.take_along_axis(top, np.maximum(steps, 0), axis=1), 0)
+    nf = np.maximum(n, 1).astype(np.float64)
+    # Rhythm: inter-onset intervals between consecutive onsets.
+    ioi = steps[:, 1:] - steps[:, :-1]  # (B, K-1)
+    ioi_ok = valid[:, 1:] & valid[:, :-1]
+    n_ioi = ioi_ok.sum(axis=1)
+    nif = np.maximum(n_ioi, 1).astype(np.float64)
+    bins = np.searchsorted(CALL_IOI_BIN_EDGES, np.maximum(ioi, 1), side="right") - 1
+    for j in range(len(CALL_IOI_BIN_EDGES)):
+        out[:, 1 + j] = ((bins == j) & ioi_ok).sum(axis=1) / nif
+    log_ioi = np.where(ioi_ok, np.log2(np.maximum(ioi, 1)), 0.0)
+    out[:, 8] = log_ioi.sum(axis=1) / nif / 4.0
+    # Register.
+    mean_pitch = np.where(valid, pitch, 0).sum(axis=1) / nf
+    low = np.where(valid, pitch, 999).min(axis=1)
+    high = np.where(valid, pitch, -999).max(axis=1)
+    out[:, 9] = (mean_pitch - CALL_REGISTER_CENTRE) / 12.0
+    out[:, 10] = (low - CALL_REGISTER_CENTRE) / 12.0
+    out[:, 11] = (high - CALL_REGISTER_CENTRE) / 12.0
+    octave = np.clip((pitch - spec.pitch_low) // PITCH_CLASSES, 0, CALL_OCTAVE_BINS - 1)
+    for j in range(CALL_OCTAVE_BINS):
+        out[:, 12 + j] = ((octave == j) & valid).sum(axis=1) / nf
+    # Density over the call's span: first onset to its last sounding step.
+    sounding = top >= 0
+    first = np.where(heard, steps[:, 0], 0)
+    last = np.where(sounding.any(axis=1), wc - 1 - np.argmax(sounding[:, ::-1], axis=1), 0)
+    span = np.maximum(last - first + 1, 1)
+    bars = span / spec.steps_per_bar
+    out[:, 16] = n / np.maximum(bars, 1.0) / CALL_DENSITY_SCALE
+    # Contour.
+    interval = np.where(ioi_ok, pitch[:, 1:] - pitch[:, :-1], 0)
+    out[:, 17] = interval.sum(axis=1) / nif / 12.0
+    out[:, 18] = np.abs(interval).sum(axis=1) / nif / 12.0
+    last_pitch = np.take_along_axis(pitch, np.maximum(n - 1, 0)[:, None], axis=1)[:, 0]
+    out[:, 19] = (last_pitch - pitch[:, 0]) / 12.0
+    out[:, 20] = ((interval > 0) & ioi_ok).sum(axis=1) / nif
+    out[:, 21] = ((interval == 0) & ioi_ok).sum(axis=1) / nif
+    out[:, 22] = bars / CALL_BARS_SCALE
+    out[:, 0] = 1.0
+    out[~heard] = 0.0
+    return out
 
 
 def monophonic_window(sounding: np.ndarray, onset: np.ndarray) -> PartWindow:
@@ -120,6 +206,11 @@ def encode_states(
     ctx[:, spb + 1] = context.answering
     # minimum/maximum, not np.clip: the same values, several microseconds less per call.
     ctx[:, spb + 2] = np.minimum(np.maximum(context.progress, 0.0), 1.0)
+    call = states[:, 2 * w * f + spec.context_features :]
+    if context.call is None:
+        call[:] = 0.0
+    else:
+        call[:] = context.call
     return states
 
 

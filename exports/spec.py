@@ -20,7 +20,8 @@ from typing import Any
 
 # Bump whenever the meaning of a state or an action changes; a model made for another version is
 # refused at load time (exports.model_file).
-SPEC_VERSION = 1
+SPEC_VERSION = 2
+# 2: the call summary (``exports.encoding.summarize_call``) at the end of every state.
 
 HOLD = 0
 REST = 1
@@ -28,6 +29,10 @@ FIRST_NOTE_ACTION = 2
 
 PITCH_CLASSES = 12
 MIDI_PITCHES = 128
+
+# heard (1) + IOI histogram (7) + mean log2 IOI (1) + register mean/low/high (3) + octave shares
+# (4) + density (1) + contour (5) + length (1); see exports.encoding.summarize_call.
+CALL_SUMMARY_FEATURES = 23
 
 # Grid melody events (absolute or key-relative pitch per step): a pitch 0..127 is an onset.
 HOLD_EVENT = -1
@@ -50,9 +55,17 @@ class Spec:
     """Highest key-relative MIDI pitch the agent may start, inclusive (84 = C6 in C)."""
     key_half_life_steps: float = 64.0
     """Half-life of the decaying pitch-class histogram behind the tonic estimate (4 bars)."""
+    call_window_steps: int = 96
+    """Steps of the player's part before the agent's turn that the call summary reads (6 bars:
+    a 4-bar call and its final rest)."""
 
     def __post_init__(self) -> None:
-        if self.steps_per_beat < 1 or self.beats_per_bar < 1 or self.window_steps < 1:
+        if (
+            self.steps_per_beat < 1
+            or self.beats_per_bar < 1
+            or self.window_steps < 1
+            or self.call_window_steps < 1
+        ):
             raise ValueError(f"spec grid values must be positive, got {self}")
         if not 0 <= self.pitch_low <= self.pitch_high <= 127:
             raise ValueError(
@@ -90,8 +103,17 @@ class Spec:
         return self.steps_per_bar + 3
 
     @property
+    def call_features(self) -> int:
+        """The call summary: see ``exports.encoding.summarize_call``."""
+        return CALL_SUMMARY_FEATURES
+
+    @property
     def state_dim(self) -> int:
-        return 2 * self.window_steps * self.features_per_part_step + self.context_features
+        return (
+            2 * self.window_steps * self.features_per_part_step
+            + self.context_features
+            + self.call_features
+        )
 
     @property
     def key_decay_per_step(self) -> float:

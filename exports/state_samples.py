@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from exports.encoding import StepContext, encode_states, monophonic_window
+from exports.encoding import StepContext, encode_states, monophonic_window, summarize_call
 from exports.grid import onsets, sounding_pitches
 from exports.spec import HOLD_EVENT, REST_EVENT, Spec
 
@@ -22,14 +22,22 @@ REST_CHANCE = 0.1
 
 
 def _context(
-    spec: Spec, bar_position: np.ndarray, minor: np.ndarray, rng: np.random.Generator
+    spec: Spec,
+    bar_position: np.ndarray,
+    minor: np.ndarray,
+    rng: np.random.Generator,
+    call: np.ndarray | None = None,
 ) -> StepContext:
     n = len(bar_position)
+    if call is None:  # the summary of a random call
+        events = random_melodies(spec, n, spec.call_window_steps, rng)
+        call = summarize_call(spec, monophonic_window(sounding_pitches(events), onsets(events)))
     return StepContext(
         bar_position=bar_position % spec.steps_per_bar,
         minor=minor.astype(bool),
         answering=rng.random(n) < 0.5,
         progress=rng.random(n),
+        call=call,
     )
 
 
@@ -66,23 +74,27 @@ def window_states(
     ``tunes`` are key-relative grid events (one 1-D array per tune, see ``exports.grid``), and
     ``minor`` says which are in minor keys. Each state's player part is a window ending at a
     random step of a random tune (silence before the tune's start), and its agent part a window
-    of another random tune; the bar position is the tune's own.
+    of another random tune; the bar position is the tune's own, and the call summary that of the
+    player's tune over the ``call_window_steps`` before the window's end.
     """
     if not tunes:
         raise ValueError("expected at least one tune to cut windows from, got none")
-    w = spec.window_steps
-    lead = np.full(w, HOLD_EVENT, dtype=np.int64)
+    w, cw = spec.window_steps, spec.call_window_steps
+    lead = np.full(max(w, cw), HOLD_EVENT, dtype=np.int64)
+    pad = len(lead) - w  # windows of W steps start at least this far in
     sounding = [sounding_pitches(np.concatenate([lead, t.astype(np.int64)])) for t in tunes]
     started = [onsets(np.concatenate([lead, t.astype(np.int64)])) for t in tunes]
     windows: list[tuple[np.ndarray, np.ndarray]] = []
+    heard: list[tuple[np.ndarray, np.ndarray]] = []
     bar_position = np.zeros(n, dtype=np.int64)
     is_minor = np.zeros(n, dtype=bool)
     for i in range(2 * n):
         tune = int(rng.integers(len(tunes)))
-        end = int(rng.integers(w, len(sounding[tune]) + 1))  # the window is [end - W, end)
+        end = int(rng.integers(pad + w, len(sounding[tune]) + 1))  # window [end - W, end)
         windows.append((sounding[tune][end - w : end], started[tune][end - w : end]))
         if i >= n:  # the second half are the player's parts
-            bar_position[i - n] = end - w  # steps since the tune began: the step being decided
+            heard.append((sounding[tune][end - cw : end], started[tune][end - cw : end]))
+            bar_position[i - n] = end - len(lead)  # steps since the tune began
             is_minor[i - n] = bool(minor[tune])
     agent = monophonic_window(
         np.stack([s for s, _ in windows[:n]]), np.stack([o for _, o in windows[:n]])
@@ -90,4 +102,8 @@ def window_states(
     player = monophonic_window(
         np.stack([s for s, _ in windows[n:]]), np.stack([o for _, o in windows[n:]])
     )
-    return encode_states(spec, agent, player, _context(spec, bar_position, is_minor, rng))
+    call = summarize_call(
+        spec,
+        monophonic_window(np.stack([s for s, _ in heard]), np.stack([o for _, o in heard])),
+    )
+    return encode_states(spec, agent, player, _context(spec, bar_position, is_minor, rng, call))

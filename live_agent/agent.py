@@ -22,7 +22,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from exports.encoding import NoteChange, PartWindow, StepContext, decode_action, encode_states
+from exports.encoding import (
+    NoteChange,
+    PartWindow,
+    StepContext,
+    decode_action,
+    encode_states,
+    summarize_call,
+)
 from exports.selection import choose_actions
 from exports.spec import FIRST_NOTE_ACTION, HOLD, PITCH_CLASSES, REST, Spec
 from exports.tonality import KeyTracker, key_shift
@@ -132,6 +139,8 @@ class Decider:
         w = self.spec.window_steps
         self.agent = PartHistory(w)
         self.player = PartHistory(w)
+        self.heard = PartHistory(self.spec.call_window_steps)
+        """The player's last ``call_window_steps``: what the call summary reads."""
         self.key = KeyTracker(self.spec)
         self.tonic, self.minor = 0, False
         """The live key estimate (changes as notes are heard)."""
@@ -144,9 +153,14 @@ class Decider:
         self._no_onsets = np.zeros(self.spec.n_actions, dtype=bool)
         self._no_onsets[[HOLD, REST]] = True
         self._step_chroma = np.zeros(PITCH_CLASSES, dtype=np.float64)
-        # The context of the decided step, as arrays of one, rewritten per decision.
+        # The context of the decided step, as arrays of one, rewritten per decision; the call
+        # summary only when the frame may move (``update_key``), as training fixes it per turn.
         self._context = StepContext(
-            np.zeros(1, np.int64), np.zeros(1, bool), np.zeros(1, bool), np.zeros(1)
+            np.zeros(1, np.int64),
+            np.zeros(1, bool),
+            np.zeros(1, bool),
+            np.zeros(1),
+            np.zeros((1, self.spec.call_features), np.float32),
         )
 
     # --- the state ---------------------------------------------------------------------------
@@ -176,6 +190,8 @@ class Decider:
         if spec.window_steps != self.spec.window_steps:
             self.agent = self.agent.resized(spec.window_steps)
             self.player = self.player.resized(spec.window_steps)
+        if spec.call_window_steps != self.spec.call_window_steps:
+            self.heard = self.heard.resized(spec.call_window_steps)
         if spec.key_half_life_steps != self.spec.key_half_life_steps:
             histogram = self.key.histogram.copy()
             self.key = KeyTracker(spec)
@@ -209,6 +225,7 @@ class Decider:
         The key estimate follows in ``update_key``."""
         self.agent.push(agent)
         self.player.push(player)
+        self.heard.push(player)
 
     def update_key(self, move_frame: bool = True) -> None:
         """Fold the last pushed step into the tonic estimate; with ``move_frame``, adopt the
@@ -230,6 +247,11 @@ class Decider:
             if self.tonic != self.frame_tonic:
                 self.frame_tonic = self.tonic
                 self.frame_shift = int(key_shift(self.frame_tonic))
+            # The call summary moves with the frame: what the player played up to now.
+            assert self._context.call is not None
+            self._context.call[:] = summarize_call(
+                self.spec, self.heard.window().in_frame(self.frame_shift)
+            )
 
     # --- deciding ----------------------------------------------------------------------------
 

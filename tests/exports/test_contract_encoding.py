@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from exports import DEFAULT_SPEC, PartWindow, Spec, StepContext, encode_states, monophonic_window
+from exports.encoding import summarize_call
 
 
 def _random_parts(rng: np.random.Generator, spec: Spec, batch: int) -> tuple:
@@ -18,6 +19,7 @@ def _random_parts(rng: np.random.Generator, spec: Spec, batch: int) -> tuple:
         minor=rng.random(batch) < 0.5,
         answering=rng.random(batch) < 0.5,
         progress=rng.random(batch),
+        call=rng.random((batch, spec.call_features)).astype(np.float32),
     )
     return agent, player, context
 
@@ -51,9 +53,10 @@ def test_layout_of_one_hand_made_state() -> None:
     assert agent_steps[1, 1 + 12 + (62 - spec.pitch_low) // 12] == 1  # octave bin
     assert player_steps[0, 0] == 1 and player_steps[1, 0] == 0  # held, not re-struck
     assert player_steps[1, 1 + 0] == 1  # C sounding at both steps
-    ctx = state[4 * f :]
+    ctx = state[4 * f : 4 * f + spec.context_features]
     assert ctx[5] == 1 and ctx[:16].sum() == 1
     assert ctx[16:].tolist() == [1.0, 0.0, 0.25]
+    assert not state[4 * f + spec.context_features :].any()  # no call given: all zeros
 
 
 def test_encoder_refuses_windows_of_the_wrong_length() -> None:
@@ -66,3 +69,36 @@ def test_encoder_refuses_windows_of_the_wrong_length() -> None:
         assert f"(B, {spec.window_steps})" in str(err)
     else:
         raise AssertionError("a window of the wrong length was accepted")
+
+
+def _line(pitches: list[int], ioi_steps: int, spec: Spec) -> PartWindow:
+    """A monophonic call of ``pitches`` every ``ioi_steps``, ending with a rest, in the call
+    window (right-aligned)."""
+    cw = spec.call_window_steps
+    events = np.full(cw, -1)
+    start = cw - 1 - ioi_steps * len(pitches)
+    events[start : start + ioi_steps * len(pitches) : ioi_steps] = pitches
+    events[start + ioi_steps * len(pitches)] = -2  # REST_EVENT
+    from exports.grid import onsets, sounding_pitches
+
+    return monophonic_window(sounding_pitches(events)[None], onsets(events)[None])
+
+
+def test_call_summary_hears_rhythm_register_and_contour() -> None:
+    spec = DEFAULT_SPEC
+    line = [60, 62, 64, 65, 67, 65, 64, 62]
+    fast = summarize_call(spec, _line(line, 1, spec))[0]
+    slow = summarize_call(spec, _line(line, 4, spec))[0]
+    high = summarize_call(spec, _line([p + 12 for p in line], 4, spec))[0]
+    assert fast[0] == slow[0] == 1.0  # heard
+    assert fast[1] == 1.0 and slow[4] == 1.0  # all IOIs are 16ths / quarters
+    assert slow[8] == 0.5 and fast[8] == 0.0  # mean log2 IOI / 4
+    assert slow[16] < fast[16]  # density
+    assert high[9] - slow[9] == 1.0  # an octave up: register +1
+    assert slow[17] == 2 / 7 / 12  # rising by 2 semitones overall over 7 intervals
+    silent = PartWindow(
+        np.zeros((1, spec.call_window_steps), bool),
+        np.zeros((1, spec.call_window_steps, 12), bool),
+        np.full((1, spec.call_window_steps), -1),
+    )
+    assert not summarize_call(spec, silent).any()

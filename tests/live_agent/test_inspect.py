@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from exports.metadata import ModelMetadata
-from exports.spec import Spec
+from exports.spec import SPEC_VERSION, Spec
 from exports.state_samples import synthetic_states
 from live_agent.cli import main
 
@@ -58,7 +58,7 @@ def test_inspect_prints_the_metadata_size_and_a_latency(
     assert f"{path.stat().st_size:,} bytes" in out.splitlines()[0]
     for expected in (
         "style             reels: Irish reels, answered",
-        "version 1; 4 beats a bar, 4 steps a beat; window 4 steps; key-relative range 60..72 "
+        f"version {SPEC_VERSION}; 4 beats a bar, 4 steps a beat; window 4 steps; key-relative range 60..72 "
         "(13 pitches)",
         f"{SPEC.state_dim} state features -> 15 actions (HOLD, REST, NOTE_ON:60 .. NOTE_ON:72); "
         "weights float32",

@@ -96,9 +96,10 @@ def test_answer_starts_on_the_strong_beat_after_the_phrase_end() -> None:
     assert policy.calls == 17
     assert session.stats.answers == 1
     # The states said "answering" with progress 0 .. 15/16 (context: bar one-hot, minor, answering, progress)
-    progress = [s[0, -1] for s in policy.states]
+    s_call = policy.spec.call_features  # the call summary follows the context
+    progress = [s[0, -1 - s_call] for s in policy.states]
     assert progress[0] == 0.0 and progress[-1] == pytest.approx(15 / 16)
-    assert all(s[0, -2] == 1.0 for s in policy.states)
+    assert all(s[0, -2 - s_call] == 1.0 for s in policy.states)
     assert sink.sounding() == set()
 
 

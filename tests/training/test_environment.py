@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from exports.encoding import StepContext, encode_states, monophonic_window
+from exports.encoding import StepContext, encode_states, monophonic_window, summarize_call
 from exports.errors import ConfigError, CorpusError
 from exports.grid import sounding_pitches
 from exports.spec import DEFAULT_SPEC, HOLD, HOLD_EVENT, REST, Spec
@@ -87,8 +87,8 @@ def test_mixes_answer_and_duet_episodes_and_auto_resets() -> None:
     assert np.all(env.t[done_rows] == 0) and np.all(env.t[~result.dones] == 32)
     agent_part = result.states[:, : SPEC.window_steps * SPEC.features_per_part_step]
     assert not agent_part[done_rows].any()
-    assert np.all(result.states[done_rows, -1] == 0.0)  # progress
-    assert np.all(result.states[~result.dones, -1] == pytest.approx(0.5))
+    assert np.all(result.states[done_rows, -1 - SPEC.call_features] == 0.0)  # progress
+    assert np.all(result.states[~result.dones, -1 - SPEC.call_features] == pytest.approx(0.5))
 
 
 def test_answer_state_equals_the_encoder_on_hand_checked_windows() -> None:
@@ -109,6 +109,12 @@ def test_answer_state_equals_the_encoder_on_hand_checked_windows() -> None:
     player_onset = np.concatenate([call[3:] >= 0, [False] * 3])
     agent_sounding = np.array([-1] * (w - 3) + [60, 60, -1])
     agent_onset = np.array([False] * (w - 3) + [True, False, False])
+    # The call summary: the player's part over the call window before the turn.
+    cw = SPEC.call_window_steps
+    heard_sounding = np.concatenate([[-1] * (cw - len(call)), relative_call])
+    heard_onset = np.concatenate([[False] * (cw - len(call)), call >= 0])
+    summary = summarize_call(SPEC, monophonic_window(heard_sounding[None], heard_onset[None]))
+    assert summary[0, 0] == 1.0  # the call was heard
     expected = encode_states(
         SPEC,
         monophonic_window(agent_sounding[None], agent_onset[None]),
@@ -118,6 +124,7 @@ def test_answer_state_equals_the_encoder_on_hand_checked_windows() -> None:
             minor=np.array([False]),
             answering=np.array([True]),
             progress=np.array([3 / 32]),
+            call=summary,
         ),
     )
     np.testing.assert_array_equal(result.states, expected)
@@ -137,7 +144,18 @@ def test_duet_player_part_is_the_line_after_the_lead() -> None:
     onset = np.concatenate([tune >= 0, np.zeros(16, bool)])
     window = monophonic_window(relative[None, 5:37], onset[None, 5:37])
     silent = monophonic_window(np.full((1, 32), -1), np.zeros((1, 32), bool))
-    context = StepContext(np.array([5]), np.array([False]), np.array([False]), np.array([5 / 32]))
+    cw = SPEC.call_window_steps  # the call summary: the lead bars heard before the duet turn
+    lead = monophonic_window(
+        np.concatenate([np.full(cw - 32, -1), relative[:32]])[None],
+        np.concatenate([np.zeros(cw - 32, bool), onset[:32]])[None],
+    )
+    context = StepContext(
+        np.array([5]),
+        np.array([False]),
+        np.array([False]),
+        np.array([5 / 32]),
+        summarize_call(SPEC, lead),
+    )
     np.testing.assert_array_equal(result.states, encode_states(SPEC, silent, window, context))
 
 

@@ -38,7 +38,7 @@ Not modelled: the player never resumes during an answer (live, the agent yields 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -48,13 +48,16 @@ from exports.encoding import (
     StepContext,
     action_events,
     encode_states,
+    event_actions,
     monophonic_window,
+    summarize_call,
 )
 from exports.errors import ConfigError, CorpusError
 from exports.grid import sounding_pitches, validate_events
 from exports.selection import choose_actions
 from exports.spec import HOLD_EVENT, MIDI_PITCHES, PITCH_CLASSES, REST_EVENT, Spec
 from exports.tonality import decayed_histogram, estimate_key, key_shift
+from exports.turns import DEFAULT_ANSWER_BARS_MAX, answer_steps
 from training.data.corpus_data import Corpus
 from training.env.reward import (
     HISTORY_ONSETS,
@@ -76,7 +79,22 @@ class EnvConfig:
     call_bars: int = 2
     """Length of the call the agent answers."""
     answer_bars: int = 2
-    """Length of the agent's answer turn (bounded, as live)."""
+    """Length of the agent's answer turn with ``answer_length = "fixed"``."""
+    answer_length: str = "fixed"
+    """"call": the answer lasts as many bars as the call (``exports.turns.answer_steps``, as
+    live), bounded by ``answer_bars_max``; "fixed": ``answer_bars``."""
+    answer_bars_max: int = DEFAULT_ANSWER_BARS_MAX
+    """Bound on an answer's bars with ``answer_length = "call"`` (live's ``--answer-bars-max``)."""
+    call_bars_choices: list[int] = field(default_factory=list)
+    """Answer episodes: the call's length in bars, drawn from these (empty: ``call_bars``).
+    Needs ``answer_gap_steps`` = 0."""
+    stretch_fraction: float = 0.0
+    """Augmentation: share of answer episodes whose call and continuation are played at half
+    speed (every step doubled: 16ths become 8ths), so that a slower call goes with a slower
+    continuation; only for an even ``call_bars`` choice."""
+    octave_shift_fraction: float = 0.0
+    """Augmentation: share of episodes moved a whole octave up or down (call and continuation
+    together), on top of ``transpose_semitones``."""
     duet_bars: int = 4
     """Length of the agent's turn in a duet episode."""
     duet_lead_bars: int = 2
@@ -109,6 +127,9 @@ class Episodes(NamedTuple):
     turn_steps: np.ndarray  # (n,) int
     phase: np.ndarray | None = None
     """(n,) int: bar position of the turn's first step (None: 0, the turn starts on a bar line)."""
+    continuation: np.ndarray | None = None
+    """(n, max_turn_steps) absolute grid events the tune itself played in the turn (answer rows;
+    HOLD elsewhere): the target for teaching the style model on real (call, answer) pairs."""
 
 
 class EpisodeSource(Protocol):
@@ -134,10 +155,31 @@ class CorpusEpisodes:
         # full window of history (silent where the tune gives none).
         self.gap_steps = config.answer_gap_steps
         self.steps_per_bar = spb
-        call_span = self.call_steps + (spb if self.gap_steps > 0 else 0)  # the last note held on
-        lead = max(call_span + self.gap_steps, self.duet_lead_steps, spec.window_steps)
+        self.call_bars_choices = np.array(config.call_bars_choices or [config.call_bars])
+        if self.gap_steps > 0 and len(config.call_bars_choices) > 0:
+            raise ConfigError("call_bars_choices needs answer_gap_steps = 0 (calls on bar lines)")
+        if (self.call_bars_choices < 1).any():
+            raise ConfigError(f"call_bars_choices must be >= 1, got {config.call_bars_choices}")
+        if config.answer_length not in ("fixed", "call"):
+            raise ConfigError(
+                f"answer_length must be 'fixed' or 'call', got {config.answer_length!r}"
+            )
+        self.answer_length = config.answer_length
+        self.answer_bars_max = config.answer_bars_max
+        self.stretch_fraction = config.stretch_fraction
+        max_call_steps = int(self.call_bars_choices.max()) * spb
+        if self.answer_length == "call":
+            self.answer_steps = min(config.answer_bars_max, int(self.call_bars_choices.max())) * spb
+        call_span = max(self.call_steps, max_call_steps) + (spb if self.gap_steps > 0 else 0)
+        lead = max(
+            call_span + self.gap_steps,
+            self.duet_lead_steps,
+            spec.window_steps,
+            spec.call_window_steps,
+        )
         self.lead_steps = -(-lead // spb) * spb
         self.max_turn_steps = max(self.answer_steps, self.duet_steps)
+        self.min_call_steps = int(self.call_bars_choices.min()) * spb
         longest = self.lead_steps + self.max_turn_steps
         # Flat events: each tune followed by silence, so any start within a tune can be sliced.
         parts, starts_answer, starts_duet = [], [], []
@@ -149,9 +191,10 @@ class CorpusEpisodes:
             padded = np.concatenate([tune, [REST_EVENT], np.full(longest, HOLD_EVENT)])
             onset_count = np.concatenate([[0], np.cumsum(padded >= 0)])
             bar_starts = np.arange(0, len(tune), spb)
-            calls = onset_count[np.minimum(bar_starts + self.call_steps, len(padded))]
+            first_call = self.call_steps if self.gap_steps > 0 else self.min_call_steps
+            calls = onset_count[np.minimum(bar_starts + first_call, len(padded))]
             calls = calls - onset_count[bar_starts]
-            ok = (bar_starts + self.call_steps <= len(tune)) & (calls >= config.min_call_notes)
+            ok = (bar_starts + first_call <= len(tune)) & (calls >= config.min_call_notes)
             starts_answer.append(base + bar_starts[ok])
             duet_from = bar_starts + self.duet_lead_steps
             lines = onset_count[np.minimum(duet_from + self.duet_steps, len(padded))]
@@ -161,6 +204,9 @@ class CorpusEpisodes:
             parts.append(padded)
             base += len(padded)
         self.flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        # The same at half speed: step i of a tune is step 2i, the new odd steps hold.
+        self.flat_slow = np.full(2 * len(self.flat), HOLD_EVENT, np.int64)
+        self.flat_slow[::2] = self.flat
         self.answer_starts = np.concatenate(starts_answer) if parts else np.zeros(0, np.int64)
         self.duet_starts = np.concatenate(starts_duet) if parts else np.zeros(0, np.int64)
         self.answer_fraction = config.answer_fraction
@@ -180,6 +226,8 @@ class CorpusEpisodes:
         lead, width = self.lead_steps, self.lead_steps + self.max_turn_steps
         cols = np.arange(width)
         segments = np.full((n, width), HOLD_EVENT, dtype=np.int64)
+        continuation = np.full((n, self.max_turn_steps), HOLD_EVENT, dtype=np.int64)
+        turn_steps = np.where(answering, self.answer_steps, self.duet_steps)
         phase = np.zeros(n, np.int64)
         a = np.flatnonzero(answering)
         if len(a) and self.gap_steps > 0:
@@ -205,13 +253,7 @@ class CorpusEpisodes:
             segments[a] = seg
             phase[a] = (lead - shift) % self.steps_per_bar
         elif len(a):
-            start = self.answer_starts[rng.integers(len(self.answer_starts), size=len(a))]
-            # The call ends where the turn starts; before it, silence; during the turn, silence.
-            offset = cols - (lead - self.call_steps)
-            idx = start[:, None] + np.maximum(offset, 0)
-            call = np.where((offset >= 0) & (cols < lead), self.flat[idx], HOLD_EVENT)
-            call[:, lead] = REST_EVENT  # the player stops when the answer starts
-            segments[a] = call
+            self._calls_on_bar_lines(a, segments, continuation, turn_steps, rng)
         d = np.flatnonzero(~answering)
         if len(d):
             start = self.duet_starts[rng.integers(len(self.duet_starts), size=len(d))]
@@ -219,8 +261,50 @@ class CorpusEpisodes:
             idx = start[:, None] + np.maximum(offset, 0)
             line = np.where(offset >= 0, self.flat[idx], HOLD_EVENT)
             segments[d] = line
-        turn_steps = np.where(answering, self.answer_steps, self.duet_steps)
-        return Episodes(segments, answering, turn_steps, phase)
+        return Episodes(segments, answering, turn_steps, phase, continuation)
+
+    def _calls_on_bar_lines(
+        self,
+        a: np.ndarray,
+        segments: np.ndarray,
+        continuation: np.ndarray,
+        turn_steps: np.ndarray,
+        rng: np.random.Generator,
+    ) -> None:
+        """Answer rows ``a``: a call of a drawn length ending on the bar line where the turn
+        starts (silence before it and during the turn), the tune's own continuation beside it,
+        and the turn's length from ``exports.turns`` (or fixed)."""
+        spb, lead = self.steps_per_bar, self.lead_steps
+        width = segments.shape[1]
+        cols = np.arange(width)
+        bars = self.call_bars_choices[rng.integers(len(self.call_bars_choices), size=len(a))]
+        slow = (rng.random(len(a)) < self.stretch_fraction) & (bars % 2 == 0)
+        start = self.answer_starts[rng.integers(len(self.answer_starts), size=len(a))]
+        source_start = np.where(slow, 2 * start, start)
+        call_steps = bars * spb
+        offset = cols[None, :] - (lead - call_steps[:, None])
+        idx = source_start[:, None] + np.maximum(offset, 0)
+        inside = (offset >= 0) & (cols[None, :] < lead)
+        picked = np.where(
+            slow[:, None],
+            self.flat_slow[np.minimum(idx, len(self.flat_slow) - 1)],
+            self.flat[np.minimum(idx, len(self.flat) - 1)],
+        )
+        call = np.where(inside, picked, HOLD_EVENT)
+        call[:, lead] = REST_EVENT  # the player stops when the answer starts
+        segments[a] = call
+        # The tune's continuation: what it played next (the agent's target in teacher forcing).
+        follow = source_start[:, None] + call_steps[:, None] + np.arange(self.max_turn_steps)
+        continuation[a] = np.where(
+            slow[:, None],
+            self.flat_slow[np.minimum(follow, len(self.flat_slow) - 1)],
+            self.flat[np.minimum(follow, len(self.flat) - 1)],
+        )
+        if self.answer_length == "call":
+            heard = call[:, :lead] >= 0
+            first = np.where(heard.any(axis=1), np.argmax(heard, axis=1), lead - call_steps)
+            span = lead - first  # the call's last note sounds up to the bar line
+            turn_steps[a] = [answer_steps(int(c), spb, self.answer_bars_max) for c in span]
 
 
 class MelodyEnv:
@@ -287,6 +371,9 @@ class MelodyEnv:
         # Steps of the agent's last onsets in the turn, latest first (-1: none): kept as the
         # turn goes so that the reward rules need not search the turn each step.
         self.recent_onsets = np.full((n, HISTORY_ONSETS), -1, np.int64)
+        self.call_summary = np.zeros((n, spec.call_features), np.float32)
+        self.continuation_actions = np.zeros((n, t_max), np.int64)
+        """(N, T) the actions that play the tune's own continuation (teacher forcing)."""
         self.done = np.ones(n, bool)
         self._states = np.zeros((n, self.state_dim), np.float32)
 
@@ -303,6 +390,8 @@ class MelodyEnv:
         if transpose is None:
             k = self.config.transpose_semitones
             transpose = self.rng.integers(-k, k + 1, size=n) if k > 0 else np.zeros(n, np.int64)
+            octave = self.rng.random(n) < self.config.octave_shift_fraction
+            transpose = transpose + np.where(octave, 12 * self.rng.choice([-1, 1], size=n), 0)
         seg = np.where(ep.segments >= 0, ep.segments + transpose[:, None], ep.segments)
         seg = np.where((seg >= MIDI_PITCHES) | ((seg < 0) & (ep.segments >= 0)), REST_EVENT, seg)
         lead, w = self.lead_steps, self._w
@@ -331,6 +420,19 @@ class MelodyEnv:
         self.agent_events[rows] = HOLD_EVENT
         self.recent_onsets[rows] = -1
         self.call_events[rows] = np.where(ep.answering[:, None], rel_events[:, :lead], HOLD_EVENT)
+        # The call summary, fixed for the turn (live: made when the key frame may move).
+        cw = self.spec.call_window_steps
+        heard = monophonic_window(
+            rel_sounding[:, lead - cw : lead], (seg >= 0)[:, lead - cw : lead]
+        )
+        self.call_summary[rows] = summarize_call(self.spec, heard)
+        if ep.continuation is not None:
+            cont = ep.continuation + np.where(ep.continuation >= 0, transpose[:, None], 0)
+            cont = np.where(
+                (cont >= MIDI_PITCHES) | ((cont < 0) & (ep.continuation >= 0)), REST_EVENT, cont
+            )
+            rel_cont = np.where(cont >= 0, cont - shift, cont)
+            self.continuation_actions[rows] = event_actions(self.spec, rel_cont)
         self.done[rows] = False
 
     # --- stepping ---------------------------------------------------------------------------
@@ -353,6 +455,7 @@ class MelodyEnv:
             minor=self.minor.copy(),
             answering=self.answering.copy(),
             progress=t / self.turn_steps,
+            call=self.call_summary,
         )
 
     def _encode(self) -> np.ndarray:

@@ -1,6 +1,6 @@
 """A Gymnasium view of one melody episode, for off-the-shelf agents (SB3, CleanRL).
 
-Observation: ``Box(0, 1, (spec.state_dim,), float32)``, the same states as ``MelodyEnv`` (the
+Observation: ``Box(-8, 8, (spec.state_dim,), float32)`` (window and context features are 0..1; the call summary's register and contour features are signed), the same states as ``MelodyEnv`` (the
 one encoder). Action: ``Discrete(spec.n_actions)``. Episodes terminate after the agent's turn
 (never truncated); ``info`` carries the per-term rewards of the step.
 """
@@ -17,6 +17,10 @@ from exports.spec import Spec
 from training.data.corpus_data import Corpus
 from training.env.environment import EnvConfig, MelodyEnv
 from training.env.reward import RewardWeights, StyleLogProbs
+
+
+CALL_FEATURE_BOUND = 8.0
+"""Bound of every state feature: the call summary's register features are pitch offsets / 12."""
 
 
 class MelodyGymEnv(gym.Env[np.ndarray, np.int64]):
@@ -36,7 +40,9 @@ class MelodyGymEnv(gym.Env[np.ndarray, np.int64]):
         self._config = replace(config or EnvConfig(), n_envs=1, auto_reset=False)
         self._env = MelodyEnv(spec, corpus, self._config, reward_weights, style_log_probs)
         self.spec_ = spec
-        self.observation_space = gym.spaces.Box(0.0, 1.0, (spec.state_dim,), np.float32)
+        self.observation_space = gym.spaces.Box(
+            -CALL_FEATURE_BOUND, CALL_FEATURE_BOUND, (spec.state_dim,), np.float32
+        )
         self.action_space = gym.spaces.Discrete(spec.n_actions)
 
     @property
