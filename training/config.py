@@ -82,6 +82,13 @@ class LearnerConfig:
     """TD loss: "huber" (smooth L1) or "mse"."""
     max_grad_norm: float = 10.0
     """Gradient clipping norm; 0 disables it."""
+    kl_control: str = "none"
+    """"psi": RL Tuner's Psi-learning (KL-control toward the style model): the reward's
+    ``w_style * log p_style`` is the KL term and the TD target backs up the soft value
+    ``kl_temperature * logsumexp(Q' / kl_temperature)`` instead of the max, so the policy is
+    softmax(Q / T) near the style prior; "none": the hard max (Q-learning)."""
+    kl_temperature: float = 1.0
+    """The soft backup's temperature T for ``kl_control = "psi"`` (sample at about T live)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,11 @@ class StyleModelConfig:
     """Stop the style model early after this much wall time; 0 = no limit."""
     max_states: int = 400_000
     """Cap on training states (random tunes/windows beyond it are left out) to bound memory."""
+    pair_fraction: float = 0.0
+    """Share of each batch from real (call, continuation) pairs: answer episodes as the env
+    cuts them (``[env]``: call lengths, augmentation), the tune's own continuation as the
+    target; the rest are windows of single tunes with a silent or unrelated player. 0 = the
+    call-blind model of spec 1."""
 
 
 @dataclass(frozen=True)

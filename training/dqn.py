@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from exports.selection import choose_actions
+from exports.errors import ConfigError
 from training.config import LearnerConfig
 
 
@@ -172,11 +173,20 @@ def dqn_update(
     double_dqn: bool,
     loss_kind: str = "huber",
     max_grad_norm: float = 10.0,
+    kl_control: str = "none",
+    kl_temperature: float = 1.0,
 ) -> UpdateStats:
-    """One gradient step on the TD error of a replay batch."""
+    """One gradient step on the TD error of a replay batch.
+
+    ``kl_control="psi"``: RL Tuner's Psi-learning target, the soft value
+    ``T * logsumexp(Q_target(s') / T)`` in place of the max (the KL term toward the style model
+    is the reward's ``w_style * log p_style``)."""
     with torch.no_grad():
         target_q = target_network(data.next_states)  # (B, A)
-        if double_dqn:
+        if kl_control == "psi":
+            # CRUCIAL: the soft backup is what makes it KL-control; with the max it is Q-learning.
+            target_max = kl_temperature * torch.logsumexp(target_q / kl_temperature, dim=1)
+        elif double_dqn:
             # Double DQN: the online network picks a', the target network values it.
             next_actions = q_network(data.next_states).argmax(dim=1, keepdim=True)  # (B, 1)
             target_max = target_q.gather(1, next_actions).squeeze(1)  # (B,)
@@ -241,6 +251,12 @@ class DqnLearner:
         seed: int = 0,
         device: torch.device | str = "cpu",
     ) -> None:
+        if config.kl_control not in ("none", "psi"):
+            raise ConfigError(
+                f"learner.kl_control must be 'none' or 'psi', got {config.kl_control!r}"
+            )
+        if config.kl_temperature <= 0:
+            raise ConfigError(f"learner.kl_temperature must be > 0, got {config.kl_temperature}")
         self.config = config
         self.device = torch.device(device)
         self.q_network = q_network.to(self.device)
@@ -288,6 +304,8 @@ class DqnLearner:
                 c.double_dqn,
                 c.loss,
                 c.max_grad_norm,
+                c.kl_control,
+                c.kl_temperature,
             )
             self.updates += 1
             if c.tau < 1.0:

@@ -11,6 +11,13 @@ target is the action that produced the next step. The player's part is silent, o
 time in training) a window of another tune, so the model learns to predict the line whatever the
 player does. ``answering`` and ``progress`` are random in training for the same reason.
 
+Real pairs (``StyleModelConfig.pair_fraction`` > 0): most of each batch is teacher forcing
+on answer episodes as ``training.env.environment.MelodyEnv`` cuts them from the corpus (the
+``[env]`` call lengths, half-speed and octave augmentation): the phrase the tune played is the
+player's call, and the phrase that follows in the same tune is the agent's target, so the
+model learns to follow the call. ``pair_log_liks`` scores whole continuations given their own
+call or another tune's call (moved into the same key frame): the gap is how much it listens.
+
 Validation: the corpus validation split (whole tunes never seen in training), player silent;
 ``log_lik`` is the mean log-probability of the true next action in nats per step (higher is
 better; uniform over the actions is ``-log(n_actions)``), ``accuracy`` the top-1 share.
@@ -18,6 +25,7 @@ better; uniform over the actions is ``-log(n_actions)``), ``accuracy`` the top-1
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -39,10 +47,14 @@ from exports.encoding import (
 from exports.errors import CorpusError
 from exports.grid import sounding_pitches
 from exports.spec import HOLD_EVENT, Spec
-from exports.tonality import to_relative
+from exports.tonality import key_shift, to_relative
 from training.config import StyleModelConfig
 from training.data.corpus_data import Corpus
+from training.env.environment import EnvConfig, Episodes, MelodyEnv
 from training.networks import build_q_network, network_args_for
+
+PAIR_VAL_EPISODES = 256
+"""Held-out answer episodes scored with their own and with another call."""
 
 
 @dataclass
@@ -194,6 +206,106 @@ def evaluate_style_model(
     return {"log_lik": total_log_lik / n, "accuracy": correct / n}
 
 
+class PairStream:
+    """Shuffled teacher-forced samples from answer episodes: (states, the continuation's actions).
+
+    ``pool_steps`` vector steps of ``n_envs`` episodes are collected, shuffled and served in
+    batches, then refilled, so that one batch mixes many episodes and turn steps.
+    """
+
+    def __init__(
+        self,
+        spec: Spec,
+        corpus: Corpus,
+        env_config: EnvConfig,
+        seed: int,
+        n_envs: int = 512,
+        pool_steps: int = 24,
+    ) -> None:
+        config = dataclasses.replace(
+            env_config, n_envs=n_envs, answer_fraction=1.0, auto_reset=True, seed=seed
+        )
+        self.env = MelodyEnv(spec, corpus, config)
+        self.rng = np.random.default_rng(seed + 1)
+        self.pool_steps = pool_steps
+        self.states = self.env.reset()
+        self._pool_states = np.zeros((0, spec.state_dim), np.float32)
+        self._pool_actions = np.zeros(0, np.int64)
+
+    def _refill(self) -> None:
+        states, actions = [], []
+        rows = np.arange(self.env.n_envs)
+        for _ in range(self.pool_steps):
+            a = self.env.continuation_actions[rows, self.env.t]
+            states.append(self.states)
+            actions.append(a)
+            self.states = self.env.step(a).states
+        order = self.rng.permutation(len(rows) * self.pool_steps)
+        self._pool_states = np.concatenate(states)[order]
+        self._pool_actions = np.concatenate(actions)[order]
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n, state_dim) float32 states and (n,) int64 target actions."""
+        if len(self._pool_actions) < n:
+            self._refill()
+        states, actions = self._pool_states[:n], self._pool_actions[:n]
+        self._pool_states, self._pool_actions = self._pool_states[n:], self._pool_actions[n:]
+        return states, actions
+
+
+@torch.no_grad()
+def pair_log_liks(
+    log_probs: Callable[[np.ndarray], np.ndarray],
+    spec: Spec,
+    corpus: Corpus,
+    env_config: EnvConfig,
+    n: int,
+    seed: int,
+    other_call: bool = False,
+) -> np.ndarray:
+    """(n,) mean log p (nats/step) of each sampled continuation given its own call, or, with
+    ``other_call``, given the call of another episode (the continuation moved into that call's
+    key frame, so the key alone gives nothing away). Same episodes for both for one seed."""
+    config = dataclasses.replace(
+        env_config,
+        n_envs=n,
+        answer_fraction=1.0,
+        auto_reset=False,
+        transpose_semitones=0,
+        octave_shift_fraction=0.0,
+        seed=seed,
+    )
+    env = MelodyEnv(spec, corpus, config)
+    rng = np.random.default_rng(seed)
+    episodes = env.episodes.sample(n, rng)
+    zero = np.zeros(n, np.int64)
+    env._start(np.arange(n), episodes, zero)
+    if other_call:
+        assert episodes.continuation is not None
+        donor = np.roll(np.arange(n), 1)
+        moved = key_shift(env.tonic) - key_shift(env.tonic[donor])  # into this call's frame
+        cont = episodes.continuation[donor]
+        cont = np.where(cont >= 0, np.clip(cont + moved[:, None], 0, 127), cont)
+        episodes = Episodes(
+            episodes.segments, episodes.answering, episodes.turn_steps[donor], episodes.phase, cont
+        )
+        env._start(np.arange(n), episodes, zero)
+    env._states = env._encode()
+    states = env.states()
+    total = np.zeros(n)
+    steps = env.turn_steps.copy()
+    rows = np.arange(n)
+    for t in range(int(steps.max())):
+        a = env.continuation_actions[rows, np.minimum(env.t, env.max_turn_steps - 1)]
+        lp = log_probs(states)[rows, a]
+        total += np.where(t < steps, lp, 0.0)
+        if t + 1 < int(steps.max()):
+            env.done[:] = False  # finished rows keep stepping; their terms are masked out
+            env.t = np.minimum(env.t, env.max_turn_steps - 1)
+            states = env.step(a).states
+    return total / steps
+
+
 def train_style_model(
     spec: Spec,
     corpus: Corpus,
@@ -202,6 +314,7 @@ def train_style_model(
     seed: int = 0,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] | None = None,
+    env_config: EnvConfig | None = None,
 ) -> StyleModel:
     """Fit the next-action model on the training split; metrics on the validation split.
 
@@ -225,15 +338,27 @@ def train_style_model(
     n = min(train_data.n_samples, config.max_states)
     pool = rng.permutation(train_data.n_samples)[:n]
     deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes > 0 else None
+    pairs = None
+    n_pairs = int(round(config.pair_fraction * config.batch_size))
+    if n_pairs > 0:
+        pairs = PairStream(spec, train, env_config or EnvConfig(), seed)
     steps = 0
     for epoch in range(config.epochs):
         network.train()
         order = rng.permutation(pool)
         epoch_loss, epoch_batches = 0.0, 0
         for first in range(0, n, config.batch_size):
-            rows = order[first : first + config.batch_size]
-            states = torch.as_tensor(encode_samples(train_data, rows, rng), device=device)
-            targets = torch.as_tensor(train_data.actions[rows], device=device)
+            if pairs is not None:
+                rows = order[first : first + config.batch_size - n_pairs]
+                pair_states, pair_actions = pairs.batch(n_pairs)
+                batch_states = np.concatenate([pair_states, encode_samples(train_data, rows, rng)])
+                batch_actions = np.concatenate([pair_actions, train_data.actions[rows]])
+            else:
+                rows = order[first : first + config.batch_size]
+                batch_states = encode_samples(train_data, rows, rng)
+                batch_actions = train_data.actions[rows]
+            states = torch.as_tensor(batch_states, device=device)
+            targets = torch.as_tensor(batch_actions, device=device)
             loss = F.cross_entropy(network(states), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -260,4 +385,20 @@ def train_style_model(
         "style_updates": float(steps),
         "style_val_is_train": float(val_is_train),
     }
-    return StyleModel(network, args, metrics, device)
+    model = StyleModel(network, args, metrics, device)
+    if pairs is not None:
+        held = train if val_is_train else held_out
+        cfg = env_config or EnvConfig()
+        true = pair_log_liks(model.log_probs, spec, held, cfg, PAIR_VAL_EPISODES, seed + 7)
+        other = pair_log_liks(model.log_probs, spec, held, cfg, PAIR_VAL_EPISODES, seed + 7, True)
+        metrics["style_pair_val_log_lik"] = float(true.mean())
+        metrics["style_pair_val_log_lik_other_call"] = float(other.mean())
+        metrics["style_pair_val_ranks_true"] = float((true > other).mean())
+        if log is not None:
+            log(
+                f"style model on held-out pairs: {true.mean():.3f} nats/step with the true call, "
+                f"{other.mean():.3f} with another tune's call; true ranks higher in "
+                f"{(true > other).mean():.0%}"
+            )
+    model.metrics = metrics
+    return model

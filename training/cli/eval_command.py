@@ -103,6 +103,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from training.eval.evaluate import KEY_NAMES, STYLE_COLUMN, evaluate_policies, format_markdown
     from training.eval.plots import (
         curves_from_metrics,
+        plot_listening,
         plot_piano_rolls,
         plot_training_curves,
         read_tensorboard_scalars,
@@ -164,6 +165,11 @@ def run_eval(args: argparse.Namespace) -> int:
         for s in result.samples
     ]
     plot_piano_rolls(pairs, out / "piano_rolls.png", titles, spec.steps_per_bar)
+    written = [out / "eval.md", out / "training_curves.png", out / "piano_rolls.png"]
+    if result.listening:  # call against answer, the first policy
+        name, heard = next(iter(result.listening.items()))
+        plot_listening(heard, out / "listening.png", title=f"{model_path.name}: {name}")
+        written.append(out / "listening.png")
     sys.stdout.write(report)
-    print(f"\nwrote {out / 'eval.md'}, {out / 'training_curves.png'}, {out / 'piano_rolls.png'}")
+    print("\nwrote " + ", ".join(str(p) for p in written))
     return 0

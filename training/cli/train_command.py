@@ -480,7 +480,14 @@ def setup_run(
             style_config = dataclasses.replace(style_config, max_minutes=limit)
         log(f"style model: up to {style_config.epochs} epochs, {style_config.max_minutes:.2f} min")
         style_model = train_style_model(
-            spec, corpus, style_config, config.network.hidden, config.seed, device, log
+            spec,
+            corpus,
+            style_config,
+            config.network.hidden,
+            config.seed,
+            device,
+            log,
+            env_config=run.env_config,
         )
     run.style_model = style_model
     sm = style_model.metrics

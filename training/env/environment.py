@@ -481,6 +481,7 @@ class MelodyEnv:
             answering=self.answering,
             steps_per_bar=self.spec.steps_per_bar,
             previous_onsets=self.recent_onsets,
+            call_summary=self.call_summary,
         )
 
     def step(self, actions: np.ndarray) -> StepResult:

@@ -18,7 +18,6 @@ from training.data.corpus_data import Corpus
 from training.env.environment import EnvConfig, MelodyEnv
 from training.env.reward import RewardWeights, StyleLogProbs
 
-
 CALL_FEATURE_BOUND = 8.0
 """Bound of every state feature: the call summary's register features are pitch offsets / 12."""
 

@@ -26,8 +26,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from exports.encoding import CALL_IOI_BIN_EDGES, CALL_REGISTER_CENTRE
 from exports.errors import ConfigError
-from exports.spec import HOLD_EVENT, PITCH_CLASSES, REST_EVENT
+from exports.spec import DEFAULT_SPEC, HOLD_EVENT, PITCH_CLASSES, REST_EVENT
 from exports.tonality import scale_mask
 
 StyleLogProbs = Callable[[np.ndarray], np.ndarray]
@@ -85,6 +86,9 @@ class RewardInputs(NamedTuple):
     previous_onsets: np.ndarray | None = None
     """(N, K) optional cache: steps of the last K onsets before t, latest first, -1 if none
     (``with_history`` fills it once so that rules need not search the turn again)."""
+    call_summary: np.ndarray | None = None
+    """(N, call_features) the call summary in the state (``exports.encoding.summarize_call``);
+    None: the rules that follow the call's rhythm and register score 0."""
 
 
 # --- magnitudes --------------------------------------------------------------------------------
@@ -126,6 +130,24 @@ PREFERRED_INTERVALS_SCALE = 0.25
 DIATONIC_THIRD_REWARD = 0.75
 DIATONIC_FIFTH_REWARD = 0.5
 
+# Following the call (issue 8): rhythm and register near the call's, a varied motif, not an echo.
+RHYTHM_MATCH_REWARD = 1.0
+"""Per answer onset, times the share of the call's inter-onset intervals in this IOI's bin."""
+RHYTHM_MISMATCH_PENALTY = -0.5
+"""Per answer onset whose IOI bin the call never used."""
+REGISTER_FREE_SEMITONES = 7
+REGISTER_PENALTY_PER_OCTAVE = -1.0
+"""Per answer onset, per octave its pitch lies beyond a fifth from the call's mean pitch
+(moved into the agent's range)."""
+COPY_PENALTY = -1.5
+"""At a bar end: the agent's bar is an exact copy (same pitches, same onsets) of a call bar."""
+CUT_SHORT_PENALTY = -1.0
+"""A note started in the last CUT_SHORT_STEPS of the turn: it would be cut at once."""
+CUT_SHORT_STEPS = 2
+SLOW_CALL_LOG_IOI = 0.5
+"""Call summary's mean log2 IOI / 4 at which a call counts as slow (quarter notes): the
+held-too-long and half-bar-motif detectors, which pay for eighth-note motion, are off then."""
+
 ECHO_RHYTHM_REWARD = 1.0
 ECHO_CONTOUR_REWARD = 1.0
 CALL_PITCH_CLASS_REWARD = 0.1
@@ -143,6 +165,9 @@ CONSONANT_CLASSES[[0, 3, 4, 7, 8, 9]] = True
 DISSONANT_CLASSES = np.zeros(PITCH_CLASSES, dtype=bool)
 DISSONANT_CLASSES[[1, 2, 6, 10, 11]] = True  # the perfect fourth (5) counts as neither
 PERFECT_CLASSES = (0, 7)
+
+AGENT_PITCH_LOW, AGENT_PITCH_HIGH = DEFAULT_SPEC.pitch_low, DEFAULT_SPEC.pitch_high
+"""The register rule's clip: where the agent can play (the default spec's range)."""
 
 SCALES = np.stack([scale_mask(False), scale_mask(True)])  # (2, 12): major, minor
 
@@ -403,7 +428,14 @@ def held_too_long(x: RewardInputs) -> np.ndarray:
     rests = (run & (x.agent_events == REST_EVENT)).sum(axis=1)
     hold_limit = np.where(rests > 0, HELD_TOO_LONG_WITH_REST, HELD_TOO_LONG_STEPS)
     flagged = np.where(event == HOLD_EVENT, holds > hold_limit, (event == REST_EVENT) & (rests > 1))
-    return np.where(x.answering & flagged, HELD_TOO_LONG_PENALTY, 0.0)
+    return np.where(x.answering & flagged & ~_slow_call(x), HELD_TOO_LONG_PENALTY, 0.0)
+
+
+def _slow_call(x: RewardInputs) -> np.ndarray:
+    """(N,) the call moves in quarter notes or slower (long notes are its idiom)."""
+    if x.call_summary is None:
+        return np.zeros(len(x.t), dtype=bool)
+    return x.answering & (x.call_summary[:, 8] >= SLOW_CALL_LOG_IOI)
 
 
 def half_bar_motif(x: RewardInputs) -> np.ndarray:
@@ -413,7 +445,7 @@ def half_bar_motif(x: RewardInputs) -> np.ndarray:
     window = np.take_along_axis(x.agent_events, np.maximum(cols, 0), axis=1)
     window = np.where(cols >= 0, window, HOLD_EVENT)
     full = x.t + 1 >= MOTIF_WINDOW_STEPS
-    ok = full & (_distinct_pitches(window) >= MOTIF_MIN_DISTINCT_PITCHES)
+    ok = full & (_distinct_pitches(window) >= MOTIF_MIN_DISTINCT_PITCHES) & ~_slow_call(x)
     return np.where(ok, HALF_BAR_MOTIF_REWARD, 0.0)
 
 
@@ -579,7 +611,72 @@ def room_for_player(x: RewardInputs) -> np.ndarray:
     return np.where(~x.answering & onset, BUSY_PLAYER_PENALTY_PER_ONSET * extra, 0.0)
 
 
+def rhythm_near_call(x: RewardInputs) -> np.ndarray:
+    """Answer: each onset's inter-onset interval (from the answer's previous onset) earns
+    RHYTHM_MATCH_REWARD times the share of the call's IOIs in the same bin
+    (``exports.encoding.CALL_IOI_BIN_EDGES``); a bin the call never used costs
+    RHYTHM_MISMATCH_PENALTY. The answer moves at the call's pace."""
+    out = np.zeros(len(x.t))
+    if x.call_summary is None:
+        return out
+    _, onset = _onset_now(x)
+    prev = _prev(x, 1)[:, 0]
+    rows = np.flatnonzero(x.answering & onset & (prev >= 0) & (x.call_summary[:, 0] > 0))
+    if len(rows):
+        ioi = x.t[rows] - prev[rows]
+        b = np.searchsorted(CALL_IOI_BIN_EDGES, ioi, side="right") - 1
+        share = x.call_summary[rows, 1 + b]
+        out[rows] = np.where(share > 0, RHYTHM_MATCH_REWARD * share, RHYTHM_MISMATCH_PENALTY)
+    return out
+
+
+def register_near_call(x: RewardInputs) -> np.ndarray:
+    """Answer: an onset more than a fifth from the call's mean pitch (moved by octaves into the
+    agent's range) costs REGISTER_PENALTY_PER_OCTAVE per octave beyond."""
+    out = np.zeros(len(x.t))
+    if x.call_summary is None:
+        return out
+    pitch, onset = _onset_now(x)
+    rows = np.flatnonzero(x.answering & onset & (x.call_summary[:, 0] > 0))
+    if len(rows):
+        centre = x.call_summary[rows, 9] * 12.0 + CALL_REGISTER_CENTRE
+        centre = np.clip(centre, AGENT_PITCH_LOW, AGENT_PITCH_HIGH)
+        beyond = np.maximum(np.abs(pitch[rows] - centre) - REGISTER_FREE_SEMITONES, 0.0)
+        out[rows] = REGISTER_PENALTY_PER_OCTAVE * beyond / 12.0
+    return out
+
+
+def no_copy(x: RewardInputs) -> np.ndarray:
+    """Answer: at a bar end, a bar that copies a bar of the call exactly (same onset steps and
+    pitches, two notes or more) costs COPY_PENALTY: vary the motif, do not echo it."""
+    out = np.zeros(len(x.t))
+    rows = np.flatnonzero(x.answering & _bar_end(x))
+    if len(rows):
+        spb = x.steps_per_bar
+        bar = _last_bar(x.agent_events[rows], x.t[rows], spb)  # (R, S)
+        calls = x.call_events[rows].reshape(len(rows), -1, spb)  # (R, B, S)
+        onset = bar >= 0
+        same = ((calls >= 0) == onset[:, None, :]) & np.where(
+            onset[:, None, :], calls == bar[:, None, :], True
+        )
+        copied = same.all(axis=2).any(axis=1) & (onset.sum(axis=1) >= 2)
+        out[rows] = np.where(copied, COPY_PENALTY, 0.0)
+    return out
+
+
+def not_cut_short(x: RewardInputs) -> np.ndarray:
+    """Both modes: a note started in the last CUT_SHORT_STEPS steps of the turn would be cut at
+    once by the turn's end (issue 9: the answer's last note is not cut short)."""
+    _, onset = _onset_now(x)
+    late = x.t >= x.turn_steps - CUT_SHORT_STEPS
+    return np.where(onset & late, CUT_SHORT_PENALTY, 0.0)
+
+
 PLAY_RULES: dict[str, Callable[[RewardInputs], np.ndarray]] = {
+    "rhythm_near_call": rhythm_near_call,
+    "register_near_call": register_near_call,
+    "no_copy": no_copy,
+    "not_cut_short": not_cut_short,
     "echo_rhythm": echo_rhythm,
     "echo_contour": echo_contour,
     "call_pitch_classes": call_pitch_classes,

@@ -96,6 +96,22 @@ def interval_histogram(melodies: list[np.ndarray]) -> np.ndarray:
     return counts
 
 
+IOI_LIMIT_STEPS = 16
+"""Inter-onset intervals longer than a bar share the last bin."""
+
+
+def ioi_histogram(melodies: list[np.ndarray]) -> np.ndarray:
+    """(17,) counts of inter-onset intervals (steps) between successive notes, bin i = i steps
+    (0 unused), bin 16 = a bar or more."""
+    counts = np.zeros(IOI_LIMIT_STEPS + 1, dtype=np.float64)
+    for melody in melodies:
+        steps = np.flatnonzero(np.asarray(melody) >= 0)
+        if len(steps) < 2:
+            continue
+        counts += np.bincount(np.minimum(np.diff(steps), IOI_LIMIT_STEPS), minlength=len(counts))
+    return counts
+
+
 def pitch_class_histogram(
     melodies: list[np.ndarray], tonics: list[int] | None = None
 ) -> np.ndarray:
@@ -162,6 +178,8 @@ class StyleFidelity:
     pitch_class_js_bits: float
     generated_notes: int
     reference_notes: int
+    ioi_js_bits: float = float("nan")
+    """Inter-onset intervals (rhythm), ``ioi_histogram``."""
 
 
 def style_fidelity(generated: list[np.ndarray], reference: list[np.ndarray]) -> StyleFidelity:
@@ -175,6 +193,7 @@ def style_fidelity(generated: list[np.ndarray], reference: list[np.ndarray]) -> 
         ),
         generated_notes=int(sum(len(note_pitches(m)) for m in generated)),
         reference_notes=int(sum(len(note_pitches(m)) for m in reference)),
+        ioi_js_bits=js_divergence_bits(ioi_histogram(generated), ioi_histogram(reference)),
     )
 
 
@@ -231,6 +250,13 @@ class EvalResult:
     """Lines printed under the title (e.g. a column left out and why)."""
     table1_counts: dict[str, int] = field(default_factory=dict)
     """column name -> compositions its Table 1 column scores (answers to major calls)."""
+    listening: dict[str, Any] = field(default_factory=dict)
+    """policy name -> ``training.eval.listening.Listening`` over the held-out calls."""
+    probe: dict[str, Any] = field(default_factory=dict)
+    """policy name -> ``training.eval.listening.Probe``."""
+    motif_share: dict[str, float] = field(default_factory=dict)
+    """policy name (and the continuations) -> mean share of the answer's (interval, IOI)
+    3-grams found in the call."""
 
 
 # ------------------------------------------------------------------ calls from held-out tunes
@@ -286,6 +312,8 @@ def held_out_calls(
 # ------------------------------------------------------------------ the evaluation
 
 
+PROBE_LINES = 100
+"""Lines of the listening probe (the first notes of held-out calls)."""
 Q_COLUMN = "deepjam Q-network"
 STYLE_COLUMN = "deepjam style model"
 CORPUS_COLUMN = "held-out corpus"
@@ -395,6 +423,7 @@ def evaluate_policies(
     trained; 0 = on the bar line after the call). ``samples`` keeps ``n_samples``
     (call, answer) pairs of the first policy for the piano rolls.
     """
+    from training.eval.listening import listening, motif_share, probe, probe_lines
     from training.eval.rl_tuner_metrics import PAPER_NOTE_RNN, PAPER_Q, table1
 
     rng = np.random.default_rng(seed)
@@ -405,10 +434,30 @@ def evaluate_policies(
     quality: dict[str, AnswerQuality] = {}
     samples: list[dict[str, Any]] = []
     table1_counts: dict[str, int] = {}
+    listened: dict[str, Any] = {}
+    probed: dict[str, Any] = {}
+    motifs: dict[str, float] = {}
+    lines = probe_lines(calls.events, PROBE_LINES)
     for name, policy in policies.items():
         answers = _answers(
             spec, calls.events, policy, temperature, rng, answer_bars, answer_gap_steps
         )
+        listened[name] = listening(spec, calls.events, list(answers.events), calls.continuation)
+        motifs[name] = float(
+            np.nanmean(
+                [motif_share(c, a) for c, a in zip(calls.events, answers.events, strict=True)]
+            )
+        )
+
+        def answer(probe_calls: list[np.ndarray], policy: Policy = policy) -> np.ndarray:
+            return np.asarray(
+                _answers(
+                    spec, probe_calls, policy, temperature, rng, answer_bars, answer_gap_steps
+                ).events
+            )
+
+        if lines:
+            probed[name] = probe(spec, answer, lines)
         relative = np.asarray(answers.relative_events)  # (N, answer_steps), tonic C
         # RL Tuner's Table 1 is defined on C-major compositions: score the answers to calls
         # the environment heard as major (minor answers' b3/b6/b7 are in *their* key).
@@ -449,6 +498,11 @@ def evaluate_policies(
     if human:
         tables[CORPUS_COLUMN] = table1(np.stack(human))
         table1_counts[CORPUS_COLUMN] = len(human)
+    motifs[CORPUS_COLUMN] = float(
+        np.nanmean(
+            [motif_share(c, h) for c, h in zip(calls.events, calls.continuation, strict=True)]
+        )
+    )
     tables[PAPER_NOTE_RNN_COLUMN] = dict(PAPER_NOTE_RNN)
     tables[PAPER_Q_COLUMN] = dict(PAPER_Q)
     return EvalResult(
@@ -459,6 +513,9 @@ def evaluate_policies(
         samples=samples,
         spec=spec,
         table1_counts=table1_counts,
+        listening=listened,
+        probe=probed,
+        motif_share=motifs,
     )
 
 
@@ -514,15 +571,16 @@ def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> st
         "",
         "Jensen-Shannon divergence in bits (0 = same distribution, 1 = disjoint).",
         "",
-        "| Policy | Intervals JS (bits) | Key-relative pitch classes JS (bits) | "
-        "Generated notes | Reference notes |",
-        "|---|---:|---:|---:|---:|",
+        "| Policy | Intervals JS (bits) | Inter-onset intervals JS (bits) | "
+        "Key-relative pitch classes JS (bits) | Generated notes | Reference notes |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, f in result.fidelity.items():
         lines.append(
-            f"| {name} | {_fmt(f.interval_js_bits)} | {_fmt(f.pitch_class_js_bits)} | "
-            f"{f.generated_notes} | {f.reference_notes} |"
+            f"| {name} | {_fmt(f.interval_js_bits)} | {_fmt(f.ioi_js_bits)} | "
+            f"{_fmt(f.pitch_class_js_bits)} | {f.generated_notes} | {f.reference_notes} |"
         )
+    lines += _listening_markdown(result)
     lines += [
         "",
         "## Answer quality: answer notes in the call's key",
@@ -542,3 +600,66 @@ def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> st
             f"| {name} | " + " | ".join(cells) + f" | {_fmt(q.minimum, 2)} | {_fmt(q.mean, 2)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _listening_markdown(result: EvalResult) -> list[str]:
+    """The listening sections: Spearman(call, answer), the probe, motif sharing."""
+    from training.eval.listening import (
+        FEATURE_LABELS,
+        FEATURES,
+        PROBE_IOI_RATIO,
+        PROBE_NOTES,
+        PROBE_OCTAVE_SEMITONES,
+    )
+
+    if not result.listening:
+        return []
+    names = list(result.listening)
+    first = result.listening[names[0]]
+    lines = [
+        "",
+        "## Listening: does the answer follow the call?",
+        "",
+        f"Spearman rank correlation over {first.n_calls} held-out calls between a feature of the "
+        "call and the same feature of the answer (absolute pitches), beside the same for the "
+        "tunes' own continuations (training/eval/listening.py).",
+        "",
+        "| Feature | real continuations | " + " | ".join(names) + " |",
+        "|---|---:|" + "---:|" * len(names),
+    ]
+    for f in FEATURES:
+        cells = [_fmt(result.listening[n].policy[f], 2) for n in names]
+        lines.append(
+            f"| {FEATURE_LABELS[f]} | {_fmt(first.continuation[f], 2)} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    if result.probe:
+        lines += [
+            "",
+            f"Probe: the first {PROBE_NOTES} notes of held-out calls played as 16ths, 8ths and "
+            "quarters, and in 8ths an octave low and high; share of lines where the answer moved "
+            "the same way as the call, and by the goal's margin.",
+            "",
+            "| Policy | lines | quarters slower than 16ths | "
+            f">= {PROBE_IOI_RATIO:g}x the IOI | octave up higher | >= {PROBE_OCTAVE_SEMITONES:g} "
+            "semitones higher | median answer IOI 16ths / 8ths / quarters (steps) | "
+            "median answer pitch low / high |",
+            "|---|---:|---:|---:|---:|---:|---|---|",
+        ]
+        for name, p in result.probe.items():
+            iois = " / ".join(f"{p.mean_ioi[k]:.2f}" for k in ("16ths", "8ths", "quarters"))
+            pitches = f"{p.mean_pitch['octave down']:.1f} / {p.mean_pitch['octave up']:.1f}"
+            lines.append(
+                f"| {name} | {p.n_lines} | {p.slower_share:.2f} | {p.ratio_share:.2f} | "
+                f"{p.higher_share:.2f} | {p.octave_share:.2f} | {iois} | {pitches} |"
+            )
+    if result.motif_share:
+        lines += [
+            "",
+            "Motifs shared with the call: mean share of the answer's (interval, IOI) 3-grams "
+            "found in the call: "
+            + ", ".join(f"{n} {_fmt(v, 3)}" for n, v in result.motif_share.items())
+            + ".",
+        ]
+    return lines

@@ -183,3 +183,39 @@ def plot_piano_rolls(
     fig.savefig(out_path, dpi=100)
     plt.close(fig)
     return out_path
+
+
+def plot_listening(listening: Any, path: Path, title: str = "") -> None:
+    """Scatter of call against answer (and against the real continuation) for each listening
+    feature (``training.eval.listening.Listening``), with the Spearman correlations; PNG."""
+    from training.eval.listening import FEATURE_LABELS, FEATURES
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(FEATURES), figsize=(4.2 * len(FEATURES), 4.0))
+    for ax, f in zip(axes, FEATURES, strict=True):
+        x = listening.calls[f]
+        ax.scatter(
+            x,
+            listening.continuations[f],
+            s=6,
+            alpha=0.35,
+            color="0.55",
+            label=f"real continuation (rho {listening.continuation[f]:+.2f})",
+        )
+        ax.scatter(
+            x,
+            listening.answers[f],
+            s=6,
+            alpha=0.5,
+            color="C0",
+            label=f"answer (rho {listening.policy[f]:+.2f})",
+        )
+        ax.set_xlabel(f"call: {FEATURE_LABELS[f]}")
+        ax.set_ylabel("answer")
+        ax.legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
