@@ -187,9 +187,11 @@ def test_deepjam_eval_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
     fidelity = next(line for line in report.splitlines() if line.startswith("| deepjam Q-net"))
     assert "n/a" not in fidelity.split("|")[2]  # a real JS divergence was computed
     quality_rows = [r for r in report.splitlines() if r.startswith("| deepjam Q-network |")]
-    assert len(quality_rows) == 2  # fidelity row and per-key row
-    assert len(quality_rows[1].split("|")) == 2 + 12 + 2 + 1
-    for png in ("training_curves.png", "piano_rolls.png"):
+    assert len(quality_rows) == 3  # fidelity row, listening probe row and per-key row
+    assert len(quality_rows[2].split("|")) == 2 + 12 + 2 + 1
+    assert "## Listening: does the answer follow the call?" in report
+    assert "| mean inter-onset interval (rhythm) |" in report
+    for png in ("training_curves.png", "piano_rolls.png", "listening.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
     printed = capsys.readouterr().out
     assert "Notes in repeated motif" in printed
