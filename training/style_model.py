@@ -43,6 +43,7 @@ from exports.encoding import (
     encode_states,
     event_actions,
     monophonic_window,
+    summarize_call,
 )
 from exports.errors import CorpusError
 from exports.grid import sounding_pitches
@@ -139,11 +140,19 @@ def encode_samples(
         answering = rng.random(b) < 0.5
         progress = rng.random(b).astype(np.float32)
     player = monophonic_window(player_sounding, player_onset)
+    # The call summary of what the player's window holds (silence before it): zeros when the
+    # player is silent, as in the env.
+    pad = max(spec.call_window_steps - w, 0)
+    heard = monophonic_window(
+        np.concatenate([np.full((b, pad), -1, np.int64), player_sounding], axis=1),
+        np.concatenate([np.zeros((b, pad), bool), player_onset], axis=1),
+    )
     context = StepContext(
         bar_position=data.bar_position[rows],
         minor=data.minor[rows],
         answering=answering,
         progress=progress,
+        call=summarize_call(spec, heard),
     )
     return encode_states(spec, agent, player, context)
 
