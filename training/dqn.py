@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exports.selection import choose_actions
 from exports.errors import ConfigError
+from exports.selection import choose_actions
 from training.config import LearnerConfig
 
 
