@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exports.encoding import PartWindow, StepContext, encode_states
+from exports.encoding import PartWindow, StepContext, encode_states, summarize_call
 from exports.model_file import load_model
 from exports.spec import DEFAULT_SPEC, Spec
 from live_agent.agent import Decider
@@ -50,6 +50,8 @@ def test_the_live_state_is_encode_states_of_the_windows_in_the_frame() -> None:
     w = spec.window_steps
     played: list[Played] = []
     moved = 0
+    silent_row: Played = (np.zeros(12, bool), -1, False, np.zeros(12, bool), -1, False)
+    call = np.zeros((1, spec.call_features), np.float32)  # no call heard yet
     for step in range(300):
         # A line modulating every 40 steps, chords in the player part, silences now and then.
         tonic = (step // 40) * 5 % 12
@@ -74,15 +76,17 @@ def test_the_live_state_is_encode_states_of_the_windows_in_the_frame() -> None:
         moved += shift != before
         answering, progress = bool(step % 2), float(rng.random())
         # The windows written out by hand: relative pitch p - shift, classes rotated.
-        recent = ([(np.zeros(12, bool), -1, False, np.zeros(12, bool), -1, False)] * w + played)[
-            -w:
-        ]
+        recent = ([silent_row] * w + played)[-w:]
+        if step % 3 == 0:  # the frame may move: the call summary is made again, in its frame
+            heard = ([silent_row] * spec.call_window_steps + played)[-spec.call_window_steps :]
+            call = summarize_call(spec, _window_by_hand(heard, 1, shift))
 
         context = StepContext(
             np.array([step % spec.steps_per_bar]),
             np.array([decider.frame_minor]),
             np.array([answering]),
             np.array([progress]),
+            call,
         )
         expected = encode_states(
             spec, _window_by_hand(recent, 0, shift), _window_by_hand(recent, 1, shift), context
