@@ -1,12 +1,13 @@
 """The agent's decision: both parts' recent steps -> state -> Q-values -> action.
 
 ``Decider`` keeps the last W steps of each part in a ring buffer of absolute pitches
-(``PartHistory``), tracks the tonic with ``exports.tonality.KeyTracker``, and decides with the
-contract's own functions only: per decision, each part's window is moved into the model's
-key-relative frame (``PartWindow.in_frame``) and ``exports.encoding.encode_states`` makes the
-state; the Policy gives Q; ``exports.selection.choose_actions`` (temperature, and an ``allowed``
-mask for the register limits and the density gate) picks the action; ``decode_action`` gives its
-MIDI. There is no other encoder: what the network sees live is what training's environment
+(``PartHistory``), tracks the tonic with ``exports.tonality.KeyTracker`` over the player's
+notes only (as training does), and decides with the contract's own functions only: per decision,
+each part's window is moved into the model's key-relative frame (``PartWindow.in_frame``) and
+``exports.encoding.encode_states`` makes the state; the Policy gives Q;
+``exports.selection.choose_actions`` (temperature, and an ``allowed`` mask for the register
+limits and the density gate) picks the action; ``decode_action`` gives its MIDI. There is no
+other encoder: what the network sees live is what training's environment
 builds from the same windows.
 
 The agent's part is kept without the live register shift (what the model chose, not where it was
@@ -232,14 +233,12 @@ class Decider:
         estimate as the frame. Off the decision path: the session calls it after sending, moving
         the frame only between the agent's turns (as in training, where a turn keeps the key it
         started in)."""
-        agent, player = self.agent.last(), self.player.last()
-        np.add(
-            CHROMA_OF_BITS[agent.chroma_bits],
-            CHROMA_OF_BITS[player.chroma_bits],
-            out=self._step_chroma,
-        )
+        # Only the player's notes feed the key, as in training (the environment estimates each
+        # turn's key from the player's part alone): the agent must follow, not lead itself astray.
+        player = self.player.last()
+        self._step_chroma[:] = CHROMA_OF_BITS[player.chroma_bits]
         self.key.observe_step(self._step_chroma)
-        if agent.chroma_bits or player.chroma_bits:
+        if player.chroma_bits:
             # A silent step only scales the histogram, which cannot change the estimate.
             self.tonic, self.minor = self.key.key()
         if move_frame:

@@ -170,6 +170,8 @@ class Session:
         self._sounding: int | None = None
         """Absolute pitch the agent holds (register shift included), None when silent."""
         self._agent_onset = False
+        self._key_folded = False
+        """The step closed last is in the key estimate already (see ``_close_step``)."""
         self._closed = False
         self._step_start_ns: int | None = None
 
@@ -309,7 +311,7 @@ class Session:
     def decide(self, step: int, boundary_ns: int | None = None) -> None:
         """Close the player's last step, and choose the agent's action for grid ``step``, whose
         boundary is at ``boundary_ns`` (None: not known yet, MIDI clock)."""
-        self._close_step()
+        self._close_step(step)
         self._step_start_ns = boundary_ns
         with self._swap_lock:
             ready, self._next_policy = self._next_policy, None
@@ -368,14 +370,15 @@ class Session:
                 self._held_steps += 1
         self._release_at_send = False
         self.stats.notes_sent = self.agent_notes.notes_sent
-        # After sending: off the decision path. The frame moves only between the agent's turns.
-        self.decider.update_key(self.mode.frame_may_move(step + 1))
+        if not self._key_folded:
+            self.decider.update_key(move_frame=False)  # after sending: off the decision path
 
     def skip(self, step: int) -> None:
         """A step the loop could not make in time: no decision, the agent's note goes on."""
-        self._close_step()
+        self._close_step(step)
         self._closing_step = step
-        self.decider.update_key(self.mode.frame_may_move(step + 1))
+        if not self._key_folded:
+            self.decider.update_key(move_frame=False)
         self._pending_action = None
         if self._sounding is not None:
             self._held_steps += 1
@@ -403,8 +406,11 @@ class Session:
             duet_wait_notes=o.duet_wait_notes,
         )
 
-    def _close_step(self) -> None:
-        """Push the step that just ended (both parts) into the windows and the state."""
+    def _close_step(self, next_step: int) -> None:
+        """Push the step that just ended (both parts) into the windows. Where a turn may start
+        (the frame may move), fold it into the key now, so that the turn's first state is in
+        the key of everything the player played before it, as in training; elsewhere the fold
+        waits until after sending (``_key_folded`` False), off the decision path."""
         player = self.listener.close_step(self._count)
         self.mode.observe_player_step(self._closing_step, player.onset, player.top >= 0)
         if self._sounding is None:
@@ -414,6 +420,9 @@ class Session:
             agent = StepKey(self._agent_onset, 1 << (top % PITCH_CLASSES), top)
         self.decider.push_step(agent, StepKey(player.onset, player.chroma_bits, player.top))
         self._count += 1
+        self._key_folded = self.mode.frame_may_move(next_step)
+        if self._key_folded:
+            self.decider.update_key(move_frame=True)
 
     def _silence_agent(self) -> None:
         self._pending_action = None
