@@ -23,6 +23,7 @@ import numpy as np
 
 from exports.errors import MidiFileError
 from exports.grid import note_list, validate_events
+from exports.midi import MIDI_CHANNELS
 from exports.spec import HOLD_EVENT, REST_EVENT
 
 STEPS_PER_QUARTER = 4
@@ -30,7 +31,6 @@ STEPS_PER_QUARTER = 4
 WRITE_TICKS_PER_QUARTER = 480
 DRUM_CHANNEL = 9
 """General MIDI percussion (channel 10 counted from 1): never part of a melody."""
-MIDI_CHANNELS = 16
 DEFAULT_VELOCITY = 90
 MAX_VELOCITY = 127
 END_MARKER = "deepjam:end"

@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from exports.midi import MIDI_PITCHES as MIDI_PITCHES  # kept importable from here
+
 # Bump whenever the meaning of a state or an action changes; a model made for another version is
 # refused at load time (exports.model_file).
 SPEC_VERSION = 2
@@ -28,7 +30,6 @@ REST = 1
 FIRST_NOTE_ACTION = 2
 
 PITCH_CLASSES = 12
-MIDI_PITCHES = 128
 
 # heard (1) + IOI histogram (7) + mean log2 IOI (1) + register mean/low/high (3) + octave shares
 # (4) + density (1) + contour (5) + length (1); see exports.encoding.summarize_call.

@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from exports.midi import MAX_DATA
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the same parser, from PyPI
@@ -25,7 +27,6 @@ else:  # Python 3.10: the same parser, from PyPI
 from exports.errors import ConfigError, DeepjamError
 from live_agent.protocols import Policy
 
-MAX_DATA = 127
 CENTER = 64
 SEMITONES_PER_OCTAVE = 12
 

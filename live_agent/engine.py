@@ -16,10 +16,11 @@ How to drive it (``deepjam jam`` does this with rtmidi; ``deepjam answer`` with 
     thread.join(timeout=2.0)
 
 * ``run(stop, until_step=None)`` returns when ``stop`` is set, ``None`` is read from the inbox, or
-  ``until_step`` steps have been played; before returning (in ``finally``) it closes every note:
-  a note-off for each note in the ledger (agent and MIDI thru), then CC 123 and CC 120 on each
-  channel used. It returns ``session.stats``. ``session.close()`` does the same and may be
-  called again safely (it is idempotent) e.g. after a port was lost.
+  ``until_step`` steps have been played; before returning (in ``finally``) it closes the output
+  gate of ``session.notes`` (the one ``NoteLedger``): a note-off for each open note (agent and
+  MIDI thru), then CC 123 and CC 120 once on each channel used. It returns ``session.stats``.
+  ``session.close()`` does the same; a signal handler may close the gate first
+  (``session.notes.close_gate()``), and then nothing is sent twice.
 * ``swap_policy(policy)`` may be called from any thread but the scheduler's (a file watcher,
   ``ModelSlots``): it makes the new model ready there (``agent.ReadyPolicy.prepare``: warmed
   session, first state encoded), and the scheduler adopts it before its next decision at the
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF, PEDAL_DOWN_MIN, SUSTAIN_PEDAL
 from exports.spec import PITCH_CLASSES
 from exports.turns import answer_steps
 from live_agent.agent import SILENT_STEP, Decider, ReadyPolicy, StepKey
@@ -52,8 +54,6 @@ from live_agent.controls import ControlMap, load_controls
 from live_agent.dynamics import VelocityFollower
 from live_agent.ledger import NoteLedger
 from live_agent.listener import (
-    PEDAL_DOWN_MIN,
-    SUSTAIN_PEDAL,
     Kind,
     Message,
     PlayerListener,
@@ -72,8 +72,6 @@ from live_agent.scheduler import (
 )
 from live_agent.tempo import TempoEstimate
 
-ALL_NOTES_OFF = 123
-ALL_SOUND_OFF = 120
 WARM_UP_DECISIONS = 64
 
 
@@ -137,8 +135,8 @@ class Session:
         if recorder is None and options.record is not None:
             self.recorder = Recorder(options.bpm)
         out: NoteSink = RecordingSink(sink, self.recorder, clock) if self.recorder else sink
-        self.agent_notes = NoteLedger(out)
-        self.thru_notes = NoteLedger(out)
+        self.notes = NoteLedger(out, clock)
+        """The one ledger of open notes (the agent's and MIDI thru's), with the output gate."""
         self.controls = controls if controls is not None else load_controls(options.controls)
         self.stats = SessionStats()
         self.rng = np.random.default_rng(options.seed)
@@ -257,9 +255,8 @@ class Session:
         self._closed = True
         self._pending_action = None
         self._sounding = None
-        self.agent_notes.close_all(extra_channels=(self.options.channel,))
-        self.thru_notes.close_all()
-        self.stats.notes_sent = self.agent_notes.notes_sent
+        self.notes.close_gate(extra_channels=(self.options.channel,))
+        self.stats.notes_sent = self.notes.notes_sent
         self.stats.held_timeouts = self.listener.timed_out
 
     # --- called by the scheduler ------------------------------------------------------------
@@ -275,7 +272,7 @@ class Session:
             if self.recorder is not None:
                 self.recorder.add(PLAYER, event.time_ns, event.data)
             if self.options.thru:
-                self.thru_notes.forward(event.data)
+                self.notes.forward(event.data)
             if kind is Kind.NOTE_ON:
                 self.listener.note_on(message.a, self._count)
                 self.dynamics.observe(message.b)
@@ -349,7 +346,7 @@ class Session:
         if action is None:
             # Not the agent's turn (or it was cut short): make sure nothing of it still sounds.
             if self._sounding is not None:
-                self.agent_notes.note_off(channel, self._sounding)
+                self.notes.note_off(channel, self._sounding)
                 self._sounding = None
                 self._held_steps = 0
         else:
@@ -358,18 +355,18 @@ class Session:
             if note_off is None and self._release_at_send and self._sounding is not None:
                 note_off = self._sounding  # model swap: the old model's note does not outlive it
             if note_off is not None:
-                self.agent_notes.note_off(channel, note_off)
+                self.notes.note_off(channel, note_off)
                 self._sounding = None
                 self._held_steps = 0
             if change.note_on is not None:
-                self.agent_notes.note_on(channel, change.note_on, self.dynamics.velocity(step))
+                self.notes.note_on(channel, change.note_on, self.dynamics.velocity(step))
                 self._sounding = change.note_on
                 self._agent_onset = True
                 self._held_steps = 0
             if self._sounding is not None:
                 self._held_steps += 1
         self._release_at_send = False
-        self.stats.notes_sent = self.agent_notes.notes_sent
+        self.stats.notes_sent = self.notes.notes_sent
         if not self._key_folded:
             self.decider.update_key(move_frame=False)  # after sending: off the decision path
 
@@ -412,6 +409,11 @@ class Session:
         the key of everything the player played before it, as in training; elsewhere the fold
         waits until after sending (``_key_folded`` False), off the decision path."""
         player = self.listener.close_step(self._count)
+        if self.listener.timed_out_pitches:
+            # The player's note-off was lost upstream: what thru forwarded must end too.
+            for pitch in self.listener.timed_out_pitches:
+                self.notes.release_forwarded(pitch)
+            self.listener.timed_out_pitches.clear()
         self.mode.observe_player_step(self._closing_step, player.onset, player.top >= 0)
         if self._sounding is None:
             agent = SILENT_STEP
@@ -427,7 +429,7 @@ class Session:
     def _silence_agent(self) -> None:
         self._pending_action = None
         if self._sounding is not None:
-            self.agent_notes.note_off(self.options.channel, self._sounding)
+            self.notes.note_off(self.options.channel, self._sounding)
             self._sounding = None
 
     def _control(self, event: InputEvent, message: Message) -> None:
@@ -461,6 +463,5 @@ class Session:
         elif action.name == "panic":
             self._pending_action = None
             self._sounding = None
-            self.agent_notes.close_all(extra_channels=(self.options.channel,))
-            self.thru_notes.close_all()
+            self.notes.panic(extra_channels=(self.options.channel,))
             self.listener.all_off()

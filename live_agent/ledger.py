@@ -1,85 +1,167 @@
-"""The note ledger: every note-on sent is recorded until its note-off, so none can stick.
+"""The one note ledger: every note-on sent is recorded until its note-off, so none can stick.
 
-All of the agent's (and the MIDI-thru) note traffic goes through a ledger. ``close_all`` sends a
-note-off for each open note, then All Notes Off (CC 123) and All Sound Off (CC 120) on every
-channel the ledger has used: shutdown, mode changes, model swaps and panic call it.
+``NoteLedger`` wraps any ``NoteSink`` (an rtmidi or JACK output, a recording fake, a recorder)
+and all note traffic goes through it: the agent's notes and the MIDI thru of the player's. It is
+thread-safe (the scheduler plays through it while a signal handler or the port watchdog may end
+everything) and holds the output gate:
+
+* ``panic()`` sends a note-off for each open note, then All Notes Off (CC 123) and All Sound Off
+  (CC 120) once on every channel used: the live panic control, a port that came back;
+* ``close_gate()`` is shutdown: from then on note-ons are dropped (counted), and the one final
+  panic runs; called again (the session's ``finally`` after the signal handler) it does nothing,
+  so Ctrl-C sends CC 123 / 120 once. A note that started less than ``MIN_NOTE_NS`` before the
+  gate closed is let sound that long first, so a signal landing on a step boundary cannot turn
+  the boundary's note-on into a click.
 """
 
 from __future__ import annotations
 
-from live_agent.protocols import NoteSink
+import threading
+import time
+from collections import Counter
 
-ALL_SOUND_OFF = 120
-ALL_NOTES_OFF = 123
-NOTE_OFF_STATUS = 0x80
-NOTE_ON_STATUS = 0x90
+from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF, NOTE_OFF, NOTE_ON
+from live_agent.protocols import Clock, NoteSink
+
+MIN_NOTE_NS = 20_000_000
+"""The shortest note the gate lets through at shutdown (20 ms: heard as a note, not a click)."""
+
+
+class _WallClock:
+    def now_ns(self) -> int:
+        return time.perf_counter_ns()
+
+    def sleep_until(self, deadline_ns: int) -> None:
+        remaining = deadline_ns - time.perf_counter_ns()
+        if remaining > 0:
+            time.sleep(remaining / 1e9)
 
 
 class NoteLedger:
-    """Sends notes through ``sink`` and remembers which (channel, pitch) are sounding."""
+    """Sends notes through ``sink`` and remembers which (channel, pitch) sound, and whose.
 
-    def __init__(self, sink: NoteSink) -> None:
+    ``notes_sent`` counts the agent's note-ons, ``dropped_after_stop`` the note-ons refused once
+    the gate closed, ``panics`` how many times everything was ended."""
+
+    def __init__(self, sink: NoteSink, clock: Clock | None = None) -> None:
         self.sink = sink
-        self.open_notes: dict[tuple[int, int], int] = {}
+        self.clock: Clock = clock if clock is not None else _WallClock()
+        self.open_notes: Counter[tuple[int, int]] = Counter()
         """(channel, pitch) -> how many note-ons are open (a re-struck key counts twice)."""
+        self.forwarded: Counter[tuple[int, int]] = Counter()
+        """The open notes that are the player's, sent on by MIDI thru (a subset of the above)."""
         self.channels_used: set[int] = set()
         self.notes_sent = 0
+        self.dropped_after_stop = 0
+        self.panics = 0
+        self.closing = False
+        self._started_ns: dict[tuple[int, int], int] = {}
+        self._lock = threading.RLock()  # re-entrant: a signal handler may run mid-send
+
+    # --- sending ----------------------------------------------------------------------------
 
     def note_on(self, channel: int, pitch: int, velocity: int) -> None:
-        key = (channel, pitch)
-        self.sink.note_on(channel, pitch, velocity)
-        self.open_notes[key] = self.open_notes.get(key, 0) + 1
-        self.channels_used.add(channel)
-        self.notes_sent += 1
+        """The agent's note-on (dropped once the gate is closed)."""
+        with self._lock:
+            if self.closing:
+                self.dropped_after_stop += 1
+                return
+            self.sink.note_on(channel, pitch, velocity)
+            self._opened((channel, pitch))
+            self.notes_sent += 1
 
     def note_off(self, channel: int, pitch: int) -> None:
-        """Release a note; a note that is not open is released anyway (harmless, and safe)."""
-        key = (channel, pitch)
-        self.sink.note_off(channel, pitch)
-        count = self.open_notes.pop(key, 0)
-        if count > 1:
-            self.open_notes[key] = count - 1
+        """Release a note; one that is not open is released anyway (harmless, and safe)."""
+        with self._lock:
+            self.sink.note_off(channel, pitch)
+            self._closed((channel, pitch))
+
+    def control_change(self, channel: int, control: int, value: int) -> None:
+        with self._lock:
+            self.sink.control_change(channel, control, value)
 
     def forward(self, data: tuple[int, ...]) -> None:
         """Send a validated channel message as is (MIDI thru), keeping track of its notes."""
-        status = data[0] & 0xF0
-        channel = data[0] & 0x0F
-        if status == NOTE_ON_STATUS and data[2] > 0:
-            key = (channel, data[1])
-            self.open_notes[key] = self.open_notes.get(key, 0) + 1
-            self.channels_used.add(channel)
-        elif status in (NOTE_OFF_STATUS, NOTE_ON_STATUS):
-            key = (channel, data[1])
-            count = self.open_notes.pop(key, 0)
-            if count > 1:
-                self.open_notes[key] = count - 1
-        self.sink.send(data)
+        status, channel = data[0] & 0xF0, data[0] & 0x0F
+        with self._lock:
+            if status == NOTE_ON and data[2] > 0:
+                if self.closing:
+                    self.dropped_after_stop += 1
+                    return
+                self.sink.send(data)
+                self._opened((channel, data[1]))
+                self.forwarded[(channel, data[1])] += 1
+                return
+            self.sink.send(data)
+            if status in (NOTE_OFF, NOTE_ON):
+                key = (channel, data[1])
+                self._closed(key)
+                _decrement(self.forwarded, key)
+
+    def release_forwarded(self, pitch: int) -> int:
+        """Note-off the player's forwarded ``pitch`` on every channel it sounds on (its note-off
+        was lost: the listener timed the key out); returns how many note-offs were sent."""
+        with self._lock:
+            sent = 0
+            for key in [k for k in self.forwarded if k[1] == pitch]:
+                for _ in range(self.forwarded.pop(key)):
+                    self.sink.note_off(*key)
+                    _decrement(self.open_notes, key)
+                    sent += 1
+                if key not in self.open_notes:
+                    self._started_ns.pop(key, None)
+            return sent
+
+    # --- ending everything --------------------------------------------------------------------
+
+    def panic(self, extra_channels: tuple[int, ...] = ()) -> int:
+        """Note-off every open note (once per open note-on), then CC 123 and CC 120 on every
+        channel used and on ``extra_channels``. Returns how many note-offs were sent."""
+        with self._lock:
+            sent = 0
+            for (channel, pitch), count in sorted(self.open_notes.items()):
+                for _ in range(count):
+                    self.sink.note_off(channel, pitch)
+                    sent += 1
+            self.open_notes.clear()
+            self.forwarded.clear()
+            self._started_ns.clear()
+            for channel in sorted(self.channels_used | set(extra_channels)):
+                self.sink.control_change(channel, ALL_NOTES_OFF, 0)
+                self.sink.control_change(channel, ALL_SOUND_OFF, 0)
+            self.panics += 1
+            return sent
+
+    def close_gate(self, extra_channels: tuple[int, ...] = ()) -> bool:
+        """Shutdown: no note-on passes from now on, then the one final ``panic`` (after letting
+        a note younger than ``MIN_NOTE_NS`` sound that long). Returns False, doing nothing, if
+        the gate was closed already."""
+        with self._lock:
+            if self.closing:
+                return False
+            self.closing = True
+            if self._started_ns:
+                self.clock.sleep_until(max(self._started_ns.values()) + MIN_NOTE_NS)
+            self.panic(extra_channels)
+            return True
 
     def is_open(self, channel: int, pitch: int) -> bool:
         return (channel, pitch) in self.open_notes
 
-    def close_all(self, extra_channels: tuple[int, ...] = ()) -> int:
-        """Note-off every open note (once per open note-on), then CC 123 and CC 120.
+    # --- internals ----------------------------------------------------------------------------
 
-        Returns how many note-offs were sent.
-        """
-        sent = 0
-        for (channel, pitch), count in sorted(self.open_notes.items()):
-            for _ in range(count):
-                self.sink.note_off(channel, pitch)
-                sent += 1
-        self.open_notes.clear()
-        for channel in sorted(self.channels_used | set(extra_channels)):
-            self.sink.control_change(channel, ALL_NOTES_OFF, 0)
-            self.sink.control_change(channel, ALL_SOUND_OFF, 0)
-        return sent
+    def _opened(self, key: tuple[int, int]) -> None:
+        self.open_notes[key] += 1
+        self.channels_used.add(key[0])
+        self._started_ns[key] = self.clock.now_ns()
 
-    def release_notes(self) -> int:
-        """Note-off every open note, without the channel-wide CCs; returns how many."""
-        sent = 0
-        for (channel, pitch), count in sorted(self.open_notes.items()):
-            for _ in range(count):
-                self.sink.note_off(channel, pitch)
-                sent += 1
-        self.open_notes.clear()
-        return sent
+    def _closed(self, key: tuple[int, int]) -> None:
+        _decrement(self.open_notes, key)
+        if key not in self.open_notes:
+            self._started_ns.pop(key, None)
+
+
+def _decrement(counts: Counter[tuple[int, int]], key: tuple[int, int]) -> None:
+    count = counts.pop(key, 0)
+    if count > 1:
+        counts[key] = count - 1

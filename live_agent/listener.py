@@ -17,31 +17,29 @@ from typing import NamedTuple
 
 import numpy as np
 
-NOTE_OFF = 0x80
-NOTE_ON = 0x90
-POLY_PRESSURE = 0xA0
-CONTROL_CHANGE = 0xB0
-PROGRAM_CHANGE = 0xC0
-CHANNEL_PRESSURE = 0xD0
-PITCH_BEND = 0xE0
-SYSEX_START = 0xF0
-MTC_QUARTER_FRAME = 0xF1
-SONG_POSITION = 0xF2
-SONG_SELECT = 0xF3
-TUNE_REQUEST = 0xF6
-SYSEX_END = 0xF7
-TIMING_CLOCK = 0xF8
-START = 0xFA
-CONTINUE = 0xFB
-STOP = 0xFC
-ACTIVE_SENSING = 0xFE
-SYSTEM_RESET = 0xFF
+from exports.midi import (
+    ACTIVE_SENSING,
+    CHANNEL_PRESSURE,
+    CONTINUE,
+    CONTROL_CHANGE,
+    MAX_DATA,
+    MTC_QUARTER_FRAME,
+    NOTE_OFF,
+    NOTE_ON,
+    PITCH_BEND,
+    POLY_PRESSURE,
+    PROGRAM_CHANGE,
+    SONG_POSITION,
+    SONG_SELECT,
+    START,
+    STOP,
+    SYSEX_START,
+    SYSTEM_RESET,
+    TIMING_CLOCK,
+    TUNE_REQUEST,
+)
 
-MAX_DATA = 0x7F
 PITCH_CLASSES = 12
-SUSTAIN_PEDAL = 64
-PEDAL_DOWN_MIN = 64
-"""CC 64 values 64..127 mean the pedal is down (MIDI 1.0 recommended practice)."""
 
 # Status (high nibble for channel messages, whole byte for system ones) -> total length in bytes.
 CHANNEL_MESSAGE_LENGTH = {
@@ -193,6 +191,8 @@ class PlayerListener:
         self.pressed_step: dict[int, int] = {}
         """pitch -> step its key went down, for the held-note timeout."""
         self.timed_out = 0
+        self.timed_out_pitches: list[int] = []
+        """Keys taken as released by the timeout, for the session to end their MIDI thru."""
         self.pedal_down = False
         self.sustained = 0
         """128-bit mask of notes whose key is up but the sustain pedal holds them."""
@@ -271,3 +271,4 @@ class PlayerListener:
             if pressed <= limit:
                 self.note_off(pitch)
                 self.timed_out += 1
+                self.timed_out_pitches.append(pitch)

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exports.errors import ConfigError
+from exports.midi import MAX_DATA, MIDI_CHANNELS
 from exports.turns import DEFAULT_ANSWER_BARS_MAX
 
 MODES = ("answer", "duet")
 CLOCK_SOURCES = ("auto", "internal", "midi", "player")
-MIDI_CHANNELS = 16
-MAX_DATA = 127
 
 
 @dataclass

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from exports.midi import CONTROL_CHANGE, NOTE_OFF, NOTE_ON
 from live_agent.protocols import Clock, NoteSink
 
 TICKS_PER_BEAT = 480
-NOTE_OFF = 0x80
-NOTE_ON = 0x90
-CONTROL_CHANGE = 0xB0
 PLAYER = "player"
 AGENT = "agent"
 

@@ -15,6 +15,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from exports.midi import NOTE_OFF, NOTE_ON
 from live_agent.cli.help_format import DefaultsHelpFormatter
 from live_agent.options import add_jam_arguments
 
@@ -22,8 +23,6 @@ SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 RENDER_RATE_HZ = 48000
 DEFAULT_BPM = 120.0
 CALL_NOTE_VELOCITY = 90
-NOTE_OFF = 0x80
-NOTE_ON = 0x90
 RENDER_PEAK_DBFS = -1.0
 """Renders are normalised to this peak: FluidSynth's own level peaks near -27 dBFS."""
 LIVE_ONLY_FLAGS = ("clock", "thru", "input_channel", "controls")

@@ -4,9 +4,10 @@ Threads: rtmidi's input thread (timestamps and enqueues only), the session's sch
 (decides and sends on the 16th grid), the port watchdog, and the main thread, which waits for
 Ctrl-C / SIGTERM and then runs the one shutdown path, in ``finally``:
 
-    stop event -> sentinel on the inbox -> gate the output (no new note-on) and end every
-    sounding note (note-offs, CC 123, CC 120) -> join the scheduler (timeout) -> its ledger
-    closes what it still holds -> a last all-notes-off -> close the ports.
+    gate the output (``session.notes.close_gate``: no new note-on, then every sounding note
+    ended: note-offs, CC 123, CC 120, once) -> stop event -> sentinel on the inbox -> join the
+    scheduler (timeout) -> close the ports. A scheduler that crashed has ended its notes in its
+    own ``finally``; the command then exits 1.
 
 The output gate is what keeps "all notes off within 50 ms of the signal" true even while the
 scheduler sleeps towards its next step (up to a 16th, 125 ms at 120 bpm).
@@ -260,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     from live_agent.clock import RealClock
     from live_agent.controls import ModelSlots, ModelWatcher
     from live_agent.engine import Session
-    from live_agent.io.midi_io import JackClientIO, MidiInput, MidiOutput, NoteBookkeeping
+    from live_agent.io.midi_io import ByteSink, JackClientIO, MidiInput, MidiOutput
     from live_agent.io.ports import resolve_api
     from live_agent.io.synth import Synth, check_synth, start_synth
     from live_agent.io.watchdog import PortWatchdog
@@ -290,21 +291,22 @@ def run(args: argparse.Namespace) -> int:
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     stop_event = threading.Event()
     midi_in: MidiInput | JackClientIO | None = None
-    midi_out: NoteBookkeeping | None = None
+    midi_out: ByteSink | None = None
     watchdog: PortWatchdog | None = None
     model_watcher: ModelWatcher | None = None
     worker: threading.Thread | None = None
     session: Any = None
     synth: Synth | None = None
     signalled_ns: list[int] = []
+    crashed: list[BaseException] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         # Main thread, between bytecodes: wake everyone; the finally below does the rest.
         signalled_ns.append(time.perf_counter_ns())
+        if session is not None:  # first: no note may start once shutdown has begun
+            session.notes.close_gate(extra_channels=(options.channel,))
         stop_event.set()
         inbox.put(None)
-        if midi_out is not None:
-            midi_out.close_gate()
 
     started_s = time.monotonic()
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -333,6 +335,7 @@ def run(args: argparse.Namespace) -> int:
                 own_port_name(api, rt_out.client_name, out_name) if output_wanted is None else None
             )
         session = Session(policy, options, midi_out, RealClock(), inbox)
+        midi_out.on_reopen = session.notes.panic  # a port that came back: end what it may hold
         session.warm_up()
         if session.controls.model_slots:
             slots = ModelSlots(
@@ -354,9 +357,15 @@ def run(args: argparse.Namespace) -> int:
                 watchdog = PortWatchdog(midi_in, midi_out, _log)  # type: ignore[arg-type]
             watchdog.start()
         session.log = _log  # the player's tempo, as it locks and moves
-        worker = threading.Thread(
-            target=session.run, args=(stop_event,), name="deepjam-scheduler", daemon=True
-        )
+
+        def play() -> None:
+            try:
+                session.run(stop_event)
+            except BaseException as err:  # its finally has ended every note already
+                crashed.append(err)
+                raise
+
+        worker = threading.Thread(target=play, name="deepjam-scheduler", daemon=True)
         worker.start()
         for line in port_report(api, args.input, args.output, in_name, out_name, own_in, own_out):
             _log(line)
@@ -373,11 +382,13 @@ def run(args: argparse.Namespace) -> int:
                 if not worker.is_alive():
                     _log("the scheduler stopped; shutting down")
                     break
+        if crashed:
+            _log(f"the scheduler failed: {type(crashed[0]).__name__}: {crashed[0]}")
     finally:
         stop_event.set()
         inbox.put(None)
-        if midi_out is not None:
-            midi_out.close_gate()
+        if session is not None:
+            session.notes.close_gate(extra_channels=(options.channel,))
         if worker is not None:
             worker.join(JOIN_TIMEOUT_S)
             if worker.is_alive():
@@ -387,8 +398,6 @@ def run(args: argparse.Namespace) -> int:
         if model_watcher is not None:
             model_watcher.stop()
         if midi_out is not None:
-            if midi_out.sounding or (worker is not None and worker.is_alive()):
-                midi_out.panic()  # the session could not close its notes: end them here
             midi_out.close()
         if midi_in is not None and midi_in is not midi_out:
             midi_in.close()
@@ -421,4 +430,4 @@ def run(args: argparse.Namespace) -> int:
                     )
                     + (f"; session {session.stats}" if session is not None else "")
                 )
-    return 0
+    return 1 if crashed else 0

@@ -5,10 +5,10 @@ callback stamps ``time.perf_counter_ns()`` and puts an ``InputEvent`` on the inb
 (mido's rule: never raise into the C thread; a failure is counted, not raised). Active Sensing
 (0xFE) is the watchdog's liveness probe: it only refreshes ``last_message_ns``.
 
-Output. ``MidiOutput`` is the ``NoteSink`` the scheduler sends through. It remembers which notes
-it left sounding, so ``panic()`` can end each one (note-off, then CC 123 All Notes Off and
-CC 120 All Sound Off) after a port comes back or at shutdown. Send failures are counted: a
-vanished JACK peer drops messages silently, and an error must not stop the jam.
+Output. ``MidiOutput`` is the ``NoteSink`` the scheduler sends through, wrapped in the one
+ledger of open notes (``live_agent.ledger.NoteLedger``), which ends each note after a port comes
+back (``on_reopen``) or at shutdown. Send failures are counted: a vanished JACK peer drops
+messages silently, and an error must not stop the jam.
 """
 
 from __future__ import annotations
@@ -16,9 +16,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from exports.errors import PortError
+from exports.midi import (
+    ACTIVE_SENSING,
+    CONTROL_CHANGE,
+    NOTE_OFF,
+    NOTE_ON,
+)
 from live_agent.io.ports import (
     VIRTUAL_INPUT_NAME,
     VIRTUAL_OUTPUT_NAME,
@@ -29,13 +36,6 @@ from live_agent.io.ports import (
 )
 from live_agent.protocols import InputEvent
 
-NOTE_OFF = 0x80
-NOTE_ON = 0x90
-CONTROL_CHANGE = 0xB0
-ACTIVE_SENSING = 0xFE
-ALL_SOUND_OFF = 120
-ALL_NOTES_OFF = 123
-MIDI_CHANNELS = 16
 # python-rtmidi makes one client per port; distinct names keep JACK from renaming the second
 # one ("deepjam-01"), so the ports are "deepjam-in:deepjam in" and "deepjam-out:deepjam out".
 INPUT_CLIENT_NAME = "deepjam-in"
@@ -104,24 +104,22 @@ class MidiInput:
         self.port.close()
 
 
-class NoteBookkeeping:
-    """The ``NoteSink`` half shared by both backends; subclasses provide ``_send``.
+class ByteSink:
+    """The ``NoteSink`` half shared by both backends: messages as bytes to ``_send``.
 
-    Thread-safe (scheduler, watchdog and signal handler share it). ``sent`` counts messages
-    handed to the backend, ``send_errors`` those it refused. ``sounding`` is the set of
-    (channel, pitch) this sink turned on and has not turned off.
+    No note bookkeeping here: the one ledger of open notes, with the output gate, is
+    ``live_agent.ledger.NoteLedger``, wrapped around this sink by the session. Thread-safe.
+    ``sent`` counts messages handed to the backend, ``send_errors`` those it refused.
+    ``on_reopen``, when set (to the ledger's ``panic``), runs after the port came back, so a
+    note the peer may still hold is ended.
     """
 
     def __init__(self) -> None:
         self.sent = 0
         self.send_errors = 0
         self.reopened = 0
-        self.sounding: set[tuple[int, int]] = set()
-        self.channels_used: set[int] = set()
-        self.closing = False
-        """Set by ``close_gate``: note-ons are dropped (counted in ``dropped_after_stop``)."""
-        self.dropped_after_stop = 0
-        self._lock = threading.RLock()  # re-entrant: a signal handler may gate the sink mid-send
+        self.on_reopen: Callable[[], object] | None = None
+        self._lock = threading.RLock()
 
     def _send(self, data: list[int]) -> None:
         raise NotImplementedError
@@ -131,20 +129,11 @@ class NoteBookkeeping:
 
     def note_on(self, channel: int, pitch: int, velocity: int) -> None:
         with self._lock:
-            if self.closing and velocity > 0:
-                self.dropped_after_stop += 1
-                return
             self._send([NOTE_ON | channel, pitch, velocity])
-            self.channels_used.add(channel)
-            if velocity > 0:
-                self.sounding.add((channel, pitch))
-            else:
-                self.sounding.discard((channel, pitch))
 
     def note_off(self, channel: int, pitch: int) -> None:
         with self._lock:
             self._send([NOTE_OFF | channel, pitch, 0])
-            self.sounding.discard((channel, pitch))
 
     def control_change(self, channel: int, control: int, value: int) -> None:
         with self._lock:
@@ -152,44 +141,17 @@ class NoteBookkeeping:
 
     def send(self, data: tuple[int, ...]) -> None:
         with self._lock:
-            status = data[0] & 0xF0 if data else 0
-            if self.closing and status == NOTE_ON and len(data) > 2 and data[2] > 0:
-                self.dropped_after_stop += 1
-                return
             self._send(list(data))
-            if status == NOTE_ON and len(data) > 2 and data[2] > 0:
-                self.sounding.add((data[0] & 0x0F, data[1]))
-                self.channels_used.add(data[0] & 0x0F)
-            elif status in (NOTE_ON, NOTE_OFF) and len(data) > 1:
-                self.sounding.discard((data[0] & 0x0F, data[1]))
 
-    def panic(self, channels: set[int] | None = None) -> None:
-        """End everything: a note-off for each note this sink left on, then CC 123 and CC 120
-        on ``channels`` (default: every channel this sink used, or channel 0)."""
-        with self._lock:
-            for channel, pitch in sorted(self.sounding):
-                self._send([NOTE_OFF | channel, pitch, 0])
-            self.sounding.clear()
-            targets = channels if channels is not None else (self.channels_used or {0})
-            for channel in sorted(targets):
-                self._send([CONTROL_CHANGE | channel, ALL_NOTES_OFF, 0])
-                self._send([CONTROL_CHANGE | channel, ALL_SOUND_OFF, 0])
-
-    def close_gate(self) -> None:
-        """Stop for good: from now on note-ons are dropped, then ``panic()`` ends what sounds.
-
-        Shutdown calls this the moment a signal arrives, so no note can start after the
-        all-notes-off, whatever the scheduler thread is doing.
-        """
-        with self._lock:
-            if self.closing:
-                return
-            self.closing = True
-            self.panic()
+    def _reopened(self) -> None:
+        # Outside the sink's lock: the ledger takes its own lock, then this sink's.
+        self.reopened += 1
+        if self.on_reopen is not None:
+            self.on_reopen()
 
 
-class MidiOutput(NoteBookkeeping):
-    """A ``NoteSink`` on an rtmidi output port (see ``NoteBookkeeping`` for the counters)."""
+class MidiOutput(ByteSink):
+    """A ``NoteSink`` on an rtmidi output port (see ``ByteSink`` for the counters)."""
 
     def __init__(
         self,
@@ -218,18 +180,17 @@ class MidiOutput(NoteBookkeeping):
 
     def reopen(self) -> None:
         """Open the port again (the peer came back), then end any note it may still hold."""
-        with self._lock:  # held through the panic: no note-on may slip in before it
+        with self._lock:
             self.port.close()
             self.port = open_port("output", self.api, self.wanted, self.virtual, self.client_name)
-            self.reopened += 1
-            self.panic()
+        self._reopened()
 
     def close(self) -> None:
         with self._lock:
             self.port.close()
 
 
-class JackClientIO(NoteBookkeeping):
+class JackClientIO(ByteSink):
     """Both ports in ONE JACK client (the JACK-Client package), timed to the audio frame.
 
     Why: python-rtmidi makes a client per port, so an answer leaves a cycle after its input
@@ -420,7 +381,7 @@ class JackClientIO(NoteBookkeeping):
                 self._lost.add(key)
                 log(f"MIDI {kind} {peer!r} vanished; the jam goes on, reconnecting when it returns")
             elif listed and key in self._lost:
-                with self._lock:  # held through the panic: no note-on may slip in before it
+                with self._lock:
                     try:
                         if kind == "input":
                             self.client.connect(peer, self.inport)
@@ -430,9 +391,10 @@ class JackClientIO(NoteBookkeeping):
                         log(f"MIDI {kind} {peer!r} is back but will not connect: {err}")
                         continue
                     self._lost.discard(key)
+                if kind == "output":
+                    self._reopened()
+                else:
                     self.reopened += 1
-                    if kind == "output":
-                        self.panic()
                 if kind == "output":
                     log(f"MIDI output {peer!r} is back: reconnected, sent all notes off")
                 else:
@@ -450,8 +412,7 @@ class JackClientIO(NoteBookkeeping):
             self._close_client()
             self._pending = []
             self._open()
-            self.reopened += 1
-            self.panic()
+        self._reopened()
 
     def close(self) -> None:
         """Deliver what is queued (the final all-notes-off), then close the client."""

@@ -4,7 +4,8 @@ Three faults, found by polling every ``poll_s`` on the watchdog's own thread:
 
 * A named port vanished (keyboard unplugged, synth quit): one log line; when it shows up
   again the port is reopened. A returning OUTPUT first gets a note-off for every note the
-  sink left sounding, then CC 123 / CC 120 (``MidiOutput.reopen``), so no note hangs.
+  ledger holds open, then CC 123 / CC 120 (``MidiOutput.reopen`` runs ``on_reopen``, the
+  ledger's panic), so no note hangs.
 * A dead input: on JACK a python-rtmidi input can stop receiving for good while JACK runs on
   (shared/MEASUREMENTS.md). The watchdog's probe port sends Active Sensing (0xFE) to our input
   whenever it has been quiet for ``probe_after_s``; the input callback counts it as a sign of

@@ -20,11 +20,7 @@ from typing import Any
 
 import numpy as np
 
-NOTE_ON = 0x90
-NOTE_OFF = 0x80
-CONTROL_CHANGE = 0xB0
-ALL_NOTES_OFF = 123
-ALL_SOUND_OFF = 120
+from exports.midi import NOTE_ON
 
 
 @dataclass

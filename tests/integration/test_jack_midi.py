@@ -10,8 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from live_agent.io.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, MidiInput, MidiOutput
+from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF
+from live_agent.io.midi_io import MidiInput, MidiOutput
 from live_agent.io.ports import resolve_api
+from live_agent.ledger import NoteLedger
 from live_agent.protocols import InputEvent
 
 pytestmark = pytest.mark.jack
@@ -45,7 +47,7 @@ def test_notes_pass_from_a_sender_port_to_a_receiver_port(jack_server: object) -
         times = [e.time_ns for e in events]
         assert times == sorted(times) and times[0] >= before_ns
         assert receiver.received == 24 and receiver.callback_errors == 0
-        assert sender.send_errors == 0 and sender.sounding == set()
+        assert sender.send_errors == 0
     finally:
         sender.close()
         receiver.close()
@@ -56,13 +58,14 @@ def test_panic_ends_held_notes_and_clock_passes(jack_server: object) -> None:
     inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
     receiver = MidiInput(inbox, api, None, virtual=True, client_name="test-synth")
     sender = MidiOutput(api, "test-synth", client_name="test-player")
+    notes = NoteLedger(sender)
     try:
         time.sleep(0.05)
         sender.send((0xF8,))  # MIDI clock must not be filtered (--clock midi)
-        sender.note_on(0, 64, 100)
-        sender.note_on(0, 67, 100)
+        notes.note_on(0, 64, 100)
+        notes.note_on(0, 67, 100)
         sender.send((0xFE,))  # Active Sensing: a liveness probe, never enqueued
-        sender.panic()
+        notes.panic()
         events = _drain(inbox, 7)
         assert [e.data for e in events] == [
             (0xF8,),
@@ -73,7 +76,7 @@ def test_panic_ends_held_notes_and_clock_passes(jack_server: object) -> None:
             (0xB0, ALL_NOTES_OFF, 0),
             (0xB0, ALL_SOUND_OFF, 0),
         ]
-        assert sender.sounding == set()
+        assert not notes.open_notes and notes.panics == 1
     finally:
         sender.close()
         receiver.close()
@@ -100,7 +103,7 @@ def test_one_client_backend_places_notes_to_the_frame(jack_server: object) -> No
                 clock.sleep_until(deadline_ns)
                 io.note_on(0, pitch, 100)
                 deadline_ns += 10_000_000
-            io.panic()
+            NoteLedger(io).panic()  # nothing open: CC 123 / 120 only (on channel 0)
             recorder.send((0x91, 40, 70))
             assert io.flush(1.0)
             time.sleep(0.05)
@@ -113,7 +116,7 @@ def test_one_client_backend_places_notes_to_the_frame(jack_server: object) -> No
     gaps = np.diff(frames)
     assert abs(float(np.median(gaps)) - 480) <= 48, gaps  # the median gap is 10 ms +- 1 ms
     assert np.mean(gaps % 256 != 0) > 0.5, gaps  # placed inside periods, not at their start
-    assert io.sounding == set() and io.send_errors == 0 and io.callback_errors == 0
+    assert io.send_errors == 0 and io.callback_errors == 0
 
 
 def test_input_callback_counts_bad_input_and_never_raises(jack_server: object) -> None:

@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-from live_agent.io.midi_io import ALL_NOTES_OFF, ALL_SOUND_OFF, MidiInput, MidiOutput
+from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF
+from live_agent.io.midi_io import MidiInput, MidiOutput
 from live_agent.io.ports import resolve_api
 from live_agent.io.watchdog import PortWatchdog
+from live_agent.ledger import NoteLedger
 from live_agent.protocols import InputEvent
 
 pytestmark = pytest.mark.jack
@@ -31,17 +33,19 @@ def test_vanished_output_gets_all_notes_off_when_it_returns(jack_server: object)
     inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
     synth = MidiInput(inbox, api, None, virtual=True, client_name="wd-synth")
     out = MidiOutput(api, "wd-synth", client_name="wd-deepjam")
+    notes = NoteLedger(out)
+    out.on_reopen = notes.panic
     lines: list[str] = []
     watchdog = PortWatchdog(None, out, lines.append)
     try:
         time.sleep(0.05)
-        out.note_on(3, 62, 80)
+        notes.note_on(3, 62, 80)
         assert _drain(inbox, 1) == [(0x93, 62, 80)]
         synth.close()  # the synth quits with the note held
         time.sleep(0.05)
         watchdog.check()
         assert len(lines) == 1 and "vanished" in lines[0] and "wd-synth" in lines[0]
-        out.note_on(3, 64, 80)  # played into nothing: must also be ended later
+        notes.note_on(3, 64, 80)  # played into nothing: must also be ended later
         synth = MidiInput(inbox, api, None, virtual=True, client_name="wd-synth")
         time.sleep(0.05)
         watchdog.check()
@@ -53,7 +57,7 @@ def test_vanished_output_gets_all_notes_off_when_it_returns(jack_server: object)
             (0xB3, ALL_NOTES_OFF, 0),
             (0xB3, ALL_SOUND_OFF, 0),
         ]
-        assert out.sounding == set()
+        assert not notes.open_notes
     finally:
         watchdog.stop()
         out.close()

@@ -184,13 +184,17 @@ def test_register_shift_moves_notes_and_limits_mask_them() -> None:
 def test_panic_cc_releases_everything_including_thru() -> None:
     events = [(10 * MS, (0x91, 50, 80)), (STEP + 10 * MS, (0xB0, 119, 127))]
     _, sink, _ = run_session([NOTE_C4, HOLD], events, steps=3, mode="duet", thru=True)
-    assert sink.events[:6] == [
+    assert sink.events[:8] == [
         (0, "on", 0, 60, 90),
         (10 * MS, "send", (0x91, 50, 80)),
+        # One panic: every open note (the agent's and the thru'd), then CC 123 / 120 once
+        # on each channel used.
         (STEP + 10 * MS, "off", 0, 60),
+        (STEP + 10 * MS, "off", 1, 50),
         (STEP + 10 * MS, "cc", 0, 123, 0),
         (STEP + 10 * MS, "cc", 0, 120, 0),
-        (STEP + 10 * MS, "off", 1, 50),
+        (STEP + 10 * MS, "cc", 1, 123, 0),
+        (STEP + 10 * MS, "cc", 1, 120, 0),
     ]
     assert sink.sounding() == set()
 
