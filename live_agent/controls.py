@@ -51,7 +51,8 @@ class RangeControl:
 
 @dataclass
 class ControlMap:
-    """CC number -> control. ``channel`` None: any channel."""
+    """CC number -> control. ``channel`` None: the channel the player plays on (the session
+    decides: its ``--input-channel``, else the channel of the player's latest note)."""
 
     channel: int | None = None
     temperature: RangeControl | None = field(default_factory=lambda: RangeControl(74, 0.0, 1.5))
@@ -61,10 +62,9 @@ class ControlMap:
     panic_cc: int | None = 119
     model_slots: dict[int, Path] = field(default_factory=dict)
 
-    def apply(self, channel: int, control: int, value: int) -> ControlAction | None:
-        """The action a CC asks for, or None when it is not mapped (or on another channel)."""
-        if self.channel is not None and channel != self.channel:
-            return None
+    def apply(self, control: int, value: int) -> ControlAction | None:
+        """The action a CC asks for, or None when it is not mapped. The session checks the
+        channel first (``Session.control_channel``)."""
         if self.temperature is not None and control == self.temperature.cc:
             return ControlAction("temperature", self.temperature.scale(value))
         if self.density is not None and control == self.density.cc:
@@ -77,9 +77,6 @@ class ControlMap:
         if control == self.panic_cc and value >= CENTER:
             return ControlAction("panic", value)
         return None
-
-    def accepts_program(self, channel: int) -> bool:
-        return self.channel is None or channel == self.channel
 
 
 def _cc(table: dict[str, Any], name: str, source: str) -> int:
@@ -118,7 +115,9 @@ def load_controls(path: Path | None = None) -> ControlMap:
         raise ConfigError(f"{source} is not valid TOML ({err}); fix the file") from err
     channel = data.get("channel", 0)
     if not isinstance(channel, int) or not 0 <= channel <= 16:
-        raise ConfigError(f"{source}: channel must be 0 (all) or 1..16, got {channel!r}")
+        raise ConfigError(
+            f"{source}: channel must be 0 (the channel you play on) or 1..16, got {channel!r}"
+        )
     slots: dict[int, Path] = {}
     for key, value in data.get("models", {}).items():
         if not str(key).isdigit() or not 0 <= int(key) <= MAX_DATA or not isinstance(value, str):

@@ -169,6 +169,10 @@ class Session:
         """Absolute pitch the agent holds (register shift included), None when silent."""
         self._agent_onset = False
         self._key_folded = False
+        self._player_channel = 0
+        """Channel of the player's latest note (live controls listen there by default)."""
+        self._mode_request: tuple[str, int] | None = None
+        """(mode asked for by the mode CC, steps closed when it was asked)."""
         """The step closed last is in the key estimate already (see ``_close_step``)."""
         self._closed = False
         self._step_start_ns: int | None = None
@@ -269,6 +273,7 @@ class Session:
             if wanted is not None and message.channel != wanted:
                 self.stats.ignored["other_channel"] += 1
                 return
+            self._player_channel = message.channel
             if self.recorder is not None:
                 self.recorder.add(PLAYER, event.time_ns, event.data)
             if self.options.thru:
@@ -293,7 +298,7 @@ class Session:
         elif (kind is Kind.CLOCK or kind is Kind.START) and self.options.clock == "auto":
             self._midi_clock_heard = True
         elif kind is Kind.PROGRAM:
-            if self.program_handler is not None and self.controls.accepts_program(message.channel):
+            if self.program_handler is not None and message.channel == self.control_channel:
                 self.program_handler(message.a)
             else:
                 self.stats.ignored["program_change"] += 1
@@ -309,6 +314,7 @@ class Session:
         """Close the player's last step, and choose the agent's action for grid ``step``, whose
         boundary is at ``boundary_ns`` (None: not known yet, MIDI clock)."""
         self._close_step(step)
+        self._change_mode_if_held()
         self._step_start_ns = boundary_ns
         with self._swap_lock:
             ready, self._next_policy = self._next_policy, None
@@ -426,14 +432,34 @@ class Session:
         if self._key_folded:
             self.decider.update_key(move_frame=True)
 
+    def _change_mode_if_held(self) -> None:
+        request = self._mode_request
+        if request is not None and self._count - request[1] >= self.decider.spec.steps_per_beat:
+            self._mode_request = None
+            self._silence_agent()
+            self.mode = self._make_mode(request[0])
+
     def _silence_agent(self) -> None:
         self._pending_action = None
         if self._sounding is not None:
             self.notes.note_off(self.options.channel, self._sounding)
             self._sounding = None
 
+    @property
+    def control_channel(self) -> int:
+        """The one channel live controls (CCs, program changes) are taken from: the controls
+        file's channel; else ``--input-channel``; else the channel of the player's latest note
+        (channel 1 before any), so stray messages on other channels change nothing."""
+        if self.controls.channel is not None:
+            return self.controls.channel
+        if self.options.input_channel is not None:
+            return self.options.input_channel
+        return self._player_channel
+
     def _control(self, event: InputEvent, message: Message) -> None:
-        action = self.controls.apply(message.channel, message.a, message.b)
+        action = None
+        if message.channel == self.control_channel:
+            action = self.controls.apply(message.a, message.b)
         if action is None and message.a == SUSTAIN_PEDAL:
             wanted = self.options.input_channel
             if wanted is None or message.channel == wanted:
@@ -457,9 +483,13 @@ class Session:
                 self._silence_agent()
                 self.register_shift = int(action.value)
         elif action.name == "mode":
-            if action.value != self.mode.name:
-                self._silence_agent()
-                self.mode = self._make_mode(str(action.value))
+            # Deliberate only: the mode changes once the control has stayed on the new side for
+            # a beat (``_change_mode_if_held``); a stray or wavering CC changes nothing.
+            asked = str(action.value)
+            if asked == self.mode.name:
+                self._mode_request = None
+            elif self._mode_request is None or self._mode_request[0] != asked:
+                self._mode_request = (asked, self._count)
         elif action.name == "panic":
             self._pending_action = None
             self._sounding = None

@@ -15,10 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from jack_probe import (
-    ALL_NOTES_OFF,
-    CONTROL_CHANGE,
-    NOTE_OFF,
-    NOTE_ON,
     JackRecorder,
     Received,
     grid_deviation_ms,
@@ -27,6 +23,7 @@ from jack_probe import (
 )
 
 from exports.errors import ModelError
+from exports.midi import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON
 
 DEEPJAM_IN = "deepjam-in:deepjam in"
 DEEPJAM_OUT = "deepjam-out:deepjam out"

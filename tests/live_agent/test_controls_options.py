@@ -19,13 +19,13 @@ from live_agent.options import JamOptions, add_jam_arguments, options_from_args
 
 def test_packaged_controls_match_the_defaults() -> None:
     packaged = load_controls()
-    assert packaged.apply(0, 74, 127) == ControlAction("temperature", 1.5)
-    assert packaged.apply(3, 71, 0) == ControlAction("density", 0.0)
-    assert packaged.apply(0, 76, 0) == ControlAction("register_shift", -24)
-    assert packaged.apply(0, 77, 100) == ControlAction("mode", "duet")
-    assert packaged.apply(0, 119, 127) == ControlAction("panic", 127)
-    assert packaged.apply(0, 119, 0) is None
-    assert packaged.apply(0, 1, 64) is None
+    assert packaged.apply(74, 127) == ControlAction("temperature", 1.5)
+    assert packaged.apply(71, 0) == ControlAction("density", 0.0)
+    assert packaged.apply(76, 0) == ControlAction("register_shift", -24)
+    assert packaged.apply(77, 100) == ControlAction("mode", "duet")
+    assert packaged.apply(119, 127) == ControlAction("panic", 127)
+    assert packaged.apply(119, 0) is None
+    assert packaged.apply(1, 64) is None
     assert packaged == ControlMap()
 
 
@@ -35,18 +35,17 @@ def test_controls_file_with_channel_and_model_slots(tmp_path: Path) -> None:
         'channel = 2\n[temperature]\ncc = 1\nmin = 0.0\nmax = 2.0\n[models]\n3 = "folk.onnx"\n'
     )
     controls = load_controls(path)
-    assert controls.apply(1, 1, 127) == ControlAction("temperature", 2.0)
-    assert controls.apply(0, 1, 127) is None  # another channel
+    assert controls.channel == 1
+    assert controls.apply(1, 127) == ControlAction("temperature", 2.0)
     assert controls.density is None and controls.mode_cc is None
     assert controls.model_slots == {3: tmp_path / "folk.onnx"}
-    assert controls.accepts_program(1) and not controls.accepts_program(0)
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("[temperature]\ncc = 300\n", "cc must be a number 0..127"),
-        ("channel = 17\n", "channel must be 0 (all) or 1..16"),
+        ("channel = 17\n", "channel must be 0 (the channel you play on) or 1..16"),
         ("[models]\nx = 1\n", "[models] entries"),
         ("[[[", "is not valid TOML"),
     ],

@@ -145,23 +145,38 @@ def test_velocity_zero_note_on_is_a_note_off() -> None:
     assert [e for e in sink.events if e[1] == "on"][0][0] == 8 * STEP
 
 
-def test_mode_change_by_cc_releases_the_agent_note_and_switches() -> None:
-    # Duet, then CC 77 >= 64 is duet (no change), then < 64 switches to answer mode: the
-    # sounding note is released at once and, with nothing to answer, the agent stays silent.
-    switch_ns = 3 * STEP + 10 * MS
-    events = [(switch_ns, (0xB0, 77, 0))]
-    session, sink, _ = run_session([NOTE_C4, HOLD, HOLD, HOLD], events, steps=8, mode="duet")
+def test_mode_change_by_cc_held_for_a_beat_releases_the_agent_note_and_switches() -> None:
+    # Duet; CC 77 < 64 asks for answer mode. It takes effect once it has stood for a beat (4
+    # steps): at the decision of step 7, the sounding note is released and, with nothing to
+    # answer, the agent stays silent.
+    events = [(3 * STEP + 10 * MS, (0xB0, 77, 0))]
+    script = [NOTE_C4] + [HOLD] * 9
+    session, sink, _ = run_session(script, events, steps=10, mode="duet")
     assert sink.events == [
         (0, "on", 0, 60, 90),
-        (switch_ns, "off", 0, 60),
-        (7 * STEP, "cc", 0, 123, 0),
-        (7 * STEP, "cc", 0, 120, 0),
+        (7 * STEP - MS, "off", 0, 60),  # the decision of step 7 (the margin before it)
+        (9 * STEP, "cc", 0, 123, 0),
+        (9 * STEP, "cc", 0, 120, 0),
     ]
     assert session.mode.name == "answer"
 
 
+def test_stray_mode_ccs_change_nothing() -> None:
+    """Random input: a mode CC that flips back within a beat, and one on a channel nobody plays
+    on (the player plays on channel 1), leave the mode alone."""
+    events = [
+        (10 * MS, (0x90, 40, 60)),
+        (STEP, (0x80, 40, 0)),
+        (2 * STEP, (0xB0, 77, 0)),
+        (3 * STEP, (0xB0, 77, 127)),
+        (4 * STEP, (0xB5, 77, 0)),
+    ]
+    session, _, _ = run_session([HOLD], events, steps=16, mode="duet")
+    assert session.mode.name == "duet"
+
+
 def test_cc_changes_temperature_density_and_register() -> None:
-    events = [(10 * MS, (0xB0, 74, 127)), (20 * MS, (0xB0, 71, 0)), (30 * MS, (0xB1, 76, 127))]
+    events = [(10 * MS, (0xB0, 74, 127)), (20 * MS, (0xB0, 71, 0)), (30 * MS, (0xB0, 76, 127))]
     session, sink, _ = run_session([NOTE_C4], events, steps=4, mode="duet")
     assert session.temperature == pytest.approx(1.5)
     assert session.density == 0.0
@@ -182,7 +197,7 @@ def test_register_shift_moves_notes_and_limits_mask_them() -> None:
 
 
 def test_panic_cc_releases_everything_including_thru() -> None:
-    events = [(10 * MS, (0x91, 50, 80)), (STEP + 10 * MS, (0xB0, 119, 127))]
+    events = [(10 * MS, (0x91, 50, 80)), (STEP + 10 * MS, (0xB1, 119, 127))]
     _, sink, _ = run_session([NOTE_C4, HOLD], events, steps=3, mode="duet", thru=True)
     assert sink.events[:8] == [
         (0, "on", 0, 60, 90),
