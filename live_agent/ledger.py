@@ -6,7 +6,8 @@ thread-safe (the scheduler plays through it while a signal handler or the port w
 everything) and holds the output gate:
 
 * ``panic()`` sends a note-off for each open note, then All Notes Off (CC 123) and All Sound Off
-  (CC 120) once on every channel used: the live panic control, a port that came back;
+  (CC 120) once on every channel used: the live panic control, and a port that came back
+  (``reopen_then_panic``);
 * ``close_gate()`` is shutdown: from then on note-ons are dropped (counted), and the one final
   panic runs; called again (the session's ``finally`` after the signal handler) it does nothing,
   so Ctrl-C sends CC 123 / 120 once. A note that started less than ``MIN_NOTE_NS`` before the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF, NOTE_OFF, NOTE_ON
 from live_agent.protocols import Clock, NoteSink
@@ -144,6 +146,13 @@ class NoteLedger:
                 self.clock.sleep_until(max(self._started_ns.values()) + MIN_NOTE_NS)
             self.panic(extra_channels)
             return True
+
+    def reopen_then_panic(self, reopen: Callable[[], None]) -> None:
+        """For a sink whose port came back (``ByteSink.reopen_guard``): run ``reopen`` and then
+        ``panic`` under the ledger's lock, so no note-on slips in between."""
+        with self._lock:
+            reopen()
+            self.panic()
 
     def is_open(self, channel: int, pitch: int) -> bool:
         return (channel, pitch) in self.open_notes

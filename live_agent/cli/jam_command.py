@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     from live_agent.controls import ModelSlots, ModelWatcher
     from live_agent.engine import Session
     from live_agent.io.midi_io import ByteSink, JackClientIO, MidiInput, MidiOutput
-    from live_agent.io.ports import resolve_api
+    from live_agent.io.ports import instance_names, resolve_api
     from live_agent.io.synth import Synth, check_synth, start_synth
     from live_agent.io.watchdog import PortWatchdog
     from live_agent.options import options_from_args
@@ -325,9 +325,14 @@ def run(args: argparse.Namespace) -> int:
             own_in = in_name if args.input is None else None
             own_out = out_name if output_wanted is None else None
         else:
-            rt_in = MidiInput(inbox, api, args.input, virtual=args.input is None)
+            names = instance_names(api)  # a second deepjam on this system gets its own
+            rt_in = MidiInput(
+                inbox, api, args.input, virtual=args.input is None, client_name=names.input
+            )
             midi_in = rt_in
-            rt_out = MidiOutput(api, output_wanted, virtual=output_wanted is None)
+            rt_out = MidiOutput(
+                api, output_wanted, virtual=output_wanted is None, client_name=names.output
+            )
             midi_out = rt_out
             in_name, out_name = rt_in.name, rt_out.name
             own_in = own_port_name(api, rt_in.client_name, in_name) if rt_in.virtual else None
@@ -335,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
                 own_port_name(api, rt_out.client_name, out_name) if output_wanted is None else None
             )
         session = Session(policy, options, midi_out, RealClock(), inbox)
-        midi_out.on_reopen = session.notes.panic  # a port that came back: end what it may hold
+        midi_out.reopen_guard = session.notes.reopen_then_panic  # a port back: end its notes
         session.warm_up()
         if session.controls.model_slots:
             slots = ModelSlots(
@@ -354,7 +359,12 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(midi_in, JackClientIO):
                 watchdog = PortWatchdog(None, None, _log, jack_io=midi_in)
             else:
-                watchdog = PortWatchdog(midi_in, midi_out, _log)  # type: ignore[arg-type]
+                watchdog = PortWatchdog(
+                    midi_in,  # type: ignore[arg-type]
+                    midi_out,  # type: ignore[arg-type]
+                    _log,
+                    probe_client_name=names.watchdog,
+                )
             watchdog.start()
         session.log = _log  # the player's tempo, as it locks and moves
 

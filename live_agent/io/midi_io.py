@@ -7,12 +7,13 @@ callback stamps ``time.perf_counter_ns()`` and puts an ``InputEvent`` on the inb
 
 Output. ``MidiOutput`` is the ``NoteSink`` the scheduler sends through, wrapped in the one
 ledger of open notes (``live_agent.ledger.NoteLedger``), which ends each note after a port comes
-back (``on_reopen``) or at shutdown. Send failures are counted: a vanished JACK peer drops
+back (``reopen_guard``) or at shutdown. Send failures are counted: a vanished JACK peer drops
 messages silently, and an error must not stop the jam.
 """
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -110,15 +111,16 @@ class ByteSink:
     No note bookkeeping here: the one ledger of open notes, with the output gate, is
     ``live_agent.ledger.NoteLedger``, wrapped around this sink by the session. Thread-safe.
     ``sent`` counts messages handed to the backend, ``send_errors`` those it refused.
-    ``on_reopen``, when set (to the ledger's ``panic``), runs after the port came back, so a
-    note the peer may still hold is ended.
+    ``reopen_guard``, when set (to the ledger's ``reopen_then_panic``), runs each reopen under
+    the ledger's lock and ends every note right after it, so a note the peer may still hold is
+    ended and no note-on slips in between.
     """
 
     def __init__(self) -> None:
         self.sent = 0
         self.send_errors = 0
         self.reopened = 0
-        self.on_reopen: Callable[[], object] | None = None
+        self.reopen_guard: Callable[[Callable[[], None]], None] | None = None
         self._lock = threading.RLock()
 
     def _send(self, data: list[int]) -> None:
@@ -143,11 +145,19 @@ class ByteSink:
         with self._lock:
             self._send(list(data))
 
-    def _reopened(self) -> None:
-        # Outside the sink's lock: the ledger takes its own lock, then this sink's.
+    def _reopen_with(self, reopen: Callable[[], None]) -> None:
+        """Run ``reopen`` (under this sink's lock) through the guard, then count it. The guard
+        takes the ledger's lock first: the same order as every send (ledger, then sink)."""
+
+        def run() -> None:
+            with self._lock:
+                reopen()
+
+        if self.reopen_guard is None:
+            run()
+        else:
+            self.reopen_guard(run)
         self.reopened += 1
-        if self.on_reopen is not None:
-            self.on_reopen()
 
 
 class MidiOutput(ByteSink):
@@ -180,10 +190,12 @@ class MidiOutput(ByteSink):
 
     def reopen(self) -> None:
         """Open the port again (the peer came back), then end any note it may still hold."""
-        with self._lock:
+
+        def reopen() -> None:
             self.port.close()
             self.port = open_port("output", self.api, self.wanted, self.virtual, self.client_name)
-        self._reopened()
+
+        self._reopen_with(reopen)
 
     def close(self) -> None:
         with self._lock:
@@ -381,20 +393,19 @@ class JackClientIO(ByteSink):
                 self._lost.add(key)
                 log(f"MIDI {kind} {peer!r} vanished; the jam goes on, reconnecting when it returns")
             elif listed and key in self._lost:
-                with self._lock:
-                    try:
-                        if kind == "input":
+                try:
+                    if kind == "input":
+                        with self._lock:
                             self.client.connect(peer, self.inport)
-                        else:
-                            self.client.connect(self.outport, peer)
-                    except self._jack.JackError as err:
-                        log(f"MIDI {kind} {peer!r} is back but will not connect: {err}")
-                        continue
-                    self._lost.discard(key)
-                if kind == "output":
-                    self._reopened()
-                else:
-                    self.reopened += 1
+                        self.reopened += 1
+                    else:
+                        self._reopen_with(
+                            functools.partial(self.client.connect, self.outport, peer)
+                        )
+                except self._jack.JackError as err:
+                    log(f"MIDI {kind} {peer!r} is back but will not connect: {err}")
+                    continue
+                self._lost.discard(key)
                 if kind == "output":
                     log(f"MIDI output {peer!r} is back: reconnected, sent all notes off")
                 else:
@@ -408,11 +419,13 @@ class JackClientIO(ByteSink):
 
     def reopen(self) -> None:
         """A fresh client with the same ports and peers; ends any note left sounding."""
-        with self._lock:
+
+        def reopen() -> None:
             self._close_client()
             self._pending = []
             self._open()
-        self._reopened()
+
+        self._reopen_with(reopen)
 
     def close(self) -> None:
         """Deliver what is queued (the final all-notes-off), then close the client."""

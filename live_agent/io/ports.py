@@ -187,6 +187,37 @@ def list_ports(api: int) -> PortList:
         midi_out.delete()
 
 
+@dataclass(frozen=True)
+class InstanceNames:
+    """The MIDI client names of one running deepjam (its own, not another instance's)."""
+
+    input: str
+    output: str
+    watchdog: str
+
+
+def instance_names(api: int) -> InstanceNames:
+    """Client names no other deepjam on this MIDI system uses: ``deepjam-in`` / ``deepjam-out``
+    / ``deepjam-watchdog`` for the first instance, ``deepjam-2-in`` ... for a second one. Each
+    instance then finds and probes its own ports (never another's); all stay hidden from port
+    lists (``is_own_port``)."""
+    midi_in = _open_client("input", api, CLIENT_NAME + "-list")
+    midi_out = _open_client("output", api, CLIENT_NAME + "-list")
+    try:
+        with quiet_native_stderr():
+            names = list(midi_in.get_ports()) + list(midi_out.get_ports())
+    finally:
+        midi_in.delete()
+        midi_out.delete()
+    clients = {name.split(":", 1)[0] for name in names}
+    for n in range(1, 100):
+        prefix = CLIENT_NAME if n == 1 else f"{CLIENT_NAME}-{n}"
+        chosen = InstanceNames(f"{prefix}-in", f"{prefix}-out", f"{prefix}-watchdog")
+        if not clients & {chosen.input, chosen.output, chosen.watchdog}:
+            return chosen
+    raise PortError("99 deepjam instances already run on this MIDI system; stop one")
+
+
 def match_port(available: list[str], wanted: str, kind: PortKind) -> int:
     """Index of the port named ``wanted``: exact name first, else one case-insensitive substring.
 

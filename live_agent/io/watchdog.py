@@ -4,8 +4,8 @@ Three faults, found by polling every ``poll_s`` on the watchdog's own thread:
 
 * A named port vanished (keyboard unplugged, synth quit): one log line; when it shows up
   again the port is reopened. A returning OUTPUT first gets a note-off for every note the
-  ledger holds open, then CC 123 / CC 120 (``MidiOutput.reopen`` runs ``on_reopen``, the
-  ledger's panic), so no note hangs.
+  ledger holds open, then CC 123 / CC 120 (``MidiOutput.reopen`` through the ledger's
+  ``reopen_then_panic``), so no note hangs.
 * A dead input: on JACK a python-rtmidi input can stop receiving for good while JACK runs on
   (shared/MEASUREMENTS.md). The watchdog's probe port sends Active Sensing (0xFE) to our input
   whenever it has been quiet for ``probe_after_s``; the input callback counts it as a sign of
@@ -87,8 +87,11 @@ class PortWatchdog:
         probe_after_s: float = 1.0,
         dead_after_s: float = 3.0,
         jack_io: JackClientIO | None = None,
+        probe_client_name: str = "deepjam-watchdog",
     ) -> None:
         self.jack_io = jack_io
+        self.probe_client_name = probe_client_name
+        """This instance's own (``ports.instance_names``): a second deepjam has another."""
         self.midi_in = midi_in
         self.midi_out = midi_out
         self.log = log
@@ -118,7 +121,7 @@ class PortWatchdog:
         target = self._own_input_port()
         if self._probe is None:
             try:
-                self._probe = _open_client("output", self.midi_in.api, "deepjam-watchdog")  # type: ignore[union-attr]
+                self._probe = _open_client("output", self.midi_in.api, self.probe_client_name)  # type: ignore[union-attr]
             except PortError:
                 return
         if self._probe_target == target and self._probe.is_port_open():
@@ -199,7 +202,7 @@ class PortWatchdog:
             return
         own = self._own_input_port()
         peers = _jack_connections(own) or []
-        peers = [p for p in peers if not p.startswith("deepjam-watchdog:")]
+        peers = [p for p in peers if not p.startswith(self.probe_client_name + ":")]
         self.log(
             f"MIDI input {midi_in.name!r} received nothing for {quiet_ns / NS_PER_S:.1f} s, "
             f"not even the watchdog's probe; reopening it"

@@ -98,12 +98,13 @@ def test_one_client_backend_places_notes_to_the_frame(jack_server: object) -> No
         try:
             assert io.input_name == "frame-listener:out" and io.name == "dj-frames:deepjam out"
             time.sleep(0.05)
+            notes = NoteLedger(io)
             deadline_ns = clock.now_ns() + 5_000_000
             for pitch in range(60, 84):
                 clock.sleep_until(deadline_ns)
-                io.note_on(0, pitch, 100)
+                notes.note_on(0, pitch, 100)
                 deadline_ns += 10_000_000
-            NoteLedger(io).panic()  # nothing open: CC 123 / 120 only (on channel 0)
+            notes.panic()
             recorder.send((0x91, 40, 70))
             assert io.flush(1.0)
             time.sleep(0.05)

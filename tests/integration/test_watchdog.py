@@ -34,7 +34,7 @@ def test_vanished_output_gets_all_notes_off_when_it_returns(jack_server: object)
     synth = MidiInput(inbox, api, None, virtual=True, client_name="wd-synth")
     out = MidiOutput(api, "wd-synth", client_name="wd-deepjam")
     notes = NoteLedger(out)
-    out.on_reopen = notes.panic
+    out.reopen_guard = notes.reopen_then_panic
     lines: list[str] = []
     watchdog = PortWatchdog(None, out, lines.append)
     try:
@@ -99,11 +99,13 @@ def test_one_client_backend_reconnects_its_output_and_revives(jack_server: objec
     inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
     synth = MidiInput(inbox, api, None, virtual=True, client_name="wd2-synth")
     io = JackClientIO(queue.SimpleQueue(), None, "wd2-synth", client_name="wd2-deepjam")
+    notes = NoteLedger(io)
+    io.reopen_guard = notes.reopen_then_panic
     lines: list[str] = []
     watchdog = PortWatchdog(None, None, lines.append, dead_after_s=0.3, jack_io=io)
     try:
         time.sleep(0.05)
-        io.note_on(5, 70, 80)
+        notes.note_on(5, 70, 80)
         assert _drain(inbox, 1) == [(0x95, 70, 80)]
         synth.close()
         time.sleep(0.05)
@@ -127,7 +129,7 @@ def test_one_client_backend_reconnects_its_output_and_revives(jack_server: objec
         cycles = io.cycles
         time.sleep(0.1)
         assert io.cycles > cycles, "the reopened client gets cycles again"
-        io.note_on(5, 71, 80)  # and still reaches the synth
+        notes.note_on(5, 71, 80)  # and still reaches the synth
         assert _drain(inbox, 3) == [
             (0xB5, ALL_NOTES_OFF, 0),
             (0xB5, ALL_SOUND_OFF, 0),
@@ -156,3 +158,38 @@ def test_an_input_the_probe_cannot_reach_is_never_reopened(jack_server: object) 
     finally:
         watchdog.stop()
         midi_in.close()
+
+
+def test_two_instances_on_one_server_each_probe_their_own_input(jack_server: object) -> None:
+    """A second deepjam on the same JACK server gets its own client names, so its watchdog
+    probes its own input (not the first one's) and never reopens a live input."""
+    from live_agent.io.ports import instance_names, list_ports
+
+    api = resolve_api("jack")
+    first_names = instance_names(api)
+    first = MidiInput(queue.SimpleQueue(), api, None, virtual=True, client_name=first_names.input)
+    second_names = instance_names(api)
+    second = MidiInput(queue.SimpleQueue(), api, None, virtual=True, client_name=second_names.input)
+    assert first_names.input == "deepjam-in" and second_names.input == "deepjam-2-in"
+    lines: list[str] = []
+    watchdog = PortWatchdog(
+        second,
+        None,
+        lines.append,
+        probe_after_s=0.05,
+        dead_after_s=0.3,
+        probe_client_name=second_names.watchdog,
+    )
+    try:
+        for _ in range(10):
+            watchdog.check()
+            time.sleep(0.06)
+        assert watchdog.input_reopens == 0, lines
+        assert lines == []
+        assert time.perf_counter_ns() - second.last_message_ns < 0.2e9  # its probes arrive
+        shown = list_ports(api)
+        assert not [p for p in shown.inputs + shown.outputs if "deepjam" in p]  # none shown
+    finally:
+        watchdog.stop()
+        second.close()
+        first.close()
