@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from jack_probe import NOTE_OFF, NOTE_ON, jack_recorder, run_jam
+from jack_probe import jack_recorder, run_jam
 
+from exports.midi import NOTE_OFF, NOTE_ON
 from live_agent.io.synth import SYNTH_CLIENT_NAME, check_synth
 
 pytestmark = pytest.mark.jack
