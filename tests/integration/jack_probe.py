@@ -20,7 +20,22 @@ from typing import Any
 
 import numpy as np
 
-from exports.midi import NOTE_ON
+# Re-exported: the tests take them from here too.
+from exports.midi import (
+    ALL_NOTES_OFF as ALL_NOTES_OFF,
+)
+from exports.midi import (
+    ALL_SOUND_OFF as ALL_SOUND_OFF,
+)
+from exports.midi import (
+    CONTROL_CHANGE as CONTROL_CHANGE,
+)
+from exports.midi import (
+    NOTE_OFF as NOTE_OFF,
+)
+from exports.midi import (
+    NOTE_ON as NOTE_ON,
+)
 
 
 @dataclass
