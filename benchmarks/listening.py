@@ -180,6 +180,17 @@ def main() -> None:
         bar_s = 4 * 60 / 100
         in_key = np.mean([e.data[1] % 12 in C_MINOR for e in ons]) if ons else float("nan")
         after = [e for e in ons if e.frame > player_end + 2 * bar_s * rate]
+        # Vertical dissonance at shared onsets: agent and player notes within 30 ms.
+        player_on = np.array([e.frame for e in sent], dtype=float)
+        player_pitch = [e.data[1] for e in sent]
+        intervals = []
+        for e in ons:
+            if len(player_on):
+                i = int(np.argmin(np.abs(player_on - e.frame)))
+                if abs(player_on[i] - e.frame) <= 0.03 * rate:
+                    intervals.append((e.data[1] - player_pitch[i]) % 12)
+        dissonant = np.mean([i in (1, 6, 11) for i in intervals]) if intervals else float("nan")
+        print(f"duet vertical m2/M7/tritone at {len(intervals)} shared onsets: {dissonant:.1%}")
         last = max((e.frame for e in ons), default=player_end)
         print(
             f"duet {args.duet_s:g} s at 100 bpm: {len(ons)} agent notes; longest {longest / rate / bar_s:.2f} "
