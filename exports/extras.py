@@ -27,12 +27,14 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "plot": ("matplotlib",),
     "link": ("aalink",),
     "lowlatency": ("jack",),
+    "scale": ("ray", "pandas", "pyarrow"),
 }
 """Extra name -> the modules it brings, by import name (JACK-Client imports as ``jack``)."""
 
 INSTALL_LINES: dict[str, str] = {
     # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
     "train": 'pip install torch==2.13.0 && pip install "deepjam[train]"',
+    "scale": 'pip install torch==2.13.0 && pip install "deepjam[train,scale]"',
 }
 
 

@@ -95,14 +95,14 @@ def _one_line(err: BaseException) -> str:
     return text
 
 
-def _load_score(path: Path) -> Any:  # a symusic.Score (an untyped C++ extension)
+def _load_score(path: Path, data: bytes | None = None) -> Any:  # a symusic.Score (untyped C++)
     from symusic import Score
 
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise MidiFileError(f"MIDI file {path} does not exist or is not a file")
     try:
-        return Score(str(path))
+        return Score(str(path)) if data is None else Score.from_midi(data)
     except Exception as err:  # symusic raises RuntimeError/ValueError/IndexError for bad bytes
         raise MidiFileError(
             f"cannot read MIDI file {path}: {_one_line(err)}; expected a Standard MIDI File"
@@ -130,10 +130,10 @@ def _score_steps(score: Any, step_ticks: float) -> int:
     return int(np.floor(float(score.end()) / step_ticks + 0.5))
 
 
-def _melodic_tracks(path: Path) -> tuple[Any, float, list[Any]]:
+def _melodic_tracks(path: Path, data: bytes | None = None) -> tuple[Any, float, list[Any]]:
     """(score, ticks per 16th, the tracks with notes outside the drum channel); MidiFileError
     when there are none."""
-    score = _load_score(path)
+    score = _load_score(path, data)
     step_ticks = _step_ticks(score, path)
     tracks = [t for t in score.tracks if not t.is_drum and len(t.notes) > 0]
     if not tracks:
@@ -143,14 +143,16 @@ def _melodic_tracks(path: Path) -> tuple[Any, float, list[Any]]:
     return score, step_ticks, tracks
 
 
-def read_melody(path: str | Path) -> np.ndarray:
+def read_melody(path: str | Path, data: bytes | None = None) -> np.ndarray:
     """Read a MIDI file as one grid melody: (n_steps,) int16 absolute grid events.
 
     All tracks except the drum channel are merged and their top line is kept: the top line of a
     polyphonic part (at each 16th, the highest note starting there). Raises MidiFileError, one
     line naming the file and the reason, for corrupt bytes or a file without melodic notes.
+    With ``data`` (the file's bytes, e.g. read from a remote filesystem) those bytes are parsed
+    and ``path`` only names the file in messages.
     """
-    score, step_ticks, tracks = _melodic_tracks(Path(path))
+    score, step_ticks, tracks = _melodic_tracks(Path(path), data)
     arrays = [_track_arrays(t) for t in tracks]
     starts = np.concatenate([a[0] for a in arrays]) / step_ticks
     ends = np.concatenate([a[1] for a in arrays]) / step_ticks
@@ -257,6 +259,15 @@ def write_melodies(
         raise MidiFileError(f"cannot write MIDI file {path}: {_one_line(err)}") from err
 
 
+def midi_folder_files(folder: str | Path) -> list[Path]:
+    """Every *.mid / *.midi file under ``folder``, recursively, in the corpus order (sorted by
+    path). Raises MidiFileError when ``folder`` is not a folder."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise MidiFileError(f"expected a folder of MIDI files, got {root} (not a folder)")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+
+
 def read_midi_folder(
     folder: str | Path,
 ) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, str]]]:
@@ -266,9 +277,7 @@ def read_midi_folder(
     reason)]): one bad file never stops the rest.
     """
     root = Path(folder)
-    if not root.is_dir():
-        raise MidiFileError(f"expected a folder of MIDI files, got {root} (not a folder)")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    files = midi_folder_files(root)
     melodies: list[tuple[str, np.ndarray]] = []
     skipped: list[tuple[str, str]] = []
     for file in files:

@@ -46,8 +46,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--from",
         dest="from_dir",
         metavar="DIR",
-        type=Path,
-        help="a folder of MIDI files (searched recursively) instead of the default collections",
+        help="a folder of MIDI files (searched recursively) instead of the default collections; "
+        "with --ray also a filesystem URI (s3://bucket/midi, gs://..., hdfs://...)",
+    )
+    build.add_argument(
+        "--ray",
+        action="store_true",
+        help="parse the --from files in parallel on a Ray cluster (needs the scale extra); "
+        "the corpus is identical to the single-process build",
+    )
+    build.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --ray: the cluster to join (auto, ray://host:10001); default: a local "
+        "cluster of --workers CPUs",
     )
     build.add_argument(
         "--collections",
@@ -65,7 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "<cache>/corpus/<folder name>.npz with --from)",
     )
     build.add_argument(
-        "--workers", type=int, metavar="N", help="parser processes (default: CPU count, at most 2)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="parser processes (default: CPU count, at most 2); with --ray: the local "
+        "cluster's CPUs (default: all)",
     )
     build.set_defaults(func=run_build)
 
@@ -130,9 +146,19 @@ def run_build(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.from_dir is None:
         require_extra("train", "deepjam corpus build (the default corpus is read with music21)")
+    if (args.ray or args.address) and args.from_dir is None:
+        raise ConfigError("--ray builds from a MIDI folder: pass --from DIR (or a URI)")
+    if args.address and not args.ray:
+        raise ConfigError("--address joins a Ray cluster: pass --ray too")
     t0 = time.perf_counter()
-    if args.from_dir is not None:
-        corpus = build_folder_corpus(args.from_dir)
+    if args.from_dir is not None and args.ray:
+        require_extra("scale", "deepjam corpus build --ray")
+        from training.scale.ingest import build_corpus_ray
+
+        corpus = build_corpus_ray(args.from_dir, args.address, args.workers)
+        out = args.out or cache_dir() / "corpus" / f"{corpus.name}.npz"
+    elif args.from_dir is not None:
+        corpus = build_folder_corpus(Path(args.from_dir))
         out = args.out or cache_dir() / "corpus" / f"{corpus.name}.npz"
     else:
         collections = [c.strip() for c in args.collections.split(",") if c.strip()]
