@@ -1,0 +1,93 @@
+"""Corpus ingest: the single-process build against Ray Data on a local cluster of 1 and 2 CPUs.
+
+    python benchmarks/ray_ingest.py --files 100000 --repeats 3
+
+Generates ``--files`` small MIDI files (8 bars, one melody each) in a temporary folder, then
+times ``build_folder_corpus`` and ``build_corpus_ray`` (cluster start included, and apart) and
+prints files/s, medians over ``--repeats``, and the 1 -> 2 worker scaling. Checks that every
+build gives the same corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from exports.midi_files import write_melodies
+from exports.spec import HOLD_EVENT, REST_EVENT
+from training.data.corpus import build_folder_corpus
+
+
+def generate(folder: Path, n_files: int) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(n_files):
+        events = np.full(128, HOLD_EVENT, dtype=np.int16)
+        onsets = np.arange(0, 126, int(rng.choice([2, 4])))
+        events[onsets] = rng.integers(55, 80, size=len(onsets))
+        events[-1] = REST_EVENT
+        sub = folder / f"{i // 1000:03d}"
+        sub.mkdir(exist_ok=True)
+        write_melodies(sub / f"{i:06d}.mid", [("melody", events)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    import ray
+
+    from training.scale.ingest import build_corpus_ray
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "corpus"
+        folder.mkdir()
+        t0 = time.perf_counter()
+        generate(folder, args.files)
+        print(f"generated {args.files:,} files in {time.perf_counter() - t0:.1f} s")
+        single_s = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            reference = build_folder_corpus(folder)
+            single_s.append(time.perf_counter() - t0)
+        print(
+            f"single process: {args.files / statistics.median(single_s):,.0f} files/s "
+            f"(median of {args.repeats}: {statistics.median(single_s):.1f} s)"
+        )
+        rates = {}
+        for workers in (1, 2):
+            total_s, parse_s = [], []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                ray.init(
+                    num_cpus=workers,
+                    include_dashboard=False,
+                    configure_logging=False,
+                    log_to_driver=False,
+                )
+                t1 = time.perf_counter()
+                corpus = build_corpus_ray(folder)
+                parse_s.append(time.perf_counter() - t1)
+                ray.shutdown()
+                total_s.append(time.perf_counter() - t0)
+                assert corpus.titles == reference.titles
+                assert np.array_equal(corpus.events, reference.events)
+            rates[workers] = args.files / statistics.median(parse_s)
+            print(
+                f"ray, {workers} worker(s): {rates[workers]:,.0f} files/s without the cluster "
+                f"start, {args.files / statistics.median(total_s):,.0f} files/s with it "
+                f"(medians of {args.repeats})"
+            )
+        print(
+            f"scaling 1 -> 2 workers: {rates[2] / rates[1]:.2f}x (linear = 2.00x; "
+            f"{rates[2] / rates[1] / 2:.2f} of linear)"
+        )
+
+
+if __name__ == "__main__":
+    main()
