@@ -259,6 +259,10 @@ class OpenedPort:
     def close(self) -> None:
         """Close the port and its client; safe to call twice."""
         if self.handle is not None:
+            if self.kind == "input":
+                # Detach our Python callback first: JACK's thread may otherwise call into it
+                # while the port is being unregistered (a segfault seen once in a full run).
+                self.handle.cancel_callback()
             self.handle.close_port()
             self.handle.delete()
             self.handle = None
