@@ -100,6 +100,7 @@ def main() -> int:
     from live_agent.controls import ControlMap
     from live_agent.engine import Session
     from live_agent.options import JamOptions
+    from live_agent.recording import SilentSink
 
     model = args.model or write_mlp(Path(tempfile.mkdtemp()) / "mlp256.onnx")
     policy = load_model(model)
@@ -140,7 +141,7 @@ def main() -> int:
     session = Session(
         policy,
         JamOptions(mode="duet", temperature=t, seed=0),
-        _NullSink(),
+        SilentSink(),
         FakeClock(),
         queue.SimpleQueue(),
         controls=ControlMap(),
@@ -169,20 +170,6 @@ def main() -> int:
     for line in rows:
         print(line)
     return 0
-
-
-class _NullSink:
-    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
-        pass
-
-    def note_off(self, channel: int, pitch: int) -> None:
-        pass
-
-    def control_change(self, channel: int, control: int, value: int) -> None:
-        pass
-
-    def send(self, data: tuple[int, ...]) -> None:
-        pass
 
 
 if __name__ == "__main__":

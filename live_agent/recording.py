@@ -78,3 +78,20 @@ class RecordingSink:
     def send(self, data: tuple[int, ...]) -> None:
         # MIDI thru: the player's own notes, already on the player's track.
         self.sink.send(data)
+
+
+class SilentSink:
+    """A NoteSink with no port (offline answers, benchmarks): a RecordingSink around it keeps
+    what is sent."""
+
+    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
+        pass
+
+    def note_off(self, channel: int, pitch: int) -> None:
+        pass
+
+    def control_change(self, channel: int, control: int, value: int) -> None:
+        pass
+
+    def send(self, data: tuple[int, ...]) -> None:
+        pass

@@ -12,12 +12,13 @@ import argparse
 import shutil
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 
 from exports.midi import NOTE_OFF, NOTE_ON
 from live_agent.cli.help_format import DefaultsHelpFormatter
+from live_agent.cli.model_path import resolve_model_path
 from live_agent.options import add_jam_arguments
+from live_agent.recording import SilentSink
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 RENDER_RATE_HZ = 48000
@@ -27,11 +28,6 @@ RENDER_PEAK_DBFS = -1.0
 """Renders are normalised to this peak: FluidSynth's own level peaks near -27 dBFS."""
 LIVE_ONLY_FLAGS = ("clock", "thru", "input_channel", "controls")
 """jam flags that mean nothing for a file (no clock, no thru port, no CCs): hidden here."""
-
-
-def default_model_path() -> Path:
-    """The packaged model, ``live_agent/models/default.onnx`` (it may not be installed)."""
-    return Path(str(resources.files("live_agent").joinpath("models", "default.onnx")))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -60,21 +56,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         if action.dest == "bpm":
             action.help = "tempo, beats per minute (default: the call file's tempo, else 120)"
     parser.set_defaults(func=run)
-
-
-def resolve_model(model: Path | None) -> Path:
-    """``--model`` or the packaged default; ModelError in one line when it is missing."""
-    from exports.errors import ModelError
-
-    if model is not None:
-        return model
-    path = default_model_path()
-    if not path.is_file():
-        raise ModelError(
-            f"no --model given and the packaged default model {path} is not installed; "
-            "pass --model FILE.onnx (make one with `deepjam train` then `deepjam export`)"
-        )
-    return path
 
 
 def call_tempo_bpm(path: Path) -> float:
@@ -122,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         require_extra("plot", "--plot")
     if args.render is not None:
         check_renderer()
-    policy = load_model(resolve_model(args.model))
+    policy = load_model(resolve_model_path(args.model))
     events = read_melody(args.call)  # MidiFileError (one line) when unreadable
     notes = note_list(events)
     if not notes:
@@ -145,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         until = -(-call_end // steps_per_bar) * steps_per_bar + 1
     clock = FakeClock()
     recorder = Recorder(options.bpm, origin_ns=0)
-    session = Session(policy, options, _SilentSink(), clock, inbox, recorder=recorder)
+    session = Session(policy, options, SilentSink(), clock, inbox, recorder=recorder)
     stats = session.run(threading.Event(), until_step=until, start_ns=0)
     recorder.write(args.output, names={PLAYER: "call", AGENT: "answer"})
     if options.record is not None:  # the jam option, honoured here too: the same two tracks
@@ -195,22 +176,6 @@ def _answer_notes(recorder: object, step_ns: int) -> list[tuple[int, int, int]]:
             begin = started.pop(pitch)
             notes.append((begin // step_ns, max(1, round((time_ns - begin) / step_ns)), pitch))
     return sorted(notes)
-
-
-class _SilentSink:
-    """Offline there is no port: the recorder (wrapped around this sink) keeps what is sent."""
-
-    def note_on(self, channel: int, pitch: int, velocity: int) -> None:
-        pass
-
-    def note_off(self, channel: int, pitch: int) -> None:
-        pass
-
-    def control_change(self, channel: int, control: int, value: int) -> None:
-        pass
-
-    def send(self, data: tuple[int, ...]) -> None:
-        pass
 
 
 def check_renderer() -> None:

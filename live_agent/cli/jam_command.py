@@ -29,6 +29,7 @@ from types import FrameType
 from typing import Any
 
 from live_agent.cli.help_format import DefaultsHelpFormatter
+from live_agent.cli.model_path import resolve_model_path
 from live_agent.cli.summary import stop_summary
 from live_agent.io.ports import API_CHOICES
 from live_agent.options import add_jam_arguments
@@ -41,7 +42,6 @@ GIL_SWITCH_INTERVAL_S = 0.0002
 """MIDI callbacks (rtmidi's and JACK-Client's) run Python in JACK's realtime thread and need the
 GIL within a fraction of a period; with CPython's default 5 ms a busy scheduler thread makes
 them miss cycles (xruns, duplicated and lost MIDI; shared/MEASUREMENTS.md)."""
-DEFAULT_MODEL = Path(__file__).parent.parent / "models" / "default.onnx"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -107,20 +107,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def _log(line: str) -> None:
     print(f"deepjam jam: {line}", file=sys.stderr, flush=True)
-
-
-def resolve_model_path(model: Path | None) -> Path:
-    """The model to play: ``--model``, else the packaged default; ModelError if it is missing."""
-    from exports.errors import ModelError
-
-    if model is not None:
-        return model
-    if not DEFAULT_MODEL.is_file():
-        raise ModelError(
-            f"no --model given and the default model {DEFAULT_MODEL} is not installed; "
-            "pass --model FILE.onnx (make one with `deepjam train` then `deepjam export`)"
-        )
-    return DEFAULT_MODEL
 
 
 def check_port_choice(input_name: str | None, output_name: str | None, virtual: bool) -> None:

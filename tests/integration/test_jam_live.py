@@ -87,9 +87,10 @@ def test_each_side_needs_a_port_name_or_virtual() -> None:
 def test_missing_default_model_is_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from live_agent.cli import jam_command
+    from live_agent.cli import jam_command, model_path
 
-    monkeypatch.setattr(jam_command, "DEFAULT_MODEL", tmp_path / "models" / "default.onnx")
+    missing = tmp_path / "models" / "default.onnx"
+    monkeypatch.setattr(model_path, "default_model_path", lambda: missing)
     with pytest.raises(
         ModelError, match=r"default model .*default.onnx is not installed; pass --model"
     ):

@@ -12,7 +12,7 @@ import pytest
 
 from exports.grid import events_from_notes
 from exports.midi_files import write_melodies
-from live_agent.cli import answer_command, main
+from live_agent.cli import answer_command, main, model_path
 
 CALL = [(0, 2, 63), (2, 2, 65), (4, 2, 67), (6, 2, 68), (8, 4, 70), (12, 4, 63)]  # E-flat, 1 bar
 TICKS_PER_STEP = 120  # the recorder writes 480 ticks a quarter
@@ -88,7 +88,7 @@ def test_missing_default_model_is_one_clear_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(answer_command, "default_model_path", lambda: tmp_path / "none.onnx")
+    monkeypatch.setattr(model_path, "default_model_path", lambda: tmp_path / "none.onnx")
     assert main(["answer", str(call_file), "-o", str(tmp_path / "x.mid")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
