@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -190,3 +191,12 @@ def grid_deviation_ms(onset_s: np.ndarray, step_s: float) -> np.ndarray:
     k = np.round((t - t[0]) / step_s)
     slope, intercept = np.polyfit(k, t, 1)
     return np.abs(t - (intercept + slope * k)) * 1e3
+
+
+def late_share(lines: list[str]) -> float:
+    """The share of steps deepjam reported late in its stop line (0 when it reported none)."""
+    for line in lines:
+        match = re.search(r"(\d+) 16ths of (\d+) came late", line)
+        if match:
+            return int(match.group(1)) / max(1, int(match.group(2)))
+    return 0.0

@@ -19,6 +19,7 @@ from jack_probe import (
     Received,
     grid_deviation_ms,
     jack_recorder,
+    late_share,
     run_jam,
 )
 
@@ -162,12 +163,16 @@ def test_answers_a_phrase_in_its_key_on_the_grid(
         (65, 0.2),
         (63, 0.6),
     ]
-    with jack_recorder("phrase-player") as recorder, run_jam(args, env=jack_server.env) as jam:
-        _patch(recorder)
-        _play(recorder, phrase)
-        phrase_end_frame = recorder.client.frame_time
-        time.sleep(2.0)
-        answer = [e for e in recorder.note_ons() if e.frame > phrase_end_frame]
+    for _ in range(3):  # a run in which deepjam itself reported late 16ths (a starved
+        # machine) says nothing about the grid it follows: play again, judge the last run
+        with jack_recorder("phrase-player") as recorder, run_jam(args, env=jack_server.env) as jam:
+            _patch(recorder)
+            _play(recorder, phrase)
+            phrase_end_frame = recorder.client.frame_time
+            time.sleep(2.0)
+            answer = [e for e in recorder.note_ons() if e.frame > phrase_end_frame]
+        if late_share(jam.lines) == 0.0:
+            break
     assert len(answer) >= (4 if model_name == "scale" else 3), jam.stderr_text()
     pitch_classes = {e.data[1] % 12 for e in answer}
     assert pitch_classes <= E_FLAT_MAJOR, (

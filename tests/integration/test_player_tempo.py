@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from jack_probe import NOTE_OFF, NOTE_ON, JackRecorder, jack_recorder, run_jam
+from jack_probe import NOTE_OFF, NOTE_ON, JackRecorder, jack_recorder, late_share, run_jam
 
 DEEPJAM_IN = "deepjam-in:deepjam in"
 DEEPJAM_OUT = "deepjam-out:deepjam out"
@@ -47,15 +46,6 @@ LATE_SHARE_MAX = 0.2
 """A run where deepjam itself sent more of its steps late (the shared machine was busy) says
 nothing about the grid it follows: it is played again, up to ATTEMPTS times."""
 ATTEMPTS = 3
-
-
-def late_share(lines: list[str]) -> float:
-    """The share of steps deepjam reported late in its stop line (0 when it reported none)."""
-    for line in lines:
-        match = re.search(r"(\d+) 16ths of (\d+) came late", line)
-        if match:
-            return int(match.group(1)) / max(1, int(match.group(2)))
-    return 0.0
 
 
 def answer_a_call(
