@@ -187,12 +187,22 @@ class ModelSlots:
             thread.join(timeout_s)
 
 
+def file_mtime_ns(path: Path) -> int | None:
+    """The file's ``st_mtime_ns``; None when it cannot be read (missing, no permission)."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 class ModelWatcher:
     """Hot swap on file change: polls a model file's modification time on its own thread and,
     when it changes (e.g. ``deepjam export`` wrote a new version), loads it and hands it over.
 
     ``start()`` / ``stop()``; a file that fails to load is reported through ``on_error`` and
     the current model plays on. Polling (every ``interval_s``) needs no extra package.
+    ``loaded_mtime_ns`` is the file's ``st_mtime_ns`` when the playing model was loaded (default:
+    now).
     """
 
     def __init__(
@@ -202,6 +212,7 @@ class ModelWatcher:
         on_loaded: Callable[[Policy], None],
         on_error: Callable[[str], None] = lambda message: None,
         interval_s: float = 0.5,
+        loaded_mtime_ns: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.loader = loader
@@ -211,13 +222,12 @@ class ModelWatcher:
         self.swaps = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._stamp = self._mtime()
+        # The stamp of the file as it was when the playing model was read from it, so a new
+        # version written between that load and this watcher's start is still seen.
+        self._stamp = self._mtime() if loaded_mtime_ns is None else loaded_mtime_ns
 
     def _mtime(self) -> int | None:
-        try:
-            return self.path.stat().st_mtime_ns
-        except OSError:
-            return None
+        return file_mtime_ns(self.path)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="deepjam-model-watch", daemon=True)

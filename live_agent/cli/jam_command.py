@@ -245,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
     from exports.model_file import load_model
     from exports.paths import output_file
     from live_agent.clock import RealClock
-    from live_agent.controls import ModelSlots, ModelWatcher
+    from live_agent.controls import ModelSlots, ModelWatcher, file_mtime_ns
     from live_agent.engine import Session
     from live_agent.io.midi_io import ByteSink, JackClientIO, MidiInput, MidiOutput
     from live_agent.io.ports import instance_names, resolve_api
@@ -270,7 +270,9 @@ def run(args: argparse.Namespace) -> int:
             f"--backend jack-client works with JACK only, got --api {args.api}; "
             "drop --api or use --backend rtmidi"
         )
-    policy = load_model(resolve_model_path(args.model))
+    model_path = resolve_model_path(args.model)
+    loaded_mtime_ns = file_mtime_ns(model_path)  # before the load: a newer file is a swap
+    policy = load_model(model_path)
     policy.warm_up()
     api = resolve_api("jack" if jack_backend or args.synth else args.api)
 
@@ -339,7 +341,9 @@ def run(args: argparse.Namespace) -> int:
             session.swap_policy(new_policy)
             _log(f"{policy.path.name} changed on disk: swapped to the new model")
 
-        model_watcher = ModelWatcher(policy.path, load_model, adopt, on_error=_log)
+        model_watcher = ModelWatcher(
+            policy.path, load_model, adopt, on_error=_log, loaded_mtime_ns=loaded_mtime_ns
+        )
         model_watcher.start()
         if not args.no_watchdog:
             if isinstance(midi_in, JackClientIO):

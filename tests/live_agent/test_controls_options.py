@@ -128,3 +128,24 @@ def test_model_watcher_swaps_when_the_file_changes(onnx_model: Path, tmp_path: P
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
     assert not watcher.poll()
     assert errors and "cannot be used" in errors[0]
+
+
+def test_model_watcher_sees_a_file_written_before_it_started(
+    onnx_model: Path, tmp_path: Path
+) -> None:
+    """A new export that lands between jam's model load and the watcher's start is a swap."""
+    import os
+    import shutil
+
+    from live_agent.controls import ModelWatcher, file_mtime_ns
+
+    path = tmp_path / "live.onnx"
+    shutil.copy(onnx_model, path)
+    loaded_mtime_ns = file_mtime_ns(path)
+    assert loaded_mtime_ns is not None
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # the new export
+    loaded: list[object] = []
+    watcher = ModelWatcher(path, load_model, loaded.append, loaded_mtime_ns=loaded_mtime_ns)
+    assert watcher.poll() and len(loaded) == 1
+    assert file_mtime_ns(tmp_path / "missing.onnx") is None
