@@ -37,6 +37,7 @@ from live_agent.options import add_jam_arguments
 JOIN_TIMEOUT_S = 1.0
 VIEW_REFRESH_S = 0.25
 VIEW_CHOICES = ("auto", "terminal", "plain")
+WEB_DEFAULT_PORT = 8765
 BACKENDS = ("rtmidi", "jack-client")
 GIL_SWITCH_INTERVAL_S = 0.0002
 """MIDI callbacks (rtmidi's and JACK-Client's) run Python in JACK's realtime thread and need the
@@ -98,6 +99,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default="auto",
         help="terminal: one screen updated in place (ports, tempo, key, controls, a piano roll "
         "of both parts); plain: log lines; auto: the screen on a terminal, else the log",
+    )
+    parser.add_argument(
+        "--web",
+        nargs="?",
+        const=str(WEB_DEFAULT_PORT),
+        default=None,
+        metavar="PORT",
+        help=f"also show the live view in a browser, at http://127.0.0.1:PORT/ (default port "
+        f"{WEB_DEFAULT_PORT}; 0: any free one), with sliders and buttons that act as the "
+        "controls' CCs do; it serves this machine only (127.0.0.1)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="also print the timing details at the end"
@@ -174,8 +185,17 @@ def use_terminal_view(choice: str) -> bool:
     return sys.stderr.isatty() and os.environ.get("TERM", "") != "dumb"
 
 
-def make_view(
-    choice: str,
+def make_view(choice: str, snapshot_fn: Any) -> Any:
+    """The terminal view drawing ``snapshot_fn()`` when ``--view`` asks for it (or, with
+    ``auto``, on a TTY), else None (the plain log)."""
+    if not use_terminal_view(choice):
+        return None
+    from live_agent.view.terminal import TerminalView
+
+    return TerminalView(snapshot_fn)
+
+
+def snapshot_source(
     session: Any,
     policy: Any,
     api: int,
@@ -184,12 +204,8 @@ def make_view(
     own_in: str | None,
     own_out: str | None,
 ) -> Any:
-    """The terminal view of ``session`` when ``--view`` asks for it (or, with ``auto``, on a
-    TTY), else None (the plain log)."""
-    if not use_terminal_view(choice):
-        return None
+    """The one function that snapshots ``session`` for the views (terminal and browser)."""
     from live_agent.view.snapshot import PortState, take_snapshot
-    from live_agent.view.terminal import TerminalView
 
     connections = PortConnections(api)
 
@@ -206,7 +222,7 @@ def make_view(
         ]
         return take_snapshot(session, ports, policy.metadata.style_name)
 
-    return TerminalView(snapshot)
+    return snapshot
 
 
 class PortConnections:
@@ -254,6 +270,11 @@ def run(args: argparse.Namespace) -> int:
     from live_agent.options import options_from_args
 
     options = options_from_args(args)
+    web_port = None
+    if args.web is not None:
+        from live_agent.view.web import parse_web_address
+
+        web_port = parse_web_address(args.web)[1]  # 127.0.0.1 only (before any port opens)
     if args.synth and args.output:
         raise ConfigError(
             f"--synth plays on deepjam's own FluidSynth, and --output {args.output!r} names "
@@ -285,6 +306,7 @@ def run(args: argparse.Namespace) -> int:
     worker: threading.Thread | None = None
     session: Any = None
     synth: Synth | None = None
+    panel: Any = None
     signalled_ns: list[int] = []
     crashed: list[BaseException] = []
 
@@ -369,14 +391,24 @@ def run(args: argparse.Namespace) -> int:
         worker.start()
         for line in port_report(api, args.input, args.output, in_name, out_name, own_in, own_out):
             _log(line)
+        snapshot = snapshot_source(session, policy, api, in_name, out_name, own_in, own_out)
+        if web_port is not None:
+            from live_agent.view.web import WebPanel
+
+            panel = WebPanel(session, snapshot, web_port)
+            _log(f"live view in your browser: {panel.start()}")
         _log(
             f"playing {policy.metadata.style_name!r} ({policy.path.name}), {options.mode}, "
             f"clock {options.clock} ({options.bpm:g} bpm until another is heard), "
             f"channel {options.channel + 1}; Ctrl-C to stop"
         )
-        view = make_view(args.view, session, policy, api, in_name, out_name, own_in, own_out)
+        view = make_view(args.view, snapshot)
+        mode_shown = session.mode.name
         with view if view is not None else contextlib.nullcontext():
             while not stop_event.wait(VIEW_REFRESH_S):
+                if session.mode.name != mode_shown:  # by the mode CC or the browser's button
+                    mode_shown = session.mode.name
+                    _log(f"mode: {mode_shown}")
                 if view is not None:
                     view.update()
                 if not worker.is_alive():
@@ -389,6 +421,8 @@ def run(args: argparse.Namespace) -> int:
         inbox.put(None)
         if session is not None:
             session.notes.close_gate(extra_channels=(options.channel,))
+        if panel is not None:
+            panel.stop()
         if worker is not None:
             worker.join(JOIN_TIMEOUT_S)
             if worker.is_alive():

@@ -1,6 +1,7 @@
-"""What the live view shows, read from a running session: one plain dataclass, so the terminal
-view and a test read the same thing. Reads from another thread may be a step old; nothing
-here writes to the session."""
+"""What the live view shows, read from a running session: one plain dataclass, and the words and
+piano-roll cells drawn from it (``info_rows``, ``roll_rows``), so that the terminal view, the
+browser panel and a test all show the same thing. Reads from another thread may be a step
+old; nothing here writes to the session."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 from exports.tonality import KEY_TEMPLATES, PITCH_CLASSES
 
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+ROLL_ROWS_MAX = 14
 SURE_R = 0.75
 FAIRLY_SURE_R = 0.5
 
@@ -46,6 +48,13 @@ class JamSnapshot:
     player_onsets: np.ndarray
     agent_roll: np.ndarray
     agent_onsets: np.ndarray
+    newest_step: int
+    """Grid step of the roll's last column (its bar position is ``newest_step % steps_per_bar``)."""
+    steps_per_bar: int
+    temperature: float
+    density: float
+    register_shift: int
+    """Semitones (a whole number of octaves)."""
     late_steps: int
     steps: int
     dropped: int
@@ -53,6 +62,86 @@ class JamSnapshot:
     answers: int
     problems: list[str] = field(default_factory=list)
     """Late steps and drops in musicians' words; empty when all is well."""
+
+    @property
+    def bar_starts(self) -> list[int]:
+        """Columns of the roll on which a bar of the grid begins (where the bar lines go)."""
+        oldest = self.newest_step - len(self.player_roll) + 1
+        return [
+            column
+            for column in range(len(self.player_roll))
+            if (oldest + column) % self.steps_per_bar == 0
+        ]
+
+
+Segment = tuple[str, str]
+"""(text, tone): tone is '' (plain), 'good', 'bad' or 'warn'; each renderer picks its colours."""
+
+PLAYER_ONSET, PLAYER_HELD = "you", "you-held"
+AGENT_ONSET, AGENT_HELD = "deepjam", "deepjam-held"
+BOTH = "both"
+"""Piano-roll cells: a part's note starting (onset) or held in that 16th; '' is silence."""
+
+
+def pitch_name(pitch: int) -> str:
+    """60 -> 'C4'."""
+    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def info_rows(snapshot: JamSnapshot) -> list[tuple[str, list[Segment]]]:
+    """The view's text, as (label, segments) rows: ports, tempo, key, style and mode,
+    controls, what was played, timing."""
+    rows: list[tuple[str, list[Segment]]] = []
+    for port in snapshot.ports:
+        state = {True: ("connected", "good"), False: ("not connected", "bad"), None: ("", "")}
+        text, tone = state[port.connected]
+        rows.append((port.role, [(port.name, ""), *([("  " + text, tone)] if text else [])]))
+    confidence = (
+        f", {snapshot.tempo_confidence:.0%} sure" if snapshot.tempo_confidence is not None else ""
+    )
+    tempo = f"{snapshot.tempo_bpm:.1f} bpm from {snapshot.tempo_source}{confidence}"
+    rows.append(("tempo", [(tempo, "")]))
+    rows.append(("key heard", [(f"{snapshot.key}, {snapshot.key_sureness}", "")]))
+    mode = snapshot.mode + (" (answering now)" if snapshot.answering else "")
+    rows.append(("style / mode", [(f"{snapshot.style} / {mode}", "")]))
+    controls = ", ".join(f"{k} {v}" for k, v in snapshot.controls.items())
+    rows.append(("controls", [(controls, "")]))
+    played = f"{snapshot.notes_played} notes in {snapshot.answers} answers"
+    rows.append(("played", [(played, "")]))
+    timing: list[Segment] = (
+        [(("\n" if i else "") + p, "warn") for i, p in enumerate(snapshot.problems)]
+        if snapshot.problems
+        else [("all on time", "good")]
+    )
+    rows.append(("timing", timing))
+    return rows
+
+
+def roll_rows(snapshot: JamSnapshot) -> list[tuple[int, str, list[str]]]:
+    """The piano roll of both parts over the window: (pitch, its name, one cell a 16th, oldest
+    first), highest pitch first, at most ``ROLL_ROWS_MAX`` rows; empty before anything sounded.
+    Cells: ``PLAYER_ONSET``/``PLAYER_HELD``, ``AGENT_ONSET``/``AGENT_HELD``, ``BOTH`` or ''."""
+    player, agent = snapshot.player_roll, snapshot.agent_roll
+    sounding = np.concatenate([player[player >= 0], agent[agent >= 0]])
+    if sounding.size == 0:
+        return []
+    high = int(sounding.max())
+    low = max(int(sounding.min()), high - ROLL_ROWS_MAX + 1)
+    rows = []
+    for pitch in range(high, low - 1, -1):
+        cells = []
+        for step in range(len(player)):
+            p, a = player[step] == pitch, agent[step] == pitch
+            if p and a:
+                cells.append(BOTH)
+            elif p:
+                cells.append(PLAYER_ONSET if snapshot.player_onsets[step] else PLAYER_HELD)
+            elif a:
+                cells.append(AGENT_ONSET if snapshot.agent_onsets[step] else AGENT_HELD)
+            else:
+                cells.append("")
+        rows.append((pitch, pitch_name(pitch), cells))
+    return rows
 
 
 def key_and_sureness(histogram: np.ndarray, tonic: int, minor: bool) -> tuple[str, str]:
@@ -98,6 +187,9 @@ def take_snapshot(session: Any, ports: list[PortState], style: str) -> JamSnapsh
         bpm, source = options.bpm, "--bpm (waiting to hear your beat)"
         confidence = float(tempo.confidence) if tempo is not None else None
     decider = session.decider
+    # The grid step being played now; the windows' last column is the step before it. (A step
+    # closed between this read and the windows' shifts the bars by a 16th for one refresh.)
+    playing_step = int(getattr(session, "_closing_step", 0))
     key, sureness = key_and_sureness(decider.key.histogram, decider.tonic, decider.minor)
     player, agent = decider.player.window(), decider.agent.window()
     stats = session.stats
@@ -122,6 +214,11 @@ def take_snapshot(session: Any, ports: list[PortState], style: str) -> JamSnapsh
         player_onsets=np.array(player.onset[0]),
         agent_roll=np.array(agent.top[0]),
         agent_onsets=np.array(agent.onset[0]),
+        newest_step=playing_step - 1,
+        steps_per_bar=int(decider.spec.steps_per_bar),
+        temperature=float(session.temperature),
+        density=float(session.density),
+        register_shift=int(session.register_shift),
         late_steps=int(stats.late_steps),
         steps=int(stats.steps),
         dropped=dropped,

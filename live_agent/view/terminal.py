@@ -1,56 +1,61 @@
 """The terminal live view: one screen, updated in place with rich, from ``JamSnapshot``s.
 
 On a terminal ``deepjam jam`` shows it; with no TTY (a pipe, a service) it keeps the plain log.
-Log lines printed while it runs appear above it (rich's ``Live`` redirects them).
+Log lines printed while it runs appear above it (rich's ``Live`` redirects them). The words and
+the roll's cells come from ``snapshot.info_rows`` / ``roll_rows``, as the browser panel's do.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+from live_agent.view.snapshot import (
+    AGENT_HELD,
+    AGENT_ONSET,
+    BOTH,
+    PLAYER_HELD,
+    PLAYER_ONSET,
+    JamSnapshot,
+    info_rows,
+    pitch_name,
+    roll_rows,
+)
 
-from live_agent.view.snapshot import NOTE_NAMES, JamSnapshot
-
-ROLL_ROWS_MAX = 14
 PLAYER_STYLE = "bold cyan"
 AGENT_STYLE = "bold magenta"
 BOTH_STYLE = "bold white"
+TONE_STYLE = {"": "", "good": "green", "bad": "red", "warn": "yellow"}
+CELL_GLYPH = {
+    PLAYER_ONSET: ("█", PLAYER_STYLE),
+    PLAYER_HELD: ("▬", PLAYER_STYLE),
+    AGENT_ONSET: ("█", AGENT_STYLE),
+    AGENT_HELD: ("▬", AGENT_STYLE),
+    BOTH: ("█", BOTH_STYLE),
+    "": ("·", "dim"),
+}
+
+__all__ = ["TerminalView", "piano_roll", "pitch_name", "render"]
 
 
-def pitch_name(pitch: int) -> str:
-    """60 -> 'C4'."""
-    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
-
-
-def piano_roll(snapshot: JamSnapshot, steps_per_bar: int = 16) -> Any:
+def piano_roll(snapshot: JamSnapshot) -> Any:
     """A rich Text piano roll of both parts over the window: one row a pitch (highest on top),
     one column a 16th; the player in cyan, deepjam in magenta; a note's start is a block,
-    its held steps a bar; bar lines as '|'."""
+    its held steps a bar; a '|' where a bar of the grid begins."""
     from rich.text import Text
 
-    player, agent = snapshot.player_roll, snapshot.agent_roll
-    sounding = np.concatenate([player[player >= 0], agent[agent >= 0]])
     text = Text()
-    if sounding.size == 0:
+    rows = roll_rows(snapshot)
+    if not rows:
         text.append("(nothing played yet)", style="dim")
         return text
-    high = int(sounding.max())
-    low = max(int(sounding.min()), high - ROLL_ROWS_MAX + 1)
-    for pitch in range(high, low - 1, -1):
-        text.append(f"{pitch_name(pitch):>4} ", style="dim")
-        for step in range(len(player)):
-            if step % steps_per_bar == 0:
+    bars = set(snapshot.bar_starts)
+    for _pitch, name, cells in rows:
+        text.append(f"{name:>4} ", style="dim")
+        for column, cell in enumerate(cells):
+            if column in bars:
                 text.append("|", style="dim")
-            p, a = player[step] == pitch, agent[step] == pitch
-            if p and a:
-                text.append("█", style=BOTH_STYLE)
-            elif p:
-                text.append("█" if snapshot.player_onsets[step] else "▬", style=PLAYER_STYLE)
-            elif a:
-                text.append("█" if snapshot.agent_onsets[step] else "▬", style=AGENT_STYLE)
-            else:
-                text.append("·", style="dim")
+            glyph, style = CELL_GLYPH[cell]
+            text.append(glyph, style=style)
         text.append("\n")
     text.append("      ")
     text.append("you", style=PLAYER_STYLE)
@@ -64,30 +69,16 @@ def render(snapshot: JamSnapshot) -> Any:
     from rich.console import Group
     from rich.panel import Panel
     from rich.table import Table
+    from rich.text import Text
 
     info = Table.grid(padding=(0, 2))
     info.add_column(style="bold")
     info.add_column()
-    for port in snapshot.ports:
-        state = {True: "[green]connected[/]", False: "[red]not connected[/]", None: ""}[
-            port.connected
-        ]
-        info.add_row(port.role, f"{port.name}  {state}".rstrip())
-    confidence = (
-        f", {snapshot.tempo_confidence:.0%} sure" if snapshot.tempo_confidence is not None else ""
-    )
-    info.add_row("tempo", f"{snapshot.tempo_bpm:.1f} bpm from {snapshot.tempo_source}{confidence}")
-    info.add_row("key heard", f"{snapshot.key}, {snapshot.key_sureness}")
-    mode = snapshot.mode + (" (answering now)" if snapshot.answering else "")
-    info.add_row("style / mode", f"{snapshot.style} / {mode}")
-    info.add_row("controls", ", ".join(f"{k} {v}" for k, v in snapshot.controls.items()))
-    info.add_row("played", f"{snapshot.notes_played} notes in {snapshot.answers} answers")
-    timing = (
-        "\n".join(f"[yellow]{p}[/]" for p in snapshot.problems)
-        if snapshot.problems
-        else "[green]all on time[/]"
-    )
-    info.add_row("timing", timing)
+    for label, segments in info_rows(snapshot):
+        value = Text()
+        for text, tone in segments:
+            value.append(text, style=TONE_STYLE[tone])
+        info.add_row(label, value)
     return Panel(
         Group(info, "", piano_roll(snapshot)),
         title="deepjam jam",
