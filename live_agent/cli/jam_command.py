@@ -226,8 +226,9 @@ def snapshot_source(
 
 
 class PortConnections:
-    """Whether deepjam's own JACK ports have a peer, asked of ``jack_lsp`` at most every
-    ``interval_s``; None (unknown) on other MIDI systems or without jack_lsp."""
+    """Whether deepjam's own JACK ports have a peer other than deepjam's own (the watchdog's
+    probe), asked of ``jack_lsp`` at most every ``interval_s``; None (unknown) on other MIDI
+    systems or without jack_lsp."""
 
     def __init__(self, api: int, interval_s: float = 2.0) -> None:
         from live_agent.io.ports import api_ids
@@ -243,11 +244,17 @@ class PortConnections:
         when, known = self._checked.get(port, (-1e9, None))
         if now - when < self.interval_s:
             return known
+        from live_agent.io.ports import is_own_port
+
         try:
             listing = subprocess.run(
                 ["jack_lsp", "-c", port], capture_output=True, text=True, timeout=2
             ).stdout
-            answer: bool | None = any(line.startswith("   ") for line in listing.splitlines())
+            # A peer that is deepjam's own (the watchdog's probe) is not the user's keyboard.
+            answer: bool | None = any(
+                line.startswith("   ") and not is_own_port(line.strip())
+                for line in listing.splitlines()
+            )
         except (OSError, subprocess.SubprocessError):
             answer = None
         self._checked[port] = (now, answer)
