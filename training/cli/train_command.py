@@ -84,6 +84,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar (log lines only)"
     )
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="distributed experience (Ape-X): N Ray actors play, this process learns "
+        "(the scale extra)",
+    )
+    parser.add_argument(
+        "--actors", type=int, help="with --ray: experience actors, each with its own ε (default 2)"
+    )
+    parser.add_argument(
+        "--address",
+        help="with --ray: a running Ray cluster (auto, ray://HOST:10001; default: local)",
+    )
     parser.set_defaults(func=run_train_command)
 
 
@@ -97,6 +110,14 @@ def run_train_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--minutes must be >= 0 (0 = no limit), got {args.minutes}")
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if not args.ray and (args.actors is not None or args.address is not None):
+        raise ConfigError("--actors and --address need --ray")
+    if args.actors is not None and args.actors < 1:
+        raise ConfigError(f"--actors must be >= 1, got {args.actors}")
+    if args.ray:
+        from exports.extras import require_extra
+
+        require_extra("scale", "deepjam train --ray")
     train(
         config_arg=args.config,
         corpus_arg=args.corpus,
@@ -110,6 +131,8 @@ def run_train_command(args: argparse.Namespace) -> int:
         progress_bar=not args.no_progress,
         name=args.name,
         description=args.description,
+        ray_actors=(args.actors or 2) if args.ray else None,
+        ray_address=args.address,
     )
     return 0
 
@@ -631,11 +654,15 @@ def train(
     overrides: dict[str, Any] | None = None,
     name: str | None = None,
     description: str | None = None,
+    ray_actors: int | None = None,
+    ray_address: str | None = None,
 ) -> Path:
     """Train (or resume) a style into ``out_dir/checkpoint.pt``; returns the checkpoint's path.
 
     Three stages: ``setup_run`` (config, corpus, style model, learner), ``run_loop`` (the DQN
-    phase), ``final_evaluation`` (figures, last checkpoint, metrics.json).
+    phase), ``final_evaluation`` (figures, last checkpoint, metrics.json). With ``ray_actors``
+    the DQN phase is the Ape-X loop of ``training.scale.apex`` (that many Ray actors, on the
+    cluster at ``ray_address`` or a local one); the run folder is the same.
     """
     run = setup_run(
         config_arg,
@@ -655,7 +682,12 @@ def train(
     start = (run.learner.global_step, run.learner.updates)
     rl_started_s = time.monotonic()
     try:
-        run_loop(run, log)
+        if ray_actors is not None:
+            from training.scale.apex import run_apex_loop
+
+            run_apex_loop(run, log, ray_actors, ray_address)
+        else:
+            run_loop(run, log)
     finally:
         log.bar.close()
     try:

@@ -1,0 +1,117 @@
+"""``deepjam train --ray --actors N``: a real 2-actor Ape-X run on a local Ray cluster.
+
+One ``ray.init(num_cpus=2)`` for the module; the runs are tiny (32 envs, a [32] network)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("ray")
+
+from exports.errors import ConfigError  # noqa: E402
+from live_agent.cli import main as deepjam_main  # noqa: E402
+from tests.training.test_train_command import tiny_corpus, write_config  # noqa: E402
+from training.checkpoint import load_checkpoint  # noqa: E402
+from training.cli.train_command import train  # noqa: E402
+from training.dqn import ReplayBuffer  # noqa: E402
+from training.scale.apex import ActorStreams, Chunk, actor_epsilons  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[object]:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def test_ape_x_epsilons() -> None:
+    assert actor_epsilons(1) == [0.4]
+    eps = actor_epsilons(4)
+    assert eps[0] == pytest.approx(0.4) and eps[-1] == pytest.approx(0.4**8)
+    assert all(a > b for a, b in zip(eps, eps[1:], strict=False))
+    with pytest.raises(ConfigError, match="--actors"):
+        actor_epsilons(0)
+
+
+def test_actor_streams_keep_each_actors_stream_apart() -> None:
+    """A transition's next state is the next state *of the same actor*, never another's."""
+    n_envs, dim = 2, 3
+    streams = ActorStreams(2, 64, n_envs, dim, n_step=1, gamma=0.5, device="cpu")
+    for actor, base in ((0, 0.0), (1, 1000.0)):
+        t = np.arange(8, dtype=np.float16)[:, None, None] + base
+        chunk = Chunk(
+            actor=actor,
+            states=np.broadcast_to(t, (8, n_envs, dim)).astype(np.float16),
+            actions=np.zeros((8, n_envs), np.int16),
+            rewards=np.ones((8, n_envs), np.float32),
+            dones=np.zeros((8, n_envs), bool),
+            episode_returns=[],
+            terms={},
+            weight_version=0,
+            busy_s=0.0,
+            style_s=0.0,
+            select_s=0.0,
+        )
+        streams.add(chunk)
+    assert streams.size == 2 * 7 * n_envs
+    batch = streams.sample(256, np.random.default_rng(0))
+    s, s_next = batch.states[:, 0], batch.next_states[:, 0]
+    assert torch.equal(s_next - s, torch.ones_like(s))  # the next step of the same stream
+    assert (s >= 1000).any() and (s < 1000).any()  # both actors sampled
+    assert isinstance(streams.buffers[0], ReplayBuffer)
+
+
+def test_a_two_actor_ray_run_trains_checkpoints_and_resumes(tmp_path: Path, ray_local) -> None:
+    corpus = tiny_corpus(tmp_path / "tiny.npz")
+    config = write_config(tmp_path / "tiny.toml")
+    out = tmp_path / "run"
+    path = train(str(config), str(corpus), out, steps=6000, progress_bar=False, ray_actors=2)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.global_step >= 6000
+    metrics = checkpoint.metrics
+    apex = metrics["apex"]
+    assert apex["actors"] == 2 and apex["epsilons"] == actor_epsilons(2)
+    # Both actors contributed, each with its own ε.
+    assert all(n > 0 for n in apex["transitions"]) and sum(apex["transitions"]) >= 6000
+    assert apex["epsilons"][0] == pytest.approx(0.4) and apex["epsilons"][1] < 0.001
+    # The learner updated, broadcast its weights, and the actors acted with the new ones.
+    assert metrics["updates"] > 0 and apex["updates"] == metrics["updates"]
+    assert apex["broadcasts"] >= 1 and min(apex["weight_versions"]) >= 1
+    style_weights = checkpoint.style_model["state_dict"]  # the Q-network started as these
+    moved = any(not torch.equal(v, style_weights[k]) for k, v in checkpoint.q_network_state.items())
+    assert moved
+    # The run folder is a single-process run's.
+    assert json.loads((out / "metrics.json").read_text())["global_step"] == checkpoint.global_step
+    assert np.isfinite(metrics["eval_greedy_return"]) and np.isfinite(metrics["mean_reward"])
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+
+    # --resume continues the learner from the saved step and updates.
+    saved_step, saved_updates = checkpoint.global_step, checkpoint.extra["learner"]["updates"]
+    target = saved_step + 1500
+    train(
+        str(config), str(corpus), out, resume=True, steps=target, progress_bar=False, ray_actors=2
+    )
+    resumed = load_checkpoint(path)
+    assert resumed.metrics["apex"]["started_at_step"] == saved_step
+    assert resumed.metrics["apex"]["started_at_updates"] == saved_updates
+    assert target <= resumed.global_step < target + 2 * 2 * 4 * 32  # chunks in flight
+    assert resumed.extra["learner"]["updates"] > saved_updates
+
+
+def test_ray_flags_are_checked_in_one_line(tmp_path: Path, capsys) -> None:
+    code = deepjam_main(["train", "--out", str(tmp_path / "r"), "--actors", "2"])
+    assert code == 2 and "--actors and --address need --ray" in capsys.readouterr().err
+    code = deepjam_main(["train", "--out", str(tmp_path / "r"), "--ray", "--actors", "0"])
+    assert code == 2 and "--actors must be >= 1" in capsys.readouterr().err
