@@ -106,7 +106,8 @@ def info_rows(snapshot: JamSnapshot) -> list[tuple[str, list[Segment]]]:
     rows.append(("style / mode", [(f"{snapshot.style} / {mode}", "")]))
     controls = ", ".join(f"{k} {v}" for k, v in snapshot.controls.items())
     rows.append(("controls", [(controls, "")]))
-    played = f"{snapshot.notes_played} notes in {snapshot.answers} answers"
+    notes, answers = snapshot.notes_played, snapshot.answers
+    played = f"{notes} note{'s' * (notes != 1)} in {answers} answer{'s' * (answers != 1)}"
     rows.append(("played", [(played, "")]))
     timing: list[Segment] = (
         [(("\n" if i else "") + p, "warn") for i, p in enumerate(snapshot.problems)]
