@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from exports.errors import ConfigError
 from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF, PEDAL_DOWN_MIN, SUSTAIN_PEDAL
 from exports.spec import PITCH_CLASSES
 from exports.turns import answer_steps
@@ -127,7 +128,13 @@ class Session:
         *,
         controls: ControlMap | None = None,
         recorder: Recorder | None = None,
+        grid: StepGrid | None = None,
     ) -> None:
+        """``grid``: where the steps fall when the grid comes from outside the session (``deepjam
+        jam --clock link`` hands in a started ``link_clock.LinkGrid``); needed with
+        ``--clock link``, not used with the other clocks."""
+        if options.clock == "link" and grid is None:
+            raise ConfigError("--clock link needs the Link session's grid: Session(grid=LinkGrid)")
         self.options = options
         self.clock = clock
         self.inbox = inbox
@@ -145,6 +152,7 @@ class Session:
         self.dynamics = VelocityFollower(options.velocity, self.decider.spec.steps_per_bar)
         self.grid: StepGrid | None = None
         """Where the steps fall (set by ``run``); ``tempo`` is its estimate of the player."""
+        self._given_grid = grid
         self._midi_clock_heard = False
         self.log: Callable[[str], None] | None = None
         """Where tempo changes are reported (``deepjam jam`` prints them); None: nowhere."""
@@ -212,7 +220,10 @@ class Session:
             else:
                 t0 = self.clock.now_ns() + START_LEAD_NS if start_ns is None else start_ns
                 internal = InternalGrid(o.bpm, t0, self.decider.spec.steps_per_beat)
-                self.grid = internal if o.clock == "internal" else PlayerGrid(internal)
+                if self._given_grid is not None:
+                    self.grid = self._given_grid
+                else:
+                    self.grid = internal if o.clock == "internal" else PlayerGrid(internal)
                 run_internal(
                     self,
                     pump,

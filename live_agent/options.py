@@ -17,7 +17,7 @@ from exports.midi import MAX_DATA, MIDI_CHANNELS
 from exports.turns import DEFAULT_ANSWER_BARS_MAX
 
 MODES = ("answer", "duet")
-CLOCK_SOURCES = ("auto", "internal", "midi", "player")
+CLOCK_SOURCES = ("auto", "internal", "midi", "player", "link")
 
 
 @dataclass
@@ -31,7 +31,8 @@ class JamOptions:
     clock: str = "auto"
     """auto: MIDI clock when it arrives, else the player's beat once heard, else --bpm; internal:
     own tempo (--bpm); midi: follow MIDI clock (24 ppqn) and start/stop from the input; player:
-    the player's beat (tempo and phase from their onsets), --bpm until it is locked."""
+    the player's beat (tempo and phase from their onsets), --bpm until it is locked; link: join
+    the Ableton Link session (its tempo, beat and bar; --bpm while no other peer is there)."""
     temperature: float = 0.5
     """Softmax temperature over Q-values; 0 = always the best action (greedy)."""
     density: float = 1.0
@@ -155,7 +156,8 @@ def add_jam_arguments(
         "--clock",
         choices=CLOCK_SOURCES,
         default=d.clock,
-        help="auto (MIDI clock, else the player's beat, else --bpm), internal, midi or player",
+        help="auto (MIDI clock, else the player's beat, else --bpm), internal, midi, player or "
+        "link (Ableton Link)",
     )
     group.add_argument(
         "--temperature", type=float, default=d.temperature, help="softmax temperature; 0 = greedy"

@@ -265,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
     import queue
 
     from exports.errors import ConfigError
+    from exports.extras import require_extra
     from exports.model_file import load_model
     from exports.paths import output_file
     from live_agent.clock import RealClock
@@ -274,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
     from live_agent.io.ports import instance_names, resolve_api
     from live_agent.io.synth import Synth, check_synth, start_synth
     from live_agent.io.watchdog import PortWatchdog
+    from live_agent.link_clock import LinkGrid
     from live_agent.options import options_from_args
 
     options = options_from_args(args)
@@ -287,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
             f"--synth plays on deepjam's own FluidSynth, and --output {args.output!r} names "
             "another; pass one of them"
         )
+    if options.clock == "link":
+        require_extra("link", "--clock link (Ableton Link)")  # before any port opens
     if args.synth:
         check_synth()  # installed? (before any port opens)
     check_port_choice(args.input, args.output or ("synth" if args.synth else None), args.virtual)
@@ -314,6 +318,8 @@ def run(args: argparse.Namespace) -> int:
     session: Any = None
     synth: Synth | None = None
     panel: Any = None
+    link_grid: LinkGrid | None = None
+    link_report = ""
     signalled_ns: list[int] = []
     crashed: list[BaseException] = []
 
@@ -356,7 +362,12 @@ def run(args: argparse.Namespace) -> int:
             own_out = (
                 own_port_name(api, rt_out.client_name, out_name) if output_wanted is None else None
             )
-        session = Session(policy, options, midi_out, RealClock(), inbox)
+        if options.clock == "link":
+            spec = policy.spec
+            link_grid = LinkGrid(options.bpm, spec.beats_per_bar, spec.steps_per_beat).start()
+            link_report = link_grid.describe()
+            _log(f"joined {link_report}; the first 16th falls on its next bar")
+        session = Session(policy, options, midi_out, RealClock(), inbox, grid=link_grid)
         midi_out.reopen_guard = session.notes.reopen_then_panic  # a port back: end its notes
         session.warm_up()
         if session.controls.model_slots:
@@ -404,9 +415,14 @@ def run(args: argparse.Namespace) -> int:
 
             panel = WebPanel(session, snapshot, web_port)
             _log(f"live view in your browser: {panel.start()}")
+        tempo_text = (
+            f"{link_grid.tempo_bpm:.1f} bpm from the Link session"
+            if link_grid is not None
+            else f"{options.bpm:g} bpm until another is heard"
+        )
         _log(
             f"playing {policy.metadata.style_name!r} ({policy.path.name}), {options.mode}, "
-            f"clock {options.clock} ({options.bpm:g} bpm until another is heard), "
+            f"clock {options.clock} ({tempo_text}), "
             f"channel {options.channel + 1}; Ctrl-C to stop"
         )
         view = make_view(args.view, snapshot)
@@ -418,6 +434,9 @@ def run(args: argparse.Namespace) -> int:
                     _log(f"mode: {mode_shown}")
                 if view is not None:
                     view.update()
+                if link_grid is not None and link_grid.describe() != link_report:
+                    link_report = link_grid.describe()  # a peer came or went, or a new tempo
+                    _log(link_report)
                 if not worker.is_alive():
                     _log("the scheduler stopped; shutting down")
                     break
@@ -434,6 +453,8 @@ def run(args: argparse.Namespace) -> int:
             worker.join(JOIN_TIMEOUT_S)
             if worker.is_alive():
                 _log(f"the scheduler did not stop within {JOIN_TIMEOUT_S} s")
+        if link_grid is not None:
+            link_grid.stop()
         if watchdog is not None:
             watchdog.stop()
         if model_watcher is not None:

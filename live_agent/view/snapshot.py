@@ -180,6 +180,8 @@ def take_snapshot(session: Any, ports: list[PortState], style: str) -> JamSnapsh
     tempo = getattr(session, "tempo", None)
     if tempo is not None and getattr(tempo, "locked", False):
         bpm, source, confidence = tempo.bpm, "your playing", float(tempo.confidence)
+    elif getattr(getattr(session, "grid", None), "source", None) == "link":
+        bpm, source, confidence = session.grid.tempo_bpm, session.grid.source_text(), None
     elif getattr(session, "_midi_clock_heard", False):
         grid = getattr(session, "grid", None)
         bpm = float(getattr(grid, "tempo_bpm", options.bpm))
