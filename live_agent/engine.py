@@ -150,8 +150,9 @@ class Session:
         self.decider = Decider(policy, self.rng)
         self.listener = PlayerListener(options.held_timeout_steps)
         self.dynamics = VelocityFollower(options.velocity, self.decider.spec.steps_per_bar)
-        self.grid: StepGrid | None = None
-        """Where the steps fall (set by ``run``); ``tempo`` is its estimate of the player."""
+        self.grid: StepGrid | None = grid
+        """Where the steps fall (set by ``run``, or given); ``tempo`` is its estimate of the
+        player."""
         self._given_grid = grid
         self._midi_clock_heard = False
         self.log: Callable[[str], None] | None = None

@@ -33,7 +33,7 @@ from typing import Any
 from exports.extras import require_extra
 from live_agent.clock import MIN_STEP_FRACTION
 
-REFRESH_S = 0.005
+REFRESH_S = 0.01
 """How often the Link thread takes a new snapshot: a tempo change is followed within this."""
 PEER_WAIT_S = 1.0
 """At start, how long to wait for the session's other peers before playing alone at --bpm."""

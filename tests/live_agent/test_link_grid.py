@@ -6,17 +6,27 @@ through JACK)."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from link_peer import LinkPeer, Timeline, require_aalink
 
+from exports.errors import ConfigError
+from exports.model_file import load_model
 from live_agent.cli import main
+from live_agent.clock import RealClock
+from live_agent.engine import Session
 from live_agent.link_clock import LinkGrid
+from live_agent.options import JamOptions
+from live_agent.view.snapshot import take_snapshot
+from tests.fakes import RecordingNoteSink, inbox_of
 
 require_aalink()
 
+SHIPPED = Path(__file__).resolve().parents[2] / "live_agent" / "models" / "default.onnx"
 BEATS_PER_BAR = 4
 STEPS_PER_BEAT = 4
 STEPS_PER_BAR = BEATS_PER_BAR * STEPS_PER_BEAT
@@ -39,10 +49,23 @@ def sixteenth_errors_ms(
 
 
 @pytest.fixture(scope="module")
-def peer() -> Iterator[LinkPeer]:
-    """One peer for the module (a fresh one waits SESSION_AGE_S); each test sets its tempo."""
-    with LinkPeer(100.0, BEATS_PER_BAR) as peer:
-        yield peer
+def joined() -> Iterator[tuple[LinkPeer, LinkGrid]]:
+    """A fresh peer at 100 bpm and a LinkGrid (--bpm 120) that joined its session, for the
+    module. One join only: a fresh peer's session is older than the grid's and wins, but a
+    long-lived peer that grids keep joining and leaving lost the merge now and then (the grid's
+    120 bpm became the session's: 2 of 10 joins, in one process or two)."""
+    with LinkPeer(100.0, BEATS_PER_BAR) as peer, LinkGrid(120.0, BEATS_PER_BAR) as grid:
+        yield peer, grid
+
+
+def wait_for_tempo(grid: LinkGrid, bpm: float, timeout_s: float = 2.0) -> float:
+    """Seconds until the grid's tempo is ``bpm`` (or the timeout)."""
+    started_s = time.monotonic()
+    while (
+        grid.tempo_bpm != pytest.approx(bpm, abs=0.01) and time.monotonic() - started_s < timeout_s
+    ):
+        time.sleep(0.001)
+    return time.monotonic() - started_s
 
 
 def boundaries(grid: LinkGrid, after_ns: int, count: int) -> list[tuple[int, int]]:
@@ -66,45 +89,68 @@ def test_link_grid_alone_plays_at_its_own_bpm() -> None:
         assert second_ns - first_ns == pytest.approx(60e9 / 90.0 / STEPS_PER_BEAT, abs=1000)
 
 
-def test_link_grid_takes_the_session_tempo_and_starts_on_its_next_bar(peer: LinkPeer) -> None:
-    peer.set_tempo(100.0)
-    with LinkGrid(120.0, BEATS_PER_BAR) as grid:
-        assert grid.peers >= 1, grid.describe()
-        assert grid.tempo_bpm == pytest.approx(100.0, abs=0.01), grid.describe()
-        assert grid.step_ns == pytest.approx(60e9 / 100.0 / STEPS_PER_BEAT, rel=1e-4)
-        now_ns = time.perf_counter_ns()
-        steps = boundaries(grid, now_ns, 3 * STEPS_PER_BAR)
-        timeline = peer.timeline()
-        first_step, first_ns = steps[0]
-        assert first_step == 0
-        # Step 0 is the peer's next bar line: within one bar ahead, and on beat 0 of its bar.
-        assert 0 < first_ns - now_ns <= 60e9 / 100.0 * BEATS_PER_BAR + 1e6
-        bar_phase = timeline.beat_at(first_ns) % BEATS_PER_BAR
-        assert min(bar_phase, BEATS_PER_BAR - bar_phase) * 600.0 < 0.5, bar_phase  # < 0.5 ms
-        assert [s for s, _ in steps] == list(range(3 * STEPS_PER_BAR))
-        errors = sixteenth_errors_ms(grid, timeline, steps)
-        assert max(abs(e) for e in errors) < 0.5, errors
-        assert "100.0 bpm, 1 other peer" in grid.describe()
+def test_link_grid_takes_the_session_tempo_and_starts_on_its_next_bar(
+    joined: tuple[LinkPeer, LinkGrid],
+) -> None:
+    peer, grid = joined
+    assert grid.peers >= 1, grid.describe()
+    assert grid.tempo_bpm == pytest.approx(100.0, abs=0.01), grid.describe()
+    assert grid.step_ns == pytest.approx(60e9 / 100.0 / STEPS_PER_BEAT, rel=1e-4)
+    now_ns = time.perf_counter_ns()
+    steps = boundaries(grid, now_ns, 3 * STEPS_PER_BAR)
+    timeline = peer.timeline()
+    first_step, first_ns = steps[0]
+    assert first_step == 0
+    # Step 0 is the peer's next bar line: within one bar ahead, and on beat 0 of its bar.
+    assert 0 < first_ns - now_ns <= 60e9 / 100.0 * BEATS_PER_BAR + 1e6
+    bar_phase = timeline.beat_at(first_ns) % BEATS_PER_BAR
+    assert min(bar_phase, BEATS_PER_BAR - bar_phase) * 600.0 < 0.5, bar_phase  # < 0.5 ms
+    assert [s for s, _ in steps] == list(range(3 * STEPS_PER_BAR))
+    errors = sixteenth_errors_ms(grid, timeline, steps)
+    assert max(abs(e) for e in errors) < 0.5, errors
+    assert "100.0 bpm, 1 other peer" in grid.describe()
 
 
-def test_link_grid_follows_a_tempo_change_by_the_peer(peer: LinkPeer) -> None:
-    peer.set_tempo(100.0)
-    with LinkGrid(120.0, BEATS_PER_BAR) as grid:
-        assert grid.tempo_bpm == pytest.approx(100.0, abs=0.01), grid.describe()
-        grid.next_boundary(time.perf_counter_ns())  # step 0 fixed on a bar at 100 bpm
-        changed_s = time.monotonic()
+def test_link_grid_follows_a_tempo_change_by_the_peer(joined: tuple[LinkPeer, LinkGrid]) -> None:
+    peer, grid = joined
+    try:
         peer.set_tempo(140.0)
-        while grid.tempo_bpm != pytest.approx(140.0, abs=0.01) and time.monotonic() - changed_s < 2:
-            time.sleep(0.001)
-        followed_s = time.monotonic() - changed_s
+        followed_s = wait_for_tempo(grid, 140.0)
         assert grid.tempo_bpm == pytest.approx(140.0, abs=0.01), grid.describe()
-        assert followed_s < 0.5, followed_s  # a few snapshots (5 ms each) on a busy machine
+        assert followed_s < 0.5, followed_s  # a few snapshots (10 ms each) on a busy machine
         assert grid.step_ns == pytest.approx(60e9 / 140.0 / STEPS_PER_BEAT, rel=1e-4)
         steps = boundaries(grid, time.perf_counter_ns(), 2 * STEPS_PER_BAR)
         errors = sixteenth_errors_ms(grid, peer.timeline(), steps)
         assert max(abs(e) for e in errors) < 0.5, errors
         # Consecutive, on the same bar lines as before (the errors compare bar positions).
         assert [s for s, _ in steps] == list(range(steps[0][0], steps[0][0] + 2 * STEPS_PER_BAR))
+    finally:
+        peer.set_tempo(100.0)
+        wait_for_tempo(grid, 100.0)
+
+
+def test_a_session_on_link_plays_its_grid_and_the_view_names_the_session(
+    joined: tuple[LinkPeer, LinkGrid],
+) -> None:
+    _, grid = joined
+    clock = RealClock()
+    options = JamOptions(clock="link", bpm=120.0, temperature=0.0, seed=0, velocity=90)
+    model = load_model(SHIPPED)
+    with pytest.raises(ConfigError, match="--clock link"):
+        Session(model, options, RecordingNoteSink(clock), clock, inbox_of([]))  # type: ignore[arg-type]
+    session = Session(
+        model,
+        options,
+        RecordingNoteSink(clock),
+        clock,
+        inbox_of([], close=False),
+        grid=grid,  # type: ignore[arg-type]
+    )
+    snapshot = take_snapshot(session, [], "default")
+    assert snapshot.tempo_source == "Ableton Link (1 peer)", snapshot.tempo_source
+    assert snapshot.tempo_bpm == pytest.approx(100.0, abs=0.01)
+    session.run(threading.Event(), until_step=4)
+    assert session.grid is grid and session.stats.timing.steps == 4
 
 
 def test_clock_link_without_aalink_names_the_extra(
