@@ -320,6 +320,29 @@ def config_from_dict(values: dict[str, Any]) -> StyleConfig:
     return config
 
 
+def apply_overrides(config: StyleConfig, overrides: dict[str, Any]) -> StyleConfig:
+    """``config`` with dotted keys replaced (``"learner.learning_rate"``, ``"reward.w_play"``,
+    ``"env.n_envs"``, ``"seed"``), checked as a config file is; raises ConfigError (one line)
+    naming an unknown key or a bad value."""
+    values = config.to_dict()
+    for key, value in overrides.items():
+        *sections, name = key.split(".")
+        table = values
+        for i, section in enumerate(sections):
+            inner = table.get(section)
+            if not isinstance(inner, dict):
+                where = ".".join(sections[: i + 1])
+                raise ConfigError(
+                    f"unknown config section {where!r} in override {key!r}; known: "
+                    f"{sorted(k for k, v in table.items() if isinstance(v, dict))}"
+                )
+            table = inner
+        if not name:
+            raise ConfigError(f"override {key!r}: expected a dotted key like learner.gamma")
+        table[name] = value
+    return config_from_dict(values)
+
+
 def available_presets() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
 

@@ -96,6 +96,42 @@ def load_policies(model_path: Path) -> tuple[Any, dict[str, Any], dict[str, Any]
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from exports.errors import ConfigError
+
+    if args.compositions < 1:
+        raise ConfigError(f"--compositions must be >= 1, got {args.compositions}")
+    if args.key_calls < 1:
+        raise ConfigError(f"--key-calls must be >= 1, got {args.key_calls}")
+    model_path = Path(args.model)
+    _, written = evaluate_model(
+        model_path,
+        args.corpus,
+        args.out,
+        compositions=args.compositions,
+        seed=args.seed,
+        temperature=args.temperature,
+        key_calls=args.key_calls,
+        answer_gap_steps=args.answer_gap_steps,
+    )
+    sys.stdout.write(written[0].read_text(encoding="utf-8"))  # eval.md
+    print("\nwrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def evaluate_model(
+    model_path: Path,
+    corpus_arg: str,
+    out: Path,
+    compositions: int = DEFAULT_COMPOSITIONS,
+    seed: int = 0,
+    temperature: float = 1.0,
+    key_calls: int = 200,
+    answer_gap_steps: int | None = None,
+) -> tuple[Any, list[Path]]:
+    """``deepjam eval`` without the printing: evaluate ``model_path`` on ``corpus_arg``'s
+    held-out tunes and write ``out/eval.md`` and the PNGs. Returns the
+    ``training.eval.evaluate.EvalResult`` and the paths written (``deepjam sweep`` scores
+    trials by the result's figures)."""
     import torch
 
     from exports.errors import ConfigError
@@ -109,15 +145,10 @@ def run_eval(args: argparse.Namespace) -> int:
         read_tensorboard_scalars,
     )
 
-    if args.compositions < 1:
-        raise ConfigError(f"--compositions must be >= 1, got {args.compositions}")
-    if args.key_calls < 1:
-        raise ConfigError(f"--key-calls must be >= 1, got {args.key_calls}")
     torch.set_num_threads(1)
-    model_path = Path(args.model)
     spec, policies, metrics, checkpoint_path = load_policies(model_path)
-    corpus = resolve_corpus(args.corpus)
-    gap_steps = args.answer_gap_steps
+    corpus = resolve_corpus(corpus_arg)
+    gap_steps = answer_gap_steps
     if gap_steps is None:
         gap_steps = 0
         if checkpoint_path is not None:
@@ -131,10 +162,10 @@ def run_eval(args: argparse.Namespace) -> int:
         spec,
         policies,
         corpus,
-        n_compositions=args.compositions,
-        seed=args.seed,
-        temperature=args.temperature,
-        key_calls=min(args.key_calls, args.compositions),
+        n_compositions=compositions,
+        seed=seed,
+        temperature=temperature,
+        key_calls=min(key_calls, compositions),
         answer_gap_steps=gap_steps,
     )
     result.notes.append(
@@ -148,7 +179,6 @@ def run_eval(args: argparse.Namespace) -> int:
             "an ONNX file carries the Q-network only: evaluate the checkpoint (.pt) to see the "
             "style model's column too"
         )
-    out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     report = format_markdown(result, title=f"deepjam evaluation of {model_path.name}")
     (out / "eval.md").write_text(report, encoding="utf-8")
@@ -170,6 +200,4 @@ def run_eval(args: argparse.Namespace) -> int:
         name, heard = next(iter(result.listening.items()))
         plot_listening(heard, out / "listening.png", title=f"{model_path.name}: {name}")
         written.append(out / "listening.png")
-    sys.stdout.write(report)
-    print("\nwrote " + ", ".join(str(p) for p in written))
-    return 0
+    return result, written

@@ -398,7 +398,7 @@ def setup_run(
 
     from exports.errors import ConfigError
     from training.checkpoint import CheckpointError, load_checkpoint
-    from training.config import config_from_dict, load_config
+    from training.config import apply_overrides, config_from_dict, load_config
     from training.data.corpus import resolve_corpus
     from training.dqn import DqnLearner
     from training.networks import build_q_network, network_args_for
@@ -426,10 +426,7 @@ def setup_run(
             raise ConfigError(
                 f"{checkpoint_path} exists; pass --resume to continue it, or choose another --out"
             )
-        config = load_config(config_arg)
-        for key, value in (overrides or {}).items():
-            section, _, name = key.rpartition(".")
-            config = config.replace(section, **{name: value})
+        config = apply_overrides(load_config(config_arg), overrides or {})
     if minutes is not None:
         config = config.replace("budget", minutes=float(minutes))
     if steps is not None:
