@@ -16,14 +16,15 @@ COMMAND_MODULES = (
     "training.cli.train_command",
     "training.cli.eval_command",
     "training.cli.export_command",
+    "training.cli.sweep_command",
 )
-NEEDS_TRAIN_EXTRA = ("train", "eval", "export")
+NEEDS_TRAIN_EXTRA = ("train", "eval", "export", "sweep")
 """Subcommands that need torch (the train extra). ``corpus`` needs it only for the default
 corpus (music21); ``corpus build --from DIR`` and ``corpus info`` run on the base install."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the training side's subcommands (corpus, train, eval, export)."""
+    """Add the training side's subcommands (corpus, train, eval, export, sweep)."""
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     for command in NEEDS_TRAIN_EXTRA:
