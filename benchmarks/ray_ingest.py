@@ -1,11 +1,13 @@
-"""Corpus ingest: the single-process build against Ray Data on a local cluster of 1 and 2 CPUs.
+"""Corpus ingest: the single-process build against Ray on a local cluster of 1 and 2 CPUs.
 
     python benchmarks/ray_ingest.py --files 100000 --repeats 3
+    python benchmarks/ray_ingest.py --files 100000 --folder /tmp/midi100k   # keep the files
 
-Generates ``--files`` small MIDI files (8 bars, one melody each) in a temporary folder, then
-times ``build_folder_corpus`` and ``build_corpus_ray`` (cluster start included, and apart) and
-prints files/s, medians over ``--repeats``, and the 1 -> 2 worker scaling. Checks that every
-build gives the same corpus.
+Generates ``--files`` small MIDI files (8 bars, one melody each) in a temporary folder (or in
+``--folder``, reused when it already holds them), then times ``build_folder_corpus`` and
+``build_corpus_ray`` (cluster start included, and apart) and prints files/s, medians over
+``--repeats``, the 1 -> 2 worker scaling, and Ray on 1 worker against the single process.
+Checks that every build gives the same corpus.
 """
 
 from __future__ import annotations
@@ -39,17 +41,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--folder", type=Path, help="generate the files here and keep them (reused next time)"
+    )
     args = parser.parse_args()
     import ray
 
     from training.scale.ingest import build_corpus_ray
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "corpus"
-        folder.mkdir()
-        t0 = time.perf_counter()
-        generate(folder, args.files)
-        print(f"generated {args.files:,} files in {time.perf_counter() - t0:.1f} s")
+        folder = args.folder or Path(tmp) / "corpus"
+        folder.mkdir(parents=True, exist_ok=True)
+        if sum(1 for _ in folder.rglob("*.mid")) != args.files:
+            t0 = time.perf_counter()
+            generate(folder, args.files)
+            print(f"generated {args.files:,} files in {time.perf_counter() - t0:.1f} s")
         single_s = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
@@ -59,7 +65,7 @@ def main() -> None:
             f"single process: {args.files / statistics.median(single_s):,.0f} files/s "
             f"(median of {args.repeats}: {statistics.median(single_s):.1f} s)"
         )
-        rates = {}
+        rates, totals = {}, {}
         for workers in (1, 2):
             total_s, parse_s = [], []
             for _ in range(args.repeats):
@@ -78,6 +84,7 @@ def main() -> None:
                 assert corpus.titles == reference.titles
                 assert np.array_equal(corpus.events, reference.events)
             rates[workers] = args.files / statistics.median(parse_s)
+            totals[workers] = statistics.median(total_s)
             print(
                 f"ray, {workers} worker(s): {rates[workers]:,.0f} files/s without the cluster "
                 f"start, {args.files / statistics.median(total_s):,.0f} files/s with it "
@@ -86,6 +93,12 @@ def main() -> None:
         print(
             f"scaling 1 -> 2 workers: {rates[2] / rates[1]:.2f}x (linear = 2.00x; "
             f"{rates[2] / rates[1] / 2:.2f} of linear)"
+        )
+        single = statistics.median(single_s)
+        print(
+            f"ray on 1 worker against the single process: {single * rates[1] / args.files:.2f}x "
+            f"its speed without the cluster start; {totals[1]:.1f} s with it against "
+            f"{single:.1f} s"
         )
 
 
