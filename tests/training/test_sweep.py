@@ -202,3 +202,22 @@ def test_the_spec_is_checked_in_one_line(
     assert all(1.0 <= t.overrides["reward.w_play"] <= 2.0 for t in trials)
     assert {Path(t.corpus).name for t in trials} == {"tiny.npz", "other.npz"}
     assert len({t.overrides["reward.w_play"] for t in trials}) == len(trials)
+
+
+def test_overrides_reach_every_config_section_and_the_example_spec_loads() -> None:
+    from training.config import apply_overrides, load_config
+
+    base = load_config("default")
+    config = apply_overrides(
+        base, {"reward.w_play": 2.5, "env.n_envs": 8, "learner.kl_temperature": 0.5, "seed": 7}
+    )
+    assert config.reward["w_play"] == 2.5 and config.env["n_envs"] == 8
+    assert config.learner.kl_temperature == 0.5 and config.seed == 7
+    assert base.reward["w_play"] != 2.5  # a copy
+    with pytest.raises(ConfigError, match="unknown config section 'bogus'"):
+        apply_overrides(base, {"bogus.x": 1})
+    example = Path(__file__).parents[2] / "training" / "scale" / "sweep_example.toml"
+    trials = expand_trials(load_spec(example))
+    assert len(trials) == 4
+    assert {t.params["learner.kl_temperature"] for t in trials} == {0.5, 1.0}
+    assert all(1e-4 <= t.params["learner.learning_rate"] <= 1e-3 for t in trials)

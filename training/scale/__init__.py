@@ -1,3 +1,3 @@
-"""Scale-out on Ray (the optional ``scale`` extra): corpus ingest with Ray Data, sweeps with Ray
+"""Scale-out on Ray (the optional ``scale`` extra): corpus ingest with Ray tasks, sweeps with Ray
 Tune, and Ape-X style distributed experience. The single-process path stays the default; the
 live side never imports this package."""
