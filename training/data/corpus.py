@@ -106,15 +106,20 @@ def assemble_corpus(
     source: str,
     tunes: Sequence[tuple[str, np.ndarray, str]],
     skipped: list[tuple[str, str]],
+    keys: Sequence[tuple[int, bool]] | None = None,
 ) -> Corpus:
-    """A Corpus from (title, events, split key) triples: keys estimated, split by split key."""
+    """A Corpus from (title, events, split key) triples: keys estimated, split by split key.
+
+    ``keys`` are the tunes' ``tune_key`` results when computed already (by the parallel
+    parsers of ``deepjam corpus build --ray``)."""
     if not tunes:
         raise CorpusError(
             f"corpus {name!r} from {source} has no usable tunes ({len(skipped)} skipped); "
             "expected at least one melody"
         )
     lengths = np.array([len(e) for _, e, _ in tunes], dtype=np.int64)
-    keys = [tune_key(e) for _, e, _ in tunes]
+    if keys is None:
+        keys = [tune_key(e) for _, e, _ in tunes]
     return Corpus(
         name=name,
         events=np.concatenate([e for _, e, _ in tunes]).astype(np.int16),

@@ -3,8 +3,9 @@ Ray cluster.
 
 The file list is made once, on the driver, in the single-process build's order
 (``exports.midi_files.midi_folder_files``) and cut into a few contiguous shards per worker CPU;
-one Ray task parses each shard and sends back its melodies as one int16 array (plus lengths and
-skip reasons), so a shard costs one object, not one per file. The driver joins the shards in
+one Ray task parses each shard and sends back its melodies as one int16 array (plus lengths,
+skip reasons and each tune's key, ``tune_key``, the costliest per-tune step after the parse),
+so a shard costs one object, not one per file. The driver joins the shards in
 order and calls the same ``assemble_corpus``. (Ray Data's ``map_batches`` did the same job at
 6.5x the cost on 3k files: its start-up and per-block overhead outweighed a 0.3 ms parse.)
 So the corpus is identical to ``build_folder_corpus`` for the same files, corrupt files skipped
@@ -24,7 +25,7 @@ import numpy as np
 
 from exports.errors import MidiFileError
 from exports.midi_files import MIDI_SUFFIXES, midi_folder_files, read_melody
-from training.data.corpus import CorpusError, assemble_corpus
+from training.data.corpus import CorpusError, assemble_corpus, tune_key
 from training.data.corpus_data import Corpus
 from training.scale.cluster import ray_cluster
 
@@ -60,10 +61,12 @@ def _list_files(source: str) -> tuple[str, list[tuple[str, str]]]:
     return base_path.name or source, [(p.relative_to(base_path).as_posix(), str(p)) for p in paths]
 
 
-def parse_shard(paths: list[str], source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def parse_shard(
+    paths: list[str], source: str
+) -> tuple[np.ndarray, np.ndarray, list[str], list[tuple[int, bool]]]:
     """Parse one shard of files (run as a Ray task): (the melodies' int16 events joined,
     (n,) int64 lengths, (n,) reasons: "" when read, the one-line MidiFileError text when
-    skipped)."""
+    skipped, (n,) ``tune_key`` of each melody read, (0, False) for a skipped file)."""
     filesystem = None
     if _is_uri(source):
         from pyarrow import fs
@@ -71,6 +74,7 @@ def parse_shard(paths: list[str], source: str) -> tuple[np.ndarray, np.ndarray, 
         filesystem, _ = fs.FileSystem.from_uri(source)
     melodies: list[np.ndarray] = []
     reasons: list[str] = []
+    keys: list[tuple[int, bool]] = []
     for path in paths:
         try:
             if filesystem is None:
@@ -80,12 +84,14 @@ def parse_shard(paths: list[str], source: str) -> tuple[np.ndarray, np.ndarray, 
                     events = read_melody(path, handle.readall())
             melodies.append(np.asarray(events, dtype=np.int16))
             reasons.append("")
+            keys.append(tune_key(melodies[-1]))
         except MidiFileError as err:
             melodies.append(np.zeros(0, dtype=np.int16))
             reasons.append(str(err))
+            keys.append((0, False))
     lengths = np.array([len(m) for m in melodies], dtype=np.int64)
     joined = np.concatenate(melodies) if melodies else np.zeros(0, dtype=np.int16)
-    return joined, lengths, reasons
+    return joined, lengths, reasons, keys
 
 
 def _shards(n_files: int, n_shards: int) -> list[tuple[int, int]]:
@@ -117,17 +123,20 @@ def build_corpus_ray(
         pending = [parse.remote(paths[a:b], source) for a, b in shards]
         melodies: list[np.ndarray] = []
         reasons: list[str] = []
+        keys: list[tuple[int, bool]] = []
         for ref in pending:  # in shard order: the corpus order
-            joined, lengths, shard_reasons = ray.get(ref)
+            joined, lengths, shard_reasons, shard_keys = ray.get(ref)
             joined = np.array(joined)  # own the memory: the object store goes with the cluster
             melodies += np.split(joined, np.cumsum(lengths)[:-1]) if len(lengths) else []
             reasons += shard_reasons
-    tunes, skipped = [], []
-    for (rel, _), events, reason in zip(files, melodies, reasons, strict=True):
+            keys += shard_keys
+    tunes, skipped, tune_keys = [], [], []
+    for (rel, _), events, reason, key in zip(files, melodies, reasons, keys, strict=True):
         if reason:
             skipped.append((rel, reason))
         else:
             tunes.append((rel, events, rel))
+            tune_keys.append(key)
     if log is not None:
         log(f"parsed {len(files):,} files on Ray in {time.perf_counter() - t0:.1f} s")
     if not tunes:
@@ -135,7 +144,7 @@ def build_corpus_ray(
             f"no readable MIDI files (*.mid, *.midi) under {source}; skipped: "
             + "; ".join(f"{n}: {r}" for n, r in skipped[:5])
         )
-    return assemble_corpus(name, source, tunes, skipped)
+    return assemble_corpus(name, source, tunes, skipped, tune_keys)
 
 
 def _stderr(line: str) -> None:
