@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from exports.errors import PortError
 from exports.extras import require_extra
 from live_agent.clock import MIN_STEP_FRACTION
 
@@ -117,7 +118,10 @@ class LinkGrid:
         self._thread = threading.Thread(target=self._run, name="deepjam-link", daemon=True)
         self._thread.start()
         if not self._ready.wait(10.0) or self._error is not None:
-            raise RuntimeError(f"Ableton Link did not start: {self._error}") from self._error
+            raise PortError(
+                f"Ableton Link did not start ({self._error or 'no answer in 10 s'}); Link needs "
+                "a network interface with UDP multicast (port 20808)"
+            ) from self._error
         deadline = time.monotonic() + peer_wait_s
         while self.snapshot.peers == 0 and time.monotonic() < deadline:
             time.sleep(REFRESH_S)

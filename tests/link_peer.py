@@ -24,8 +24,9 @@ ALONE_TIMEOUT_S = 20.0
 """How long ``start`` waits for another run's Link session to end before going on anyway."""
 SESSION_AGE_S = 1.5
 """Link merges two sessions that meet into the older one, and takes sessions founded within
-0.5 s of each other as a tie (broken by their ids). At 0.7 s deepjam's fresh session still won
-1 run in 6 here (its --bpm became the peer's tempo); at 1.5 s none of 10 did."""
+0.5 s of each other as a tie (broken by their ids): the peer's session must be well older than
+deepjam's when it joins. (And a client that joins within a second after another left may win
+even so: the tests use a fresh peer for each deepjam that joins.)"""
 
 
 def require_aalink() -> Any:
