@@ -134,13 +134,14 @@ class HeadlessBrowser:
             time.sleep(0.05)
         raise TimeoutError(f"{expression} stayed false for {timeout_s} s (last error: {last})")
 
-    def click(self, selector: str) -> None:
-        """A left click with the mouse at the centre of the element ``selector``."""
+    def click(self, selector: str, at: tuple[float, float] = (0.5, 0.5)) -> None:
+        """A left click with the mouse on the element ``selector``, at ``at`` (fractions of its
+        width and height from its top left; default its centre)."""
         box = self.evaluate(
             f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
-            ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            ".getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })()"
         )
-        x, y = box
+        x, y = box[0] + at[0] * box[2], box[1] + at[1] * box[3]
         self.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
         for kind in ("mousePressed", "mouseReleased"):
             self.call(

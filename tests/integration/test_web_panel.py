@@ -1,6 +1,7 @@
 """`deepjam jam --web` on a real JACK server, looked at and clicked by a real headless Chromium:
 the page shows the running jam (a screenshot with both parts in its piano roll), and a click on
-its mode button switches the jam's mode, as the mode CC does (a beat later)."""
+its mode button switches the jam's mode, as the mode CC does (a beat later); its density slider
+and panic button act as their CCs do too."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from headless_browser import HeadlessBrowser
 from jack_probe import JackRecorder, jack_recorder, run_jam
 
-from exports.midi import NOTE_OFF, NOTE_ON
+from exports.midi import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON
 
 DEEPJAM_IN = "deepjam-in:deepjam in"
 DEEPJAM_OUT = "deepjam-out:deepjam out"
@@ -44,6 +45,13 @@ def _play(recorder: JackRecorder, notes: list[tuple[int, float]]) -> None:
         recorder.send((NOTE_OFF, pitch, 0))
         deadline += length_s * 0.1
         time.sleep(max(0.0, deadline - time.perf_counter()))
+
+
+def _all_notes_off_after(recorder: JackRecorder, frame: int) -> bool:
+    return any(
+        e.frame >= frame and e.data[0] & 0xF0 == CONTROL_CHANGE and e.data[1] == ALL_NOTES_OFF
+        for e in list(recorder.events)
+    )
 
 
 def _pixels_near(image: np.ndarray, rgb: tuple[int, int, int], tolerance: int = 40) -> int:
@@ -95,4 +103,20 @@ def test_the_browser_shows_the_jam_and_its_mode_button_switches_it(
             assert "switch to answer" in browser.evaluate(
                 "document.getElementById('mode-button').textContent"
             )
+
+            # A slider clicked a quarter of the way along: the density CC, heard by the session.
+            browser.click("#slider-density", at=(0.25, 0.5))
+            density = browser.wait_for(
+                "(t => t !== '1.00' && t)(document.getElementById('value-density').textContent)",
+                timeout_s=3.0,
+            )
+            assert 0.1 < float(density) < 0.4, density
+            # Panic: deepjam's output gets all-notes-off (CC 123) while the jam goes on.
+            clicked_frame = recorder.client.frame_time
+            browser.click("#panic-button")
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and not _all_notes_off_after(recorder, clicked_frame):
+                time.sleep(0.05)
+            assert _all_notes_off_after(recorder, clicked_frame), "panic reached the output"
+            assert jam.process.poll() is None, "the jam plays on after a panic"
     assert any("every note released" in line for line in jam.lines), jam.stderr_text()
