@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -89,13 +90,18 @@ def test_default_preset_is_a_valid_config() -> None:
     assert config_from_dict(config.to_dict()) == config
 
 
-def test_a_tiny_training_run_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
+def test_a_tiny_training_run_writes_a_loadable_checkpoint(tmp_path: Path, capsys) -> None:
     corpus = tiny_corpus(tmp_path / "tiny.npz")
     config = write_config(tmp_path / "tiny.toml")
     out = tmp_path / "run"
     started = time.monotonic()
-    path = train(str(config), str(corpus), out, progress_bar=False)
+    path = train(str(config), str(corpus), out, progress_bar=True)
     assert time.monotonic() - started < 20
+    # No time budget: the bar counts the 3,000 steps, and ends on them.
+    err = capsys.readouterr().err
+    assert "DQN: until 3,000 env steps" in err
+    assert re.search(r"100%\|[^\r\n]*\| [\d,]+ of 3,000 steps \(steps bind\)", err), err
+    assert "time binds" not in err
     checkpoint = load_checkpoint(path)
     assert checkpoint.global_step >= 3000
     assert checkpoint.style_name == "tiny" and checkpoint.style_description == "a test style"
@@ -114,6 +120,15 @@ def test_a_tiny_training_run_writes_a_loadable_checkpoint(tmp_path: Path) -> Non
     # An existing run is not overwritten by accident.
     with pytest.raises(ConfigError, match="--resume"):
         train(str(config), str(corpus), out, progress_bar=False)
+    # Resuming it says in one line that it is finished, and how to go on; it trains nothing.
+    mtime = path.stat().st_mtime_ns
+    resume = ["train", "--out", str(out), "--corpus", str(corpus), "--resume"]
+    assert deepjam_main(resume) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "is already finished" in lines[0], lines
+    assert f"{checkpoint.global_step:,} of 3,000 env steps" in lines[0]
+    assert "--resume --steps 6000" in lines[0] and "deepjam export" in lines[0]
+    assert path.stat().st_mtime_ns == mtime
 
 
 @pytest.mark.slow

@@ -136,7 +136,13 @@ def evaluate_model(
 
     from exports.errors import ConfigError
     from training.data.corpus import resolve_corpus
-    from training.eval.evaluate import KEY_NAMES, STYLE_COLUMN, evaluate_policies, format_markdown
+    from training.eval.evaluate import (
+        KEY_NAMES,
+        STYLE_COLUMN,
+        evaluate_policies,
+        few_tunes_warning,
+        format_markdown,
+    )
     from training.eval.plots import (
         curves_from_metrics,
         plot_listening,
@@ -174,6 +180,12 @@ def evaluate_model(
         if gap_steps
         else "answers start on the bar line after the call"
     )
+    warning = few_tunes_warning(
+        args.compositions, result.call_tunes, result.calls_from_training_tunes
+    )
+    if warning is not None:
+        print(f"deepjam eval: warning: {warning}", file=sys.stderr, flush=True)
+        result.notes.append(f"warning: {warning}")
     if STYLE_COLUMN not in policies:
         result.notes.append(
             "an ONNX file carries the Q-network only: evaluate the checkpoint (.pt) to see the "

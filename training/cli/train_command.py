@@ -17,12 +17,16 @@ Handlers import torch inside themselves, so ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,22 +122,25 @@ def run_train_command(args: argparse.Namespace) -> int:
         from exports.extras import require_extra
 
         require_extra("scale", "deepjam train --ray")
-    train(
-        config_arg=args.config,
-        corpus_arg=args.corpus,
-        out_dir=args.out,
-        resume=args.resume,
-        device_arg=args.device,
-        minutes=args.minutes,
-        steps=args.steps,
-        seed=args.seed,
-        threads=args.threads,
-        progress_bar=not args.no_progress,
-        name=args.name,
-        description=args.description,
-        ray_actors=(args.actors or 2) if args.ray else None,
-        ray_address=args.address,
-    )
+    try:
+        train(
+            config_arg=args.config,
+            corpus_arg=args.corpus,
+            out_dir=args.out,
+            resume=args.resume,
+            device_arg=args.device,
+            minutes=args.minutes,
+            steps=args.steps,
+            seed=args.seed,
+            threads=args.threads,
+            progress_bar=not args.no_progress,
+            name=args.name,
+            description=args.description,
+            ray_actors=(args.actors or 2) if args.ray else None,
+            ray_address=args.address,
+        )
+    except RunFinished as finished:
+        TrainLog.line(str(finished))
     return 0
 
 
@@ -166,6 +173,56 @@ def style_label(
     return label, config_description
 
 
+class RunFinished(Exception):
+    """``--resume`` of a run that met its budget and was evaluated: nothing to train. The
+    message is the one line to print (what was met, and how to train on or export)."""
+
+
+def resume_command(
+    out_dir: Path,
+    corpus_arg: str,
+    device_arg: str = "cpu",
+    threads: int = 1,
+    progress_bar: bool = True,
+    extra: tuple[str, ...] = (),
+) -> str:
+    """The shell command that resumes the run in ``out_dir`` as it was started: its config,
+    budget, seed and style label come from the checkpoint; the corpus, device, threads and bar
+    are given again (they are not in the checkpoint). ``extra`` adds flags (a larger budget)."""
+    import shlex
+
+    words = ["deepjam", "train", "--out", str(out_dir), "--corpus", corpus_arg, "--resume"]
+    if device_arg != "cpu":
+        words += ["--device", device_arg]
+    if threads != 1:
+        words += ["--threads", str(threads)]
+    if not progress_bar:
+        words.append("--no-progress")
+    return shlex.join([*words, *extra])
+
+
+def finished_message(
+    out_dir: Path, corpus_arg: str, global_step: int, elapsed_s: float, budget: Any
+) -> str | None:
+    """The one line for ``--resume`` of a finished run, or None when a budget is left (a raised
+    ``--steps``/``--minutes``): which budget it met, how to train on, how to export."""
+    met, raise_flags = [], []
+    if global_step >= budget.env_steps:
+        met.append(f"{global_step:,} of {budget.env_steps:,} env steps")
+        raise_flags += ["--steps", str(2 * budget.env_steps)]
+    if budget.minutes > 0 and elapsed_s >= budget.minutes * 60.0:
+        met.append(f"{clock_text(elapsed_s)} of its {budget.minutes:g}-minute budget")
+        raise_flags += ["--minutes", f"{2 * budget.minutes:g}"]
+    if not met:
+        return None
+    checkpoint = Path(out_dir) / CHECKPOINT_NAME
+    return (
+        f"{out_dir} is already finished ({' and '.join(met)}); nothing to resume. To train it "
+        f"further, raise the budget: {resume_command(out_dir, corpus_arg, extra=tuple(raise_flags))}"
+        f"; or export it: deepjam export {checkpoint} -o {Path(out_dir).name}.onnx"
+    )
+
+
 def _pick_device(device_arg: str) -> Any:
     import torch
 
@@ -178,12 +235,51 @@ def _pick_device(device_arg: str) -> Any:
     return torch.device(device_arg)
 
 
+def clock_text(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss`` from an hour) of a non-negative duration."""
+    total = max(int(round(seconds)), 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def binding_budget(
+    steps_left: int, steps_per_s: float | None, time_left_s: float | None
+) -> tuple[str, float]:
+    """Which budget ends the DQN phase first, and when: ``("steps" | "time", eta_s)``.
+
+    ``steps_per_s`` is the recent env-step rate (None before one is measured: the step budget's
+    ETA is then unknown, inf); ``time_left_s`` None means no time budget. The time budget binds
+    when it runs out before the steps do at the recent rate.
+    """
+    steps_eta_s = float("inf")
+    if steps_left <= 0:
+        steps_eta_s = 0.0
+    elif steps_per_s is not None and steps_per_s > 0:
+        steps_eta_s = steps_left / steps_per_s
+    if time_left_s is not None and max(time_left_s, 0.0) < steps_eta_s:
+        return "time", max(time_left_s, 0.0)
+    return "steps", steps_eta_s
+
+
+RATE_WINDOW_S = 2.0
+"""The env-step rate behind a step-budget ETA is re-measured over windows this long and
+smoothed (half the newest window, half the estimate before): it follows the slow-down when
+updates start without jumping with every vector step."""
+
+
 class TrainLog:
     """All of a run's reporting in one place: log lines on stderr, the tqdm bar, TensorBoard.
 
     ``progress`` takes each ``TrainProgress`` of the DQN loop, sums it into a window and, every
     ``log_interval_steps`` env steps, writes the window means to TensorBoard and to ``metrics``
     (``env_steps_per_s``, ``updates_per_s``, ``mean_reward``, ``mean_<term>``).
+
+    The bar measures whichever budget binds first (``binding_budget``): with a time budget
+    that ends first it counts wall time of the whole run against ``time_budget_s`` and its ETA
+    is the time left, which is when the loop stops; else it counts env steps against
+    ``total_steps`` with the ETA from the recent step rate. ``elapsed_s`` gives the run's wall
+    time so far (over all processes of a resumed run).
     """
 
     def __init__(
@@ -195,21 +291,28 @@ class TrainLog:
         initial_updates: int,
         log_interval_steps: int,
         progress_bar: bool = True,
+        time_budget_s: float | None = None,
+        elapsed_s: Any = None,
     ) -> None:
         from torch.utils.tensorboard import SummaryWriter
         from tqdm import tqdm
 
         self.metrics = metrics
         self.log_interval_steps = log_interval_steps
+        self.total_steps = total_steps
+        self.time_budget_s = time_budget_s
+        self.elapsed_s = elapsed_s
+        if time_budget_s is not None and elapsed_s is None:
+            raise ValueError("a time budget needs elapsed_s, the run's wall-time clock")
         self.writer = SummaryWriter(log_dir=str(out_dir / "tb"))
+        self.line(f"DQN: {self.budget_text()}")
         self.bar = tqdm(
             total=total_steps,
             initial=min(initial_step, total_steps),
-            unit="step",
-            unit_scale=True,
             disable=not progress_bar,
-            mininterval=1.0,
             file=sys.stderr,
+            bar_format="{percentage:3.0f}%|{bar}|",
+            delay=1e9,  # nothing until the first show(), which sets the bar's text
         )
         self.window: dict[str, float] = {}
         self.episode_returns: list[float] = []
@@ -218,6 +321,16 @@ class TrainLog:
         """Those of the last complete window."""
         self.last_log_step = initial_step
         self.rate_start = (time.monotonic(), initial_step, initial_updates)
+        self.rate_mark = (time.monotonic(), initial_step)
+        self.steps_per_s: float | None = None
+        """The recent env-step rate (see ``RATE_WINDOW_S``); None until one window has passed."""
+        self.binding: str = "steps"
+        """The budget that binds first, as the bar last showed it: "steps" or "time"."""
+        self.eta_s: float = float("inf")
+        """The bar's last ETA of the DQN phase, seconds."""
+        self.postfix = ""
+        self.last_refresh_s = 0.0
+        self.show(initial_step, time.monotonic())
 
     @staticmethod
     def line(text: str) -> None:
@@ -229,11 +342,56 @@ class TrainLog:
             self.window[name] = self.window.get(name, 0.0) + value
             self.window[name + "#"] = self.window.get(name + "#", 0.0) + 1
 
+    def budget_text(self) -> str:
+        """What the run is bounded by, for the line before the DQN phase."""
+        steps = f"{self.total_steps:,} env steps"
+        if self.time_budget_s is None:
+            return f"until {steps}"
+        return (
+            f"until {clock_text(self.time_budget_s)} of wall time or {steps}, whichever comes first"
+        )
+
+    def show(self, step: int, now: float) -> None:
+        """Update the bar for ``step``: the binding budget, its progress and the true ETA."""
+        time_left_s = None
+        if self.time_budget_s is not None:
+            time_left_s = self.time_budget_s - float(self.elapsed_s())
+        self.binding, self.eta_s = binding_budget(
+            self.total_steps - step, self.steps_per_s, time_left_s
+        )
+        rate = "" if self.steps_per_s is None else f" at {self.steps_per_s:,.0f}/s"
+        eta = "?" if self.eta_s == float("inf") else clock_text(self.eta_s)
+        if self.binding == "time" and self.time_budget_s is not None:
+            elapsed = self.time_budget_s - (time_left_s or 0.0)
+            self.bar.total, self.bar.n = self.time_budget_s, min(elapsed, self.time_budget_s)
+            text = (
+                f"{clock_text(elapsed)} of {clock_text(self.time_budget_s)} (time binds), "
+                f"{step:,} steps{rate}, ETA {eta}"
+            )
+        else:
+            self.bar.total, self.bar.n = self.total_steps, min(step, self.total_steps)
+            text = f"{step:,} of {self.total_steps:,} steps (steps bind){rate}, ETA {eta}"
+        text += self.postfix
+        self.bar.bar_format = "{percentage:3.0f}%|{bar}| " + text.replace("{", "{{").replace(
+            "}", "}}"
+        )
+        if getattr(self.bar, "delay", 0.0):  # a disabled bar has none
+            self.bar.delay = 0.0
+        self.bar.refresh()
+        self.last_refresh_s = now
+
     def progress(self, p: Any) -> None:
         """Take one ``TrainProgress``; write a window to TensorBoard when one is complete."""
         import numpy as np
 
-        self.bar.update(p.global_step - self.bar.n)
+        now = time.monotonic()
+        mark_s, mark_step = self.rate_mark
+        if now - mark_s >= RATE_WINDOW_S:
+            rate = (p.global_step - mark_step) / (now - mark_s)
+            self.steps_per_s = rate if self.steps_per_s is None else 0.5 * (self.steps_per_s + rate)
+            self.rate_mark = (now, p.global_step)
+        if now - self.last_refresh_s >= 1.0:
+            self.show(p.global_step, now)
         self._add("train/loss", p.loss)
         self._add("train/q_mean", p.q_mean)
         self._add("reward/mean", p.mean_reward)
@@ -242,7 +400,6 @@ class TrainLog:
         self.episode_returns.extend(p.episode_returns)
         if p.global_step - self.last_log_step < self.log_interval_steps:
             return
-        now = time.monotonic()
         window, metrics, writer = self.window, self.metrics, self.writer
         for name in [k for k in window if not k.endswith("#")]:
             writer.add_scalar(name, window[name] / window[name + "#"], p.global_step)
@@ -256,7 +413,7 @@ class TrainLog:
             mean_return = float(np.mean(self.episode_returns))
             writer.add_scalar("episode/return", mean_return, p.global_step)
             self.recent_returns[:] = self.episode_returns
-            self.bar.set_postfix(ret=f"{mean_return:.2f}", eps=f"{p.epsilon:.2f}", refresh=False)
+            self.postfix = f"; return {mean_return:.2f}, eps {p.epsilon:.2f}"
         metrics["env_steps_per_s"] = env_steps_per_s
         metrics["updates_per_s"] = updates_per_s
         metrics["mean_reward"] = window.get("reward/mean", 0.0) / max(
@@ -310,16 +467,23 @@ class TrainRun:
     rl_elapsed_before_s: float
     rl_started_s: float = 0.0
     time_budget_s: float | None = None
+    finished: bool = False
+    """Set by ``final_evaluation``: the budget was met and the run evaluated; saved with the
+    checkpoint, so ``--resume`` of a finished run says so instead of training on."""
 
     @property
     def checkpoint_path(self) -> Path:
         return self.out_dir / CHECKPOINT_NAME
 
+    def elapsed_s(self) -> float:
+        """Wall time of the whole run so far, over all processes of a resumed run."""
+        return self.elapsed_before_s + time.monotonic() - self.started_s
+
     def time_left_s(self) -> float:
         """Wall time left of the budget (inf without one)."""
         if self.time_budget_s is None:
             return float("inf")
-        return self.time_budget_s - self.elapsed_before_s - (time.monotonic() - self.started_s)
+        return self.time_budget_s - self.elapsed_s()
 
     def rl_elapsed_s(self) -> float:
         """Wall time spent in the DQN phase, over all processes of the run."""
@@ -364,8 +528,9 @@ class TrainRun:
             style_model=self.style_model.to_dict(),
             extra={
                 "learner": learner.state_dict(),
-                "elapsed_s": self.elapsed_before_s + time.monotonic() - self.started_s,
+                "elapsed_s": self.elapsed_s(),
                 "rl_elapsed_s": self.rl_elapsed_s(),
+                "finished": self.finished,
             },
         )
 
@@ -420,7 +585,6 @@ def setup_run(
                 f"config), so it cannot be resumed; start a new run with another --out"
             )
         config = config_from_dict(checkpoint.config)
-        log(f"resuming {checkpoint_path} at step {checkpoint.global_step:,}")
     else:
         if checkpoint_path.exists():
             raise ConfigError(
@@ -434,6 +598,19 @@ def setup_run(
     if seed is not None:
         config = config.replace("", seed=int(seed))
     budget = config.budget
+    if checkpoint is not None:
+        # A run evaluated by final_evaluation is finished (older checkpoints: it has the figures).
+        done = checkpoint.extra.get("finished", "eval_greedy_return" in checkpoint.metrics)
+        message = finished_message(
+            out_dir,
+            corpus_arg,
+            checkpoint.global_step,
+            float(checkpoint.extra.get("elapsed_s", 0.0)),
+            budget,
+        )
+        if done and message is not None:
+            raise RunFinished(message)
+        log(f"resuming {checkpoint_path} at step {checkpoint.global_step:,}")
     spec = config.build_spec()
     # A resumed run draws new episodes rather than replaying the first ones.
     env_seed = config.seed + (checkpoint.global_step if checkpoint is not None else 0)
@@ -561,12 +738,48 @@ def make_log(run: TrainRun, progress_bar: bool = True) -> TrainLog:
         run.learner.updates,
         run.config.budget.log_interval_steps,
         progress_bar,
+        time_budget_s=run.time_budget_s,
+        elapsed_s=run.elapsed_s,
     )
 
 
-def run_loop(run: TrainRun, log: TrainLog) -> None:
+class StopRequest:
+    """Set by the first Ctrl-C (SIGINT) inside ``stop_on_sigint``: the DQN loop stops at the
+    next vector step, so the checkpoint it saves is a consistent one. A second Ctrl-C raises
+    KeyboardInterrupt at once, as usual."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+
+@contextlib.contextmanager
+def stop_on_sigint() -> Iterator[StopRequest]:
+    """Within the block, the first SIGINT sets ``StopRequest.requested`` instead of raising;
+    the handler before is restored after (also outside the main thread: a no-op there)."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:  # e.g. `nohup ... &`: SIGINT is meant to be ignored
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.requested = True
+        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_loop(run: TrainRun, log: TrainLog, stop: StopRequest | None = None) -> None:
     """The DQN phase in this process: ``DqnLearner.learn`` on the vectorized env until the step
-    or time budget is met, with a checkpoint every ``budget.checkpoint_interval_s``."""
+    or time budget is met (or ``stop`` is requested), with a checkpoint every
+    ``budget.checkpoint_interval_s``."""
     budget, learner = run.config.budget, run.learner
     env = run.make_env(run.env_config.seed)
     last_checkpoint_s = time.monotonic()
@@ -574,6 +787,8 @@ def run_loop(run: TrainRun, log: TrainLog) -> None:
     def on_progress(p: Any) -> bool:
         nonlocal last_checkpoint_s
         log.progress(p)
+        if stop is not None and stop.requested:
+            return True
         if time.monotonic() - last_checkpoint_s >= budget.checkpoint_interval_s:
             mean_return = log.mean_return()
             if mean_return is not None:
@@ -586,6 +801,7 @@ def run_loop(run: TrainRun, log: TrainLog) -> None:
         None if run.time_budget_s is None else time.monotonic() + max(run.time_left_s(), 0.0)
     )
     learner.learn(env, budget.env_steps, deadline_s, on_progress)
+    log.show(learner.global_step, time.monotonic())
 
 
 def final_evaluation(run: TrainRun, log: TrainLog, rl_s: float, start: tuple[int, int]) -> None:
@@ -606,6 +822,9 @@ def final_evaluation(run: TrainRun, log: TrainLog, rl_s: float, start: tuple[int
     if rl_s > 0 and learner.global_step > start[0]:
         metrics["env_steps_per_s"] = (learner.global_step - start[0]) / rl_s
         metrics["updates_per_s"] = (learner.updates - start[1]) / rl_s
+    log.line(
+        "DQN phase over; scoring greedy Q, the style model and random play on validation episodes"
+    )
     eval_env = run.make_env(config.seed + 1, validation=True)  # the same episodes every run
     eval_steps = 2 * eval_env.max_turn_steps
     eval_rng = np.random.default_rng(config.seed + 1)
@@ -622,6 +841,7 @@ def final_evaluation(run: TrainRun, log: TrainLog, rl_s: float, start: tuple[int
             for key, value in result.items():
                 if key.startswith("term/"):
                     metrics[f"eval_greedy_{key[5:]}"] = value
+    run.finished = True
     log.line(
         "validation episodes, mean return: greedy Q {eval_greedy_return:.2f}, style model "
         "greedy {eval_style_greedy_return:.2f}, random {eval_random_return:.2f}".format(**metrics)
@@ -660,21 +880,37 @@ def train(
     phase), ``final_evaluation`` (figures, last checkpoint, metrics.json). With ``ray_actors``
     the DQN phase is the Ape-X loop of ``training.scale.apex`` (that many Ray actors, on the
     cluster at ``ray_address`` or a local one); the run folder is the same.
+
+    Ctrl-C (SIGINT) in the DQN phase stops it at the next vector step (the Ape-X loop: as soon
+    as its actors are stopped); then the checkpoint is written and ``saved at step N; resume
+    with: <command>`` printed, and KeyboardInterrupt is raised (the CLI exits 130). Raises
+    ``RunFinished`` on ``resume`` of a finished run.
     """
-    run = setup_run(
-        config_arg,
-        corpus_arg,
-        out_dir,
-        resume,
-        device_arg,
-        minutes,
-        steps,
-        seed,
-        threads,
-        overrides,
-        name=name,
-        description=description,
+    ray_flags: tuple[str, ...] = ()
+    if ray_actors is not None:
+        ray_flags = ("--ray", "--actors", str(ray_actors))
+        ray_flags += ("--address", ray_address) if ray_address else ()
+    resume_line = resume_command(
+        Path(out_dir), corpus_arg, device_arg, threads, progress_bar, ray_flags
     )
+    try:
+        run = setup_run(
+            config_arg,
+            corpus_arg,
+            out_dir,
+            resume,
+            device_arg,
+            minutes,
+            steps,
+            seed,
+            threads,
+            overrides,
+            name=name,
+            description=description,
+        )
+    except KeyboardInterrupt:
+        interrupted_before_training(Path(out_dir) / CHECKPOINT_NAME, resume_line)
+        raise
     log = make_log(run, progress_bar)
     start = (run.learner.global_step, run.learner.updates)
     rl_started_s = time.monotonic()
@@ -682,13 +918,38 @@ def train(
         if ray_actors is not None:
             from training.scale.apex import run_apex_loop
 
-            run_apex_loop(run, log, ray_actors, ray_address)
+            try:  # a Ctrl-C stops the actors and raises KeyboardInterrupt here
+                run_apex_loop(run, log, ray_actors, ray_address)
+            finally:
+                log.bar.close()
         else:
-            run_loop(run, log)
-    finally:
-        log.bar.close()
-    try:
+            with stop_on_sigint() as stop:
+                try:
+                    run_loop(run, log, stop)
+                finally:
+                    log.bar.close()
+            if stop.requested:
+                raise KeyboardInterrupt
         final_evaluation(run, log, time.monotonic() - rl_started_s, start)
+    except KeyboardInterrupt:
+        run.save()
+        log.line(f"stopped: saved at step {run.learner.global_step:,}; resume with: {resume_line}")
+        raise
     finally:
         log.close()
     return run.checkpoint_path
+
+
+def interrupted_before_training(checkpoint_path: Path, resume_line: str) -> None:
+    """The line for a Ctrl-C before the DQN phase began: the checkpoint there is the one to
+    resume (a resumed run's, unchanged), or there is none yet (the style model was training)."""
+    if checkpoint_path.exists():
+        from training.checkpoint import load_checkpoint
+
+        step = load_checkpoint(checkpoint_path).global_step
+        TrainLog.line(f"stopped: saved at step {step:,}; resume with: {resume_line}")
+    else:
+        TrainLog.line(
+            "stopped before the first checkpoint (the style model was training): nothing was "
+            "saved; start again with the same command"
+        )

@@ -257,6 +257,10 @@ class EvalResult:
     motif_share: dict[str, float] = field(default_factory=dict)
     """policy name (and the continuations) -> mean share of the answer's (interval, IOI)
     3-grams found in the call."""
+    call_tunes: int = 0
+    """How many different tunes the calls came from (see ``few_tunes_warning``)."""
+    calls_from_training_tunes: bool = False
+    """True when the corpus held no tunes out, so the calls are training tunes."""
 
 
 # ------------------------------------------------------------------ calls from held-out tunes
@@ -274,6 +278,10 @@ class Calls:
     minor: np.ndarray  # (n,) bool
     continuation: list[np.ndarray]
     """The tune's own next bars after each call (the human "answer"), absolute; may be short."""
+    tunes: int = 0
+    """How many different tunes the calls were cut from."""
+    from_training_tunes: bool = False
+    """True when the corpus holds no tunes out, so the calls come from its training tunes."""
 
 
 def held_out_calls(
@@ -298,6 +306,7 @@ def held_out_calls(
             f"notes, found none in corpus {tunes.name!r}; use a larger corpus"
         )
     picks = rng.integers(len(candidates), size=n)
+    source_tunes = len({candidates[int(k)][0] for k in picks})
     events, continuation, tonic, minor = [], [], [], []
     for k in picks:
         i, start = candidates[int(k)]
@@ -306,7 +315,36 @@ def held_out_calls(
         continuation.append(tune[start + call_steps : start + call_steps + answer_steps].copy())
         tonic.append(int(tunes.tonic[i]))
         minor.append(bool(tunes.minor[i]))
-    return Calls(events, np.array(tonic, np.int64), np.array(minor, bool), continuation)
+    return Calls(
+        events,
+        np.array(tonic, np.int64),
+        np.array(minor, bool),
+        continuation,
+        tunes=source_tunes,
+        from_training_tunes=tunes is corpus,
+    )
+
+
+MIN_CALL_TUNES = 30
+"""Fewer source tunes than this and ``few_tunes_warning`` warns. Each figure averages over calls,
+and calls from one tune share its key, range and rhythms: what varies is the tune, so a
+figure's spread from tune to tune shrinks only as 1/sqrt(k) with k tunes. Under 30 tunes it is
+still above a sixth (1/sqrt(30) = 18%) of the spread between single tunes, and the figures
+describe those tunes more than the style."""
+
+
+def few_tunes_warning(calls_total: int, tunes: int, from_training_tunes: bool) -> str | None:
+    """One line when the calls come from fewer than ``MIN_CALL_TUNES`` tunes (else None)."""
+    if tunes >= MIN_CALL_TUNES:
+        return None
+    which = (
+        "training tunes (the corpus holds none out)" if from_training_tunes else "held-out tunes"
+    )
+    return (
+        f"all {calls_total:,} calls come from {tunes} {which}, fewer than the "
+        f"{MIN_CALL_TUNES} that figures over tunes need: they describe those tunes more than the "
+        "style; evaluate on a corpus with more held-out tunes (e.g. --corpus default)"
+    )
 
 
 # ------------------------------------------------------------------ the evaluation
@@ -470,6 +508,8 @@ def evaluate_policies(
             calls.tonic[:key_calls],
             calls.minor[:key_calls],
             calls.continuation[:key_calls],
+            calls.tunes,
+            calls.from_training_tunes,
         )
         quality[name] = answer_quality(
             spec, policy, subset, temperature, rng, answer_bars, keys, answer_gap_steps
@@ -516,6 +556,8 @@ def evaluate_policies(
         listening=listened,
         probe=probed,
         motif_share=motifs,
+        call_tunes=calls.tunes,
+        calls_from_training_tunes=calls.from_training_tunes,
     )
 
 
