@@ -180,9 +180,7 @@ def evaluate_model(
         if gap_steps
         else "answers start on the bar line after the call"
     )
-    warning = few_tunes_warning(
-        args.compositions, result.call_tunes, result.calls_from_training_tunes
-    )
+    warning = few_tunes_warning(compositions, result.call_tunes, result.calls_from_training_tunes)
     if warning is not None:
         print(f"deepjam eval: warning: {warning}", file=sys.stderr, flush=True)
         result.notes.append(f"warning: {warning}")
