@@ -9,6 +9,7 @@ milliseconds to build, too long for the scheduler) and hands it to ``Session.swa
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 from collections.abc import Callable
@@ -95,12 +96,30 @@ def _range(table: dict[str, Any] | None, name: str, source: str) -> RangeControl
     return RangeControl(_cc(table, name, source), float(low), float(high))
 
 
+def packaged_models_dir() -> Path:
+    """The folder of the shipped models (``live_agent/models``)."""
+    return Path(str(resources.files("live_agent").joinpath("models")))
+
+
+def slot_path(value: str, base: Path) -> Path:
+    """Where a ``[models]`` entry points: an absolute path as it is; a relative one inside
+    ``base`` (the controls file's folder), else, when no such file is there, among the shipped
+    models (so a copy of the packaged file still finds ``folk.onnx``)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    if (base / path).is_file():
+        return base / path
+    shipped = packaged_models_dir() / path
+    return shipped if shipped.is_file() else base / path
+
+
 def load_controls(path: Path | None = None) -> ControlMap:
     """Read a controls TOML file (None: the packaged default); raises ConfigError when invalid."""
     if path is None:
         text = resources.files("live_agent").joinpath("controls.toml").read_text()
         source = "packaged controls.toml"
-        base = Path(".")
+        base = packaged_models_dir()
     else:
         try:
             text = Path(path).read_text()
@@ -124,7 +143,7 @@ def load_controls(path: Path | None = None) -> ControlMap:
             raise ConfigError(
                 f'{source}: [models] entries must be 0..127 = "file.onnx", got {key} = {value!r}'
             )
-        slots[int(key)] = (base / value) if not Path(value).is_absolute() else Path(value)
+        slots[int(key)] = slot_path(value, base)
     mode = data.get("mode")
     panic = data.get("panic")
     return ControlMap(
@@ -142,8 +161,11 @@ class ModelSlots:
     """Program change -> load that slot's model off the scheduler thread, then hand it over.
 
     ``loader`` is ``exports.model_file.load_model`` in real use; ``on_loaded`` is
-    ``Session.swap_policy``. A failing load is reported through ``on_error`` and play goes on
-    with the current model.
+    ``Session.swap_policy``. Loads run on one worker thread of their own, so a program change
+    costs the scheduler thread only a queue put. A slot with no model, or a model that fails to
+    load, is reported as one line through ``on_error`` and play goes on with the current model;
+    a switch is reported through ``on_info``. When program changes come faster than models
+    load, the latest one wins (the ones queued before it are skipped).
     """
 
     def __init__(
@@ -152,39 +174,78 @@ class ModelSlots:
         loader: Callable[[Path], Policy],
         on_loaded: Callable[[Policy], None],
         on_error: Callable[[str], None] = lambda message: None,
+        on_info: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.slots = slots
         self.loader = loader
         self.on_loaded = on_loaded
         self.on_error = on_error
-        self.threads: list[threading.Thread] = []
+        self.on_info = on_info
+        self.switches = 0
+        """Models handed over so far."""
+        self._lock = threading.Lock()
+        self._latest = 0
+        self._pending = 0
+        self._idle = threading.Event()
+        self._idle.set()
+        self._requests: queue.SimpleQueue[tuple[int, Path, int] | None] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._run, name="deepjam-model-slots", daemon=True)
+        self._worker.start()
+
+    def listing(self) -> str:
+        """The slots in one line: ``0 folk.onnx, 1 chorale.onnx``."""
+        return ", ".join(f"{n} {p.name}" for n, p in sorted(self.slots.items())) or "none"
 
     def program_change(self, program: int) -> bool:
-        """Start loading slot ``program``; False when no model is mapped to it."""
+        """Queue loading slot ``program``; False (and one line to ``on_error``) when no model
+        is mapped to it. Cheap: called on the scheduler thread."""
         path = self.slots.get(program)
         if path is None:
             self.on_error(
-                f"program change {program}: no model in that slot; slots: {sorted(self.slots)}"
+                f"program change {program}: no style in slot {program} (slots: "
+                f"{self.listing()}); keeping the current style"
             )
             return False
-        thread = threading.Thread(
-            target=self._load, args=(path,), name=f"deepjam-load-{program}", daemon=True
-        )
-        self.threads.append(thread)
-        thread.start()
+        with self._lock:
+            self._latest += 1
+            self._pending += 1
+            self._idle.clear()
+            ticket = self._latest
+        self._requests.put((program, path, ticket))
         return True
 
-    def _load(self, path: Path) -> None:
+    def _run(self) -> None:
+        while (request := self._requests.get()) is not None:
+            try:
+                if request[2] == self._latest:  # a later program change supersedes this one
+                    self._load(*request)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    if self._pending == 0:
+                        self._idle.set()
+
+    def _load(self, program: int, path: Path, ticket: int) -> None:
         try:
             policy = self.loader(path)
         except DeepjamError as err:
-            self.on_error(str(err))
+            self.on_error(f"program change {program}: {err}; keeping the current style")
+            return
+        if ticket != self._latest:  # superseded while it loaded
             return
         self.on_loaded(policy)
+        self.switches += 1
+        metadata = getattr(policy, "metadata", None)
+        name = getattr(metadata, "style_name", "") or path.stem
+        self.on_info(f"program change {program}: now playing the {name!r} style ({path.name})")
 
-    def join(self, timeout_s: float = 5.0) -> None:
-        for thread in self.threads:
-            thread.join(timeout_s)
+    def join(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every queued program change is done; False on timeout."""
+        return self._idle.wait(timeout_s)
+
+    def close(self) -> None:
+        """Stop the worker thread (after the loads queued so far)."""
+        self._requests.put(None)
 
 
 def file_mtime_ns(path: Path) -> int | None:

@@ -372,9 +372,14 @@ def run(args: argparse.Namespace) -> int:
         session.warm_up()
         if session.controls.model_slots:
             slots = ModelSlots(
-                session.controls.model_slots, load_model, session.swap_policy, on_error=_log
+                session.controls.model_slots,
+                load_model,
+                session.swap_policy,
+                on_error=_log,
+                on_info=_log,
             )
             session.program_handler = slots.program_change
+            _log(f"styles by program change on the control channel: {slots.listing()}")
 
         # Hot swap when the model file changes (e.g. a new `deepjam export` over it).
         def adopt(new_policy: Any) -> None:

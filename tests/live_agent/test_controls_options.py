@@ -26,7 +26,8 @@ def test_packaged_controls_match_the_defaults() -> None:
     assert packaged.apply(119, 127) == ControlAction("panic", 127)
     assert packaged.apply(119, 0) is None
     assert packaged.apply(1, 64) is None
-    assert packaged == ControlMap()
+    assert packaged == ControlMap(model_slots=packaged.model_slots)
+    assert packaged.model_slots[0].name == "default.onnx"  # the shipped styles: test_program_change
 
 
 def test_controls_file_with_channel_and_model_slots(tmp_path: Path) -> None:
@@ -76,7 +77,7 @@ def test_model_slots_load_off_thread_and_report_errors(onnx_model: Path, tmp_pat
     slots.join()
     assert len(loaded) == 1 and loaded[0].spec.window_steps == 32  # type: ignore[attr-defined]
     assert any("does not exist" in e for e in errors)
-    assert any("no model in that slot" in e for e in errors)
+    assert any("no style in slot 5" in e for e in errors)
     assert isinstance(ModelError("x"), ValueError)
 
 

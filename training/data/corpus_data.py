@@ -42,17 +42,23 @@ class Corpus:
     def subset(self, validation: bool) -> Corpus:
         """The training (False) or validation (True) tunes as a corpus of their own."""
         keep = np.flatnonzero(self.validation == validation)
+        return self.select(keep, f"{self.name}:{'validation' if validation else 'train'}")
+
+    def select(self, keep: np.ndarray, name: str, source: str | None = None) -> Corpus:
+        """Tunes ``keep`` (indices, in order) as a corpus of their own, named ``name``; keys and
+        the validation split are kept as they are."""
+        keep = np.asarray(keep, dtype=np.int64)
         parts = [self.tune(i) for i in keep]
         lengths = np.array([len(p) for p in parts], dtype=np.int64)
         return Corpus(
-            name=f"{self.name}:{'validation' if validation else 'train'}",
+            name=name,
             events=np.concatenate(parts) if parts else np.zeros(0, np.int16),
             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
             titles=[self.titles[i] for i in keep],
             tonic=self.tonic[keep],
             minor=self.minor[keep],
             validation=self.validation[keep],
-            source=self.source,
+            source=self.source if source is None else source,
         )
 
     def summary(self) -> dict[str, Any]:
