@@ -216,7 +216,8 @@ def evaluate_style_model(
 
 
 class PairStream:
-    """Shuffled teacher-forced samples from answer episodes: (states, the continuation's actions).
+    """Shuffled teacher-forced samples from answer episodes: (states, the continuation's actions);
+    from a two-voice corpus duet episodes too (the target: the second voice against the line).
 
     ``pool_steps`` vector steps of ``n_envs`` episodes are collected, shuffled and served in
     batches, then refilled, so that one batch mixes many episodes and turn steps.
@@ -231,8 +232,10 @@ class PairStream:
         n_envs: int = 512,
         pool_steps: int = 24,
     ) -> None:
+        # Duet rows have a target only in a two-voice corpus (the tune's second voice).
+        answers = 1.0 if corpus.second is None else env_config.answer_fraction
         config = dataclasses.replace(
-            env_config, n_envs=n_envs, answer_fraction=1.0, auto_reset=True, seed=seed
+            env_config, n_envs=n_envs, answer_fraction=answers, auto_reset=True, seed=seed
         )
         self.env = MelodyEnv(spec, corpus, config)
         self.rng = np.random.default_rng(seed + 1)

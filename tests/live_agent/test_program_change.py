@@ -135,3 +135,17 @@ def test_packaged_slots_are_the_shipped_models_and_resolve_from_a_copied_file(
     copy.write_text('[models]\n200 = "x.onnx"\n')
     with pytest.raises(ConfigError, match=r"\[models\] entries must be 0..127"):
         load_controls(copy)
+
+
+@pytest.mark.parametrize("slot", sorted(load_controls().model_slots))
+def test_inspect_of_each_shipped_style_shows_its_own_name(
+    slot: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from live_agent.cli import main
+
+    path = load_controls().model_slots[slot]
+    assert main(["inspect", str(path), "--calls", "0"]) == 0
+    style = next(line for line in capsys.readouterr().out.splitlines() if "style " in line)
+    # The file's own name: default.onnx says "default", chorale.onnx "chorale", ...
+    assert style.split()[1] == f"{path.stem}:", style
+    assert (path.parent / f"{path.stem}.md").is_file()  # and it has a model card

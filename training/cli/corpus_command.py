@@ -2,6 +2,7 @@
 
     deepjam corpus build                       the default corpus from music21 (public domain)
     deepjam corpus build --from ~/midi/reels   a corpus from your own MIDI folder
+    deepjam corpus build --style chorale       a shipped style's corpus (folk, reels, chorale)
     deepjam corpus info [default|PATH.npz]
 
 Handlers import music21 and the builder inside themselves, so ``--help`` is instant.
@@ -60,6 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="ADDR",
         help="with --ray: the cluster to join (auto, ray://host:10001); default: a local "
         "cluster of --workers CPUs",
+    )
+    build.add_argument(
+        "--style",
+        choices=("folk", "reels", "chorale"),
+        help="the corpus of a shipped style, into <cache>/corpus/STYLE.npz: folk (O'Neill, Ryan, "
+        "Aird) and reels (their `R: reel` tunes) are chosen from the built default corpus; "
+        "chorale reads Bach's chorales in two voices (soprano with alto, soprano with tenor)",
     )
     build.add_argument(
         "--collections",
@@ -146,6 +154,8 @@ def run_build(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.from_dir is None:
         require_extra("train", "deepjam corpus build (the default corpus is read with music21)")
+    if args.style is not None and args.from_dir is not None:
+        raise ConfigError("--style builds from music21's corpus: drop --from (or --style)")
     if (args.ray or args.address) and args.from_dir is None:
         raise ConfigError("--ray builds from a MIDI folder: pass --from DIR (or a URI)")
     if args.address and not args.ray:
@@ -157,6 +167,14 @@ def run_build(args: argparse.Namespace) -> int:
 
         corpus = build_corpus_ray(args.from_dir, args.address, args.workers)
         out = args.out or cache_dir() / "corpus" / f"{corpus.name}.npz"
+    elif args.style is not None:
+        from training.data.corpus_data import Corpus
+        from training.data.styles import build_style_corpus
+
+        default = default_corpus_path()
+        base = Corpus.load(default) if args.style != "chorale" and default.is_file() else None
+        corpus = build_style_corpus(args.style, base, workers=args.workers)
+        out = args.out or cache_dir() / "corpus" / f"{args.style}.npz"
     elif args.from_dir is not None:
         corpus = build_folder_corpus(Path(args.from_dir))
         out = args.out or cache_dir() / "corpus" / f"{corpus.name}.npz"

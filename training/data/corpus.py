@@ -369,7 +369,9 @@ def warn_if_small(corpus: Corpus) -> None:
 
 
 def resolve_corpus(arg: str) -> Corpus:
-    """``"default"`` (the cached default corpus), a built ``.npz`` corpus, or a MIDI folder.
+    """``"default"`` (the cached default corpus), the name of a corpus built into the cache
+    (``deepjam corpus build --style chorale`` -> ``chorale``), a built ``.npz`` corpus, or a
+    MIDI folder.
 
     Raises CorpusError saying what to do when the default corpus is not built yet or ``arg`` is
     none of these. Warns (one line on stderr) when the corpus has fewer than 50 tunes.
@@ -382,6 +384,12 @@ def resolve_corpus(arg: str) -> Corpus:
                 "`deepjam corpus build` once (about 2 minutes), or pass a folder of MIDI files"
             )
         corpus = Corpus.load(path)
+    elif (
+        not Path(arg).expanduser().exists()
+        and "/" not in arg
+        and (cache_dir() / "corpus" / f"{arg}.npz").is_file()
+    ):
+        corpus = Corpus.load(cache_dir() / "corpus" / f"{arg}.npz")  # e.g. `--corpus chorale`
     else:
         path = Path(arg).expanduser()
         if path.is_dir():
@@ -390,7 +398,8 @@ def resolve_corpus(arg: str) -> Corpus:
             corpus = Corpus.load(path)
         else:
             raise CorpusError(
-                f"expected 'default', a corpus .npz file or a folder of MIDI files, got {arg!r}"
+                "expected 'default', a corpus .npz file or a folder of MIDI files (or the name of "
+                f"a corpus in {cache_dir() / 'corpus'}), got {arg!r}"
                 + (" (no such file or folder)" if not path.exists() else "")
             )
     warn_if_small(corpus)

@@ -182,13 +182,16 @@ class CorpusEpisodes:
         self.min_call_steps = int(self.call_bars_choices.min()) * spb
         longest = self.lead_steps + self.max_turn_steps
         # Flat events: each tune followed by silence, so any start within a tune can be sliced.
-        parts, starts_answer, starts_duet = [], [], []
+        parts, seconds, starts_answer, starts_duet = [], [], [], []
         base = 0
         for i in range(corpus.n_tunes):
             tune = np.asarray(corpus.tune(i), dtype=np.int64)
             if len(tune) == 0:
                 continue
             padded = np.concatenate([tune, [REST_EVENT], np.full(longest, HOLD_EVENT)])
+            second = corpus.second_voice(i)
+            if second is not None:
+                seconds.append(np.concatenate([second, [REST_EVENT], np.full(longest, HOLD_EVENT)]))
             onset_count = np.concatenate([[0], np.cumsum(padded >= 0)])
             bar_starts = np.arange(0, len(tune), spb)
             first_call = self.call_steps if self.gap_steps > 0 else self.min_call_steps
@@ -204,6 +207,12 @@ class CorpusEpisodes:
             parts.append(padded)
             base += len(padded)
         self.flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        self.flat_second: np.ndarray | None = None
+        """A two-voice corpus: the second voice beside ``flat`` (the duet rows' continuation)."""
+        self.second_sounding: np.ndarray | None = None
+        if seconds:
+            self.flat_second = np.concatenate(seconds).astype(np.int64)
+            self.second_sounding = sounding_pitches(self.flat_second)
         # The same at half speed: step i of a tune is step 2i, the new odd steps hold.
         self.flat_slow = np.full(2 * len(self.flat), HOLD_EVENT, np.int64)
         self.flat_slow[::2] = self.flat
@@ -261,6 +270,17 @@ class CorpusEpisodes:
             idx = start[:, None] + np.maximum(offset, 0)
             line = np.where(offset >= 0, self.flat[idx], HOLD_EVENT)
             segments[d] = line
+            if self.flat_second is not None and self.second_sounding is not None:
+                # The tune's own second voice during the turn: the target in teacher forcing.
+                # A note it holds into the turn is attacked on the turn's first step (the agent
+                # is silent before its turn).
+                turn = start + self.duet_lead_steps
+                follow = turn[:, None] + np.arange(self.max_turn_steps)
+                cont = self.flat_second[np.minimum(follow, len(self.flat_second) - 1)]
+                held = self.second_sounding[np.minimum(turn, len(self.flat_second) - 1)]
+                cont[:, 0] = np.where((cont[:, 0] == HOLD_EVENT) & (held >= 0), held, cont[:, 0])
+                cont[:, self.duet_steps :] = HOLD_EVENT
+                continuation[d] = cont
         return Episodes(segments, answering, turn_steps, phase, continuation)
 
     def _calls_on_bar_lines(

@@ -261,6 +261,9 @@ class EvalResult:
     """How many different tunes the calls came from (see ``few_tunes_warning``)."""
     calls_from_training_tunes: bool = False
     """True when the corpus held no tunes out, so the calls are training tunes."""
+    duet: dict[str, Any] = field(default_factory=dict)
+    """part name -> ``training.eval.duet.DuetFigures`` over held-out duet episodes."""
+    temperature: float = 1.0
 
 
 # ------------------------------------------------------------------ calls from held-out tunes
@@ -461,6 +464,7 @@ def evaluate_policies(
     trained; 0 = on the bar line after the call). ``samples`` keeps ``n_samples``
     (call, answer) pairs of the first policy for the piano rolls.
     """
+    from training.eval.duet import duet_figures
     from training.eval.listening import listening, motif_share, probe, probe_lines
     from training.eval.rl_tuner_metrics import PAPER_NOTE_RNN, PAPER_Q, table1
 
@@ -545,6 +549,9 @@ def evaluate_policies(
     )
     tables[PAPER_NOTE_RNN_COLUMN] = dict(PAPER_NOTE_RNN)
     tables[PAPER_Q_COLUMN] = dict(PAPER_Q)
+    duet = duet_figures(
+        spec, corpus, {n: p.q_values for n, p in policies.items()}, temperature, seed
+    )
     return EvalResult(
         table1=tables,
         fidelity=fidelity,
@@ -558,6 +565,8 @@ def evaluate_policies(
         motif_share=motifs,
         call_tunes=calls.tunes,
         calls_from_training_tunes=calls.from_training_tunes,
+        duet=duet,
+        temperature=temperature,
     )
 
 
@@ -623,6 +632,10 @@ def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> st
             f"{_fmt(f.pitch_class_js_bits)} | {f.generated_notes} | {f.reference_notes} |"
         )
     lines += _listening_markdown(result)
+    if result.duet:
+        from training.eval.duet import duet_markdown
+
+        lines += duet_markdown(result.duet, result.temperature)
     lines += [
         "",
         "## Answer quality: answer notes in the call's key",
