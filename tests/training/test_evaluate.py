@@ -187,8 +187,10 @@ def test_deepjam_eval_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
     fidelity = next(line for line in report.splitlines() if line.startswith("| deepjam Q-net"))
     assert "n/a" not in fidelity.split("|")[2]  # a real JS divergence was computed
     quality_rows = [r for r in report.splitlines() if r.startswith("| deepjam Q-network |")]
-    assert len(quality_rows) == 3  # fidelity row, listening probe row and per-key row
-    assert len(quality_rows[2].split("|")) == 2 + 12 + 2 + 1
+    assert len(quality_rows) == 4  # fidelity, listening probe, duet and per-key rows
+    assert len(quality_rows[3].split("|")) == 2 + 12 + 2 + 1
+    duet = quality_rows[2].split("|")  # shared onsets, dissonant share, ... (training/eval/duet.py)
+    assert len(duet) == 2 + 7 + 1 and int(duet[2]) > 0 and duet[3].strip().endswith("%")
     assert "## Listening: does the answer follow the call?" in report
     assert "| mean inter-onset interval (rhythm) |" in report
     for png in ("training_curves.png", "piano_rolls.png", "listening.png"):
