@@ -229,6 +229,47 @@ def replay_hop_ms(ray: Any, parts: dict[str, Any], repeats: int) -> tuple[float,
     return statistics.median(remote_ms), statistics.median(local_ms)
 
 
+def learner_floor_ms(parts: dict[str, Any], repeats: int) -> dict[str, float]:
+    """Learner costs that a GPU does not shrink, on this CPU (medians, ms): sampling a batch
+    from a replay of 1, 4 and 64 streams, and a whole ``DqnLearner.update`` at batch 2 (the
+    per-update dispatch overhead: ~40 torch ops whatever the batch), against batch 128."""
+    from training.dqn import ReplayBuffer
+
+    spec, c = parts["spec"], parts["learner_config"]
+    n_envs = parts["env_config"].n_envs
+    rng = np.random.default_rng(0)
+    out: dict[str, float] = {}
+    for streams in (1, 4, 64):
+        buffer = ReplayBuffer(
+            c.buffer_size, n_envs, spec.state_dim, c.n_step, c.gamma, "cpu", streams
+        )
+        for _ in range(buffer.slots):
+            for stream in range(streams):
+                buffer.add(
+                    (rng.random((n_envs, spec.state_dim)) < 0.12).astype(np.float16),
+                    rng.integers(0, spec.n_actions, n_envs),
+                    rng.random(n_envs).astype(np.float32),
+                    rng.random(n_envs) < 0.02,
+                    stream,
+                )
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            buffer.sample(c.batch_size, rng)
+            times.append(1000 * (time.perf_counter() - t0))
+        out[f"sample_ms_{streams}_streams"] = statistics.median(times)
+    for batch in (2, c.batch_size):
+        small = dict(parts, learner_config=dataclasses.replace(c, batch_size=batch))
+        learner = make_learner(small, 0)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            learner.update(buffer)
+            times.append(1000 * (time.perf_counter() - t0))
+        out[f"update_ms_batch_{batch}"] = statistics.median(times)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--budget-s", type=float, default=40.0, help="seconds per run (40)")
@@ -266,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(rates)
             reports.append(report)
             print(_row(rates) + f" (actors started in {report.actor_start_s:.1f} s)", flush=True)
-        hop_ms, local_ms = replay_hop_ms(ray, parts, args.hop_repeats)
+            hop_ms, local_ms = replay_hop_ms(ray, parts, args.hop_repeats)
     finally:
         ray.shutdown()
 
@@ -317,6 +358,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{hop_ms:.2f} ms (median of {args.hop_repeats}) against {local_ms:.2f} ms sampled in "
         "the learner's own buffer"
     )
+    floor = learner_floor_ms(parts, args.hop_repeats)
+    batch = parts["learner_config"].batch_size
+    print(
+        "learner, this CPU, medians: sample a batch of "
+        f"{parts['learner_config'].batch_size} from 1 / 4 / 64 streams "
+        f"{floor['sample_ms_1_streams']:.2f} / {floor['sample_ms_4_streams']:.2f} / "
+        f"{floor['sample_ms_64_streams']:.2f} ms; update at batch 2 "
+        f"{floor['update_ms_batch_2']:.2f} ms, at batch {batch} "
+        f"{floor[f'update_ms_batch_{batch}']:.2f} ms "
+        "(both including their sample)"
+    )
+    print(f"load {os.getloadavg()[0]:.2f} at the very end")
     if args.json is not None:
         args.json.write_text(
             json.dumps(
@@ -326,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                     "replay_hop_ms": hop_ms,
                     "local_sample_ms": local_ms,
                     "cluster_start_s": cluster_start_s,
+                    "learner_floor_ms": floor,
                 },
                 indent=2,
             )

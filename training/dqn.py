@@ -61,6 +61,11 @@ class ReplayBuffer:
     episode: harmless, since ``done`` zeroes the bootstrap. n-step returns are summed at sample
     time (Sutton & Barto 7.1), stopping at the first ``done``. Call ``clear`` whenever the
     stream of vector steps is broken (a fresh ``env.reset()``).
+
+    ``n_streams`` > 1 holds that many independent streams (one per Ape-X actor,
+    ``training.scale.apex``), each its own ring of ``capacity // n_streams`` transitions, added
+    with ``add(..., stream=i)``; ``sample`` draws from all of them in one go, in proportion to
+    what each holds, and a transition's next state is always the next state of its own stream.
     """
 
     def __init__(
@@ -71,50 +76,77 @@ class ReplayBuffer:
         n_step: int = 1,
         gamma: float = 0.99,
         device: torch.device | str = "cpu",
+        n_streams: int = 1,
     ) -> None:
         self.n_envs = n_envs
-        self.slots = max(capacity // n_envs, n_step + 2)
+        self.n_streams = n_streams
+        self.slots = max(capacity // (n_envs * n_streams), n_step + 2)
         self.n_step = n_step
         self.gamma = gamma
         self.device = torch.device(device)
-        self.states = np.zeros((self.slots, n_envs, state_dim), dtype=np.float16)
-        self.actions = np.zeros((self.slots, n_envs), dtype=np.int64)
-        self.rewards = np.zeros((self.slots, n_envs), dtype=np.float32)
-        self.dones = np.zeros((self.slots, n_envs), dtype=bool)
-        self.written = 0  # vector steps stored since the last clear
+        shape = (n_streams, self.slots, n_envs)
+        self.states = np.zeros((*shape, state_dim), dtype=np.float16)
+        self.actions = np.zeros(shape, dtype=np.int64)
+        self.rewards = np.zeros(shape, dtype=np.float32)
+        self.dones = np.zeros(shape, dtype=bool)
+        self.written = np.zeros(n_streams, dtype=np.int64)
+        """Vector steps stored in each stream since the last clear."""
+
+    def _usable_slots(self) -> np.ndarray:
+        """(n_streams,) slots of each stream whose n-th next state is stored."""
+        return np.maximum(np.minimum(self.written, self.slots) - self.n_step, 0)
 
     @property
     def size(self) -> int:
         """Transitions that can be sampled now (their n-th next state is stored)."""
-        return max(min(self.written, self.slots) - self.n_step, 0) * self.n_envs
+        return int(self._usable_slots().sum()) * self.n_envs
+
+    @property
+    def capacity(self) -> int:
+        """Transitions the buffer holds when full."""
+        return self.n_streams * self.slots * self.n_envs
 
     def clear(self) -> None:
-        self.written = 0
+        self.written[:] = 0
 
     def add(
-        self, states: np.ndarray, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray
+        self,
+        states: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        dones: np.ndarray,
+        stream: int = 0,
     ) -> None:
         """Store one vector step: (N, D) states and the (N,) actions, rewards, dones from them."""
-        k = self.written % self.slots
-        self.states[k] = states
-        self.actions[k] = actions
-        self.rewards[k] = rewards
-        self.dones[k] = dones
-        self.written += 1
+        k = self.written[stream] % self.slots
+        self.states[stream, k] = states
+        self.actions[stream, k] = actions
+        self.rewards[stream, k] = rewards
+        self.dones[stream, k] = dones
+        self.written[stream] += 1
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> ReplayBufferSamples:
-        usable_slots = self.size // self.n_envs
-        oldest = self.written - min(self.written, self.slots)
-        slot = (oldest + rng.integers(0, usable_slots, size=batch_size)) % self.slots  # (B,)
+        usable_slots = self._usable_slots()  # (S,)
+        oldest = self.written - np.minimum(self.written, self.slots)  # (S,)
+        if self.n_streams == 1:
+            stream = np.zeros(batch_size, dtype=np.int64)
+            offset = rng.integers(0, usable_slots[0], size=batch_size)
+        else:
+            share = usable_slots / usable_slots.sum()
+            stream = rng.choice(self.n_streams, size=batch_size, p=share)  # (B,)
+            offset = rng.integers(0, usable_slots[stream])
+        slot = (oldest[stream] + offset) % self.slots  # (B,)
         env = rng.integers(0, self.n_envs, size=batch_size)  # (B,)
         returns = np.zeros(batch_size, dtype=np.float32)
         discount = np.ones(batch_size, dtype=np.float32)
         alive = np.ones(batch_size, dtype=bool)
         for j in range(self.n_step):
             k = (slot + j) % self.slots
-            returns += np.where(alive, discount * self.rewards[k, env], 0.0).astype(np.float32)
+            returns += np.where(alive, discount * self.rewards[stream, k, env], 0.0).astype(
+                np.float32
+            )
             discount *= np.float32(self.gamma)
-            alive &= ~self.dones[k, env]
+            alive &= ~self.dones[stream, k, env]
         # CRUCIAL: no bootstrap past an episode end (the next slot then holds a new episode).
         discounts = np.where(alive, discount, 0.0).astype(np.float32)
         next_slot = (slot + self.n_step) % self.slots
@@ -123,10 +155,10 @@ class ReplayBuffer:
             return torch.as_tensor(a).to(self.device, dtype)
 
         return ReplayBufferSamples(
-            states=t(self.states[slot, env], torch.float32),
-            actions=t(self.actions[slot, env], torch.int64),
+            states=t(self.states[stream, slot, env], torch.float32),
+            actions=t(self.actions[stream, slot, env], torch.int64),
             returns=t(returns, torch.float32),
-            next_states=t(self.states[next_slot, env], torch.float32),
+            next_states=t(self.states[stream, next_slot, env], torch.float32),
             discounts=t(discounts, torch.float32),
         )
 

@@ -19,8 +19,7 @@ from live_agent.cli import main as deepjam_main  # noqa: E402
 from tests.training.test_train_command import tiny_corpus, write_config  # noqa: E402
 from training.checkpoint import load_checkpoint  # noqa: E402
 from training.cli.train_command import train  # noqa: E402
-from training.dqn import ReplayBuffer  # noqa: E402
-from training.scale.apex import ActorStreams, Chunk, actor_epsilons  # noqa: E402
+from training.scale.apex import actor_epsilons  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -43,34 +42,6 @@ def test_ape_x_epsilons() -> None:
     assert all(a > b for a, b in zip(eps, eps[1:], strict=False))
     with pytest.raises(ConfigError, match="--actors"):
         actor_epsilons(0)
-
-
-def test_actor_streams_keep_each_actors_stream_apart() -> None:
-    """A transition's next state is the next state *of the same actor*, never another's."""
-    n_envs, dim = 2, 3
-    streams = ActorStreams(2, 64, n_envs, dim, n_step=1, gamma=0.5, device="cpu")
-    for actor, base in ((0, 0.0), (1, 1000.0)):
-        t = np.arange(8, dtype=np.float16)[:, None, None] + base
-        chunk = Chunk(
-            actor=actor,
-            states=np.broadcast_to(t, (8, n_envs, dim)).astype(np.float16),
-            actions=np.zeros((8, n_envs), np.int16),
-            rewards=np.ones((8, n_envs), np.float32),
-            dones=np.zeros((8, n_envs), bool),
-            episode_returns=[],
-            terms={},
-            weight_version=0,
-            busy_s=0.0,
-            style_s=0.0,
-            select_s=0.0,
-        )
-        streams.add(chunk)
-    assert streams.size == 2 * 7 * n_envs
-    batch = streams.sample(256, np.random.default_rng(0))
-    s, s_next = batch.states[:, 0], batch.next_states[:, 0]
-    assert torch.equal(s_next - s, torch.ones_like(s))  # the next step of the same stream
-    assert (s >= 1000).any() and (s < 1000).any()  # both actors sampled
-    assert isinstance(streams.buffers[0], ReplayBuffer)
 
 
 def test_a_two_actor_ray_run_trains_checkpoints_and_resumes(tmp_path: Path, ray_local) -> None:

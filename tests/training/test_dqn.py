@@ -167,6 +167,23 @@ def test_replay_buffer_wraps_and_pairs_each_state_with_the_next() -> None:
     assert buffer.size == 0
 
 
+def test_replay_streams_keep_each_stream_apart() -> None:
+    """Ape-X: one stream per actor; a transition's next state is the next of its own stream."""
+    n_envs = 2
+    buffer = ReplayBuffer(capacity=64, n_envs=n_envs, state_dim=3, n_step=1, n_streams=2)
+    for stream, base, steps in ((0, 0.0, 8), (1, 1000.0, 5)):
+        for k in range(steps):
+            states = np.full((n_envs, 3), base + k, np.float32)
+            buffer.add(states, np.zeros(n_envs), np.ones(n_envs), np.zeros(n_envs, bool), stream)
+    assert buffer.size == (7 + 4) * n_envs and buffer.capacity == 64
+    batch = buffer.sample(2000, np.random.default_rng(0))
+    s, s_next = batch.states[:, 0], batch.next_states[:, 0]
+    assert torch.equal(s_next - s, torch.ones_like(s))  # never across streams
+    share = float((s >= 1000).float().mean())
+    assert share == pytest.approx(4 / 11, abs=0.05)  # in proportion to what each holds
+    assert float(s.max()) == 1003 and float(s[s < 1000].max()) == 6
+
+
 def test_epsilon_decays_linearly_then_stays() -> None:
     assert linear_schedule(1.0, 0.1, 100, 0) == 1.0
     assert linear_schedule(1.0, 0.1, 100, 50) == pytest.approx(0.55)

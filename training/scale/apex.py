@@ -12,7 +12,7 @@ Parts:
   ``chunk_vector_steps`` vector steps at a time: float16 states, actions, rewards, dones, and
   the returns of the episodes that ended.
 * **One learner**, the driver process (on ``--device``, so it may be the GPU node). It owns the
-  replay (``ActorStreams``: one ``ReplayBuffer`` per actor, since each actor's vector steps are
+  replay (one ``ReplayBuffer`` with a stream per actor, since each actor's vector steps are
   one stream whose next state is the following slot), and calls ``DqnLearner.update`` on it: the
   same update as the single-process trainer (Double DQN / Ψ-learning, target sync, clipping).
   Every ``broadcast_every_updates`` updates it ``ray.put``s the Q-network's CPU state dict once;
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from exports.errors import ConfigError
-from training.dqn import DqnLearner, ReplayBuffer, ReplayBufferSamples, TrainProgress
+from training.dqn import DqnLearner, ReplayBuffer, TrainProgress
 
 APEX_EPSILON = 0.4
 """Ape-X's base ε (Horgan et al. 2018, section 4.1)."""
@@ -217,50 +217,12 @@ class ExperienceActor:
         )
 
 
-class ActorStreams:
-    """The learner's replay: one ``ReplayBuffer`` per actor, sampled in proportion to their sizes.
-
-    Each actor's vector steps form one stream (the next state of a transition is the state of
-    the following slot, n-step returns run along it), so the streams are kept apart. Implements
-    ``training.dqn.Sampler``."""
-
-    def __init__(
-        self,
-        n_actors: int,
-        capacity: int,
-        n_envs: int,
-        state_dim: int,
-        n_step: int,
-        gamma: float,
-        device: torch.device | str,
-    ) -> None:
-        per_actor = max(capacity // n_actors, n_envs)
-        self.buffers = [
-            ReplayBuffer(per_actor, n_envs, state_dim, n_step, gamma, device)
-            for _ in range(n_actors)
-        ]
-
-    @property
-    def size(self) -> int:
-        """Transitions that can be sampled now, over all actors."""
-        return sum(b.size for b in self.buffers)
-
-    @property
-    def capacity(self) -> int:
-        return sum(b.slots * b.n_envs for b in self.buffers)
-
-    def add(self, chunk: Chunk) -> None:
-        buffer = self.buffers[chunk.actor]
-        for t in range(len(chunk.actions)):
-            buffer.add(chunk.states[t], chunk.actions[t], chunk.rewards[t], chunk.dones[t])
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> ReplayBufferSamples:
-        sizes = np.array([b.size for b in self.buffers], dtype=np.float64)
-        counts = rng.multinomial(batch_size, sizes / sizes.sum())
-        parts = [b.sample(int(k), rng) for b, k in zip(self.buffers, counts, strict=True) if k > 0]
-        if len(parts) == 1:
-            return parts[0]
-        return ReplayBufferSamples(*(torch.cat(fields) for fields in zip(*parts, strict=True)))
+def add_chunk(replay: ReplayBuffer, chunk: Chunk) -> None:
+    """Append a chunk to its actor's stream of the learner's replay."""
+    for t in range(len(chunk.actions)):
+        replay.add(
+            chunk.states[t], chunk.actions[t], chunk.rewards[t], chunk.dones[t], chunk.actor
+        )
 
 
 @dataclass
@@ -343,8 +305,15 @@ def run_distributed(
         started_at_updates=learner.updates,
     )
     n_envs = setup.env_config.n_envs
-    replay = ActorStreams(
-        options.actors, c.buffer_size, n_envs, learner.state_dim, c.n_step, c.gamma, learner.device
+    # One stream per actor: a transition's next state is the next one of its own actor.
+    replay = ReplayBuffer(
+        c.buffer_size,
+        n_envs,
+        learner.state_dim,
+        c.n_step,
+        c.gamma,
+        learner.device,
+        n_streams=options.actors,
     )
     learning_starts = min(max(c.learning_starts, c.batch_size), replay.capacity // 2)
     version = 0
@@ -386,7 +355,7 @@ def run_distributed(
                 chunk: Chunk = ray.get(ref)
                 pending[i].popleft()
                 submit(i)
-                replay.add(chunk)
+                add_chunk(replay, chunk)
                 report.ingest_s += time.monotonic() - t0
                 learner.global_step += chunk.transitions
                 report.transitions[i] += chunk.transitions
