@@ -113,17 +113,33 @@ def make_learner(parts: dict[str, Any], seed: int) -> Any:
     )
 
 
-def run_single(parts: dict[str, Any], budget_s: float, warmup_s: float, window_s: float) -> Rates:
+def run_single(
+    parts: dict[str, Any], budget_s: float, warmup_s: float, window_s: float
+) -> tuple[Rates, dict[str, float]]:
+    """The single process, with its parts' CPU time (time.thread_time) per vector step."""
     from training.env.environment import MelodyEnv
+
+    cpu = {"style": 0.0, "env": 0.0, "update": 0.0}
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any) -> Any:
+            t0 = time.thread_time()
+            out = fn(*args)
+            cpu[name] += time.thread_time() - t0
+            return out
+
+        return wrapper
 
     env = MelodyEnv(
         parts["spec"],
         parts["corpus"],
         parts["env_config"],
         parts["reward_weights"],
-        parts["style"].log_probs,
+        timed("style", parts["style"].log_probs),
     )
+    env.step = timed("env", env.step)  # type: ignore[method-assign]
     learner = make_learner(parts, 0)
+    learner.update = timed("update", learner.update)  # type: ignore[method-assign]
     timeline: list[tuple[float, int, int]] = []
     first_update: list[float] = []
 
@@ -133,10 +149,21 @@ def run_single(parts: dict[str, Any], budget_s: float, warmup_s: float, window_s
             first_update.append(now)
         timeline.append((now, p.global_step, p.updates))
 
-    start = time.monotonic()
+    start, start_cpu = time.monotonic(), time.process_time()
     learner.learn(env, 10**12, start + budget_s, on_progress)
+    wall_s, process_cpu_s = time.monotonic() - start, time.process_time() - start_cpu
     steps, updates, n = window_rates(timeline, first_update[0] + warmup_s, window_s)
-    return Rates("single process", steps, updates, n, time.monotonic() - start)
+    vector_steps = learner.global_step / parts["env_config"].n_envs
+    costs = {
+        "cpu_ms_per_vector_step_without_update": 1000
+        * (process_cpu_s - cpu["update"])
+        / vector_steps,
+        "env_cpu_ms_per_vector_step": 1000 * (cpu["env"] - cpu["style"]) / vector_steps,
+        "style_cpu_ms_per_vector_step": 1000 * cpu["style"] / vector_steps,
+        "update_cpu_ms": 1000 * cpu["update"] / max(learner.updates, 1),
+        "cpu_share": process_cpu_s / wall_s,
+    }
+    return Rates("single process", steps, updates, n, wall_s), costs
 
 
 def run_apex(
@@ -290,26 +317,24 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.window_s:.0f}-s windows from {args.warmup_s:.0f} s after the first update",
         flush=True,
     )
-    results: list[Rates] = [run_single(parts, args.budget_s, args.warmup_s, args.window_s)]
+    single_rates, single_costs = run_single(parts, args.budget_s, args.warmup_s, args.window_s)
+    results: list[Rates] = [single_rates]
     print(_row(results[0]), flush=True)
 
-    import ray
+    from training.scale.cluster import ray_cluster
 
-    t0 = time.monotonic()
-    ray.init(
-        num_cpus=args.cpus, include_dashboard=False, configure_logging=False, log_to_driver=False
-    )
-    cluster_start_s = time.monotonic() - t0
     reports = []
-    try:
+    t0 = time.monotonic()
+    # The local cluster's workers run at this process's priority (ray_cluster), as the single
+    # process does: on a shared machine, Ray's default niceness 15 would starve the actors.
+    with ray_cluster("benchmarks/apex_throughput.py", num_cpus=args.cpus) as ray:
+        cluster_start_s = time.monotonic() - t0
         for n in args.actors:
             rates, report = run_apex(ray, parts, n, args.budget_s, args.warmup_s, args.window_s)
             results.append(rates)
             reports.append(report)
             print(_row(rates) + f" (actors started in {report.actor_start_s:.1f} s)", flush=True)
-            hop_ms, local_ms = replay_hop_ms(ray, parts, args.hop_repeats)
-    finally:
-        ray.shutdown()
+        hop_ms, local_ms = replay_hop_ms(ray, parts, args.hop_repeats)
 
     single = results[0]
     print(
@@ -323,35 +348,70 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.env_steps_per_s / single.env_steps_per_s:.2f} | "
             f"{r.updates_per_s / single.updates_per_s:.2f} |"
         )
-    print("\nparts (Ape-X runs' own timers; per vector step = 256 transitions):")
+    sc = single_costs
     print(
-        "| actors | actor ms/vector step | of which style log p | of which ε-greedy Q | "
-        "learner ms/update | ms to take a chunk | learner busy updating / blocked | bytes/transition |"
+        f"\nCPU time per part (time.thread_time; the share of a core each process got is its "
+        f"CPU/wall): single process: {sc['cpu_ms_per_vector_step_without_update']:.1f} ms per "
+        f"vector step of 256 without the update (env {sc['env_cpu_ms_per_vector_step']:.1f}, "
+        f"style log p {sc['style_cpu_ms_per_vector_step']:.1f}, the rest ε-greedy Q and replay), "
+        f"{sc['update_cpu_ms']:.2f} ms per update; it got {sc['cpu_share']:.0%} of a core."
+    )
+    print(
+        "| actors | actor CPU ms/vector step (process) | of which style log p | ε-greedy Q | "
+        "learner CPU ms/update | learner CPU ms/chunk taken | actor / learner core share | "
+        "bytes/transition |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     costs = []
     for report in reports:
         vector_steps = sum(report.transitions) / parts["env_config"].n_envs
-        run_s = report.timeline[-1][0] - report.timeline[0][0]
         cost = {
             "actors": report.actors,
-            "actor_ms_per_vector_step": 1000 * report.actor_busy_s / vector_steps,
-            "style_ms_per_vector_step": 1000 * report.actor_style_s / vector_steps,
-            "select_ms_per_vector_step": 1000 * report.actor_select_s / vector_steps,
-            "learner_ms_per_update": 1000 * report.update_s / max(report.updates, 1),
-            "ingest_ms_per_chunk": 1000 * report.ingest_s / report.chunks,
+            "actor_cpu_ms_per_vector_step": 1000 * report.actor_busy_cpu_s / vector_steps,
+            "actor_process_cpu_ms_per_vector_step": 1000
+            * report.actor_process_cpu_s
+            / vector_steps,
+            "style_cpu_ms_per_vector_step": 1000 * report.actor_style_cpu_s / vector_steps,
+            "select_cpu_ms_per_vector_step": 1000 * report.actor_select_cpu_s / vector_steps,
+            "update_cpu_ms": 1000 * report.update_cpu_s / max(report.updates, 1),
+            # everything the learner does that is not an update (ray.get, replay copy, Ray's
+            # threads, bookkeeping), per chunk of chunk_vector_steps vector steps taken
+            "learner_other_cpu_ms_per_chunk": 1000
+            * (report.learner_process_cpu_s - report.update_cpu_s)
+            / report.chunks,
+            "ingest_cpu_ms_per_chunk": 1000 * report.ingest_cpu_s / report.chunks,
+            "transitions_per_chunk": sum(report.transitions) / report.chunks,
             "bytes_per_transition": report.chunk_bytes / sum(report.transitions),
+            "actor_core_share": report.actor_busy_cpu_s / max(report.actor_busy_s, 1e-9),
+            "learner_core_share": report.learner_process_cpu_s / max(report.loop_s, 1e-9),
             "broadcasts": report.broadcasts,
-            "learner_wait_share": report.wait_s / run_s,
-            "learner_update_share": report.update_s / run_s,
         }
         costs.append(cost)
         print(
-            f"| {report.actors} | {cost['actor_ms_per_vector_step']:.1f} | "
-            f"{cost['style_ms_per_vector_step']:.1f} | {cost['select_ms_per_vector_step']:.1f} | "
-            f"{cost['learner_ms_per_update']:.2f} | {cost['ingest_ms_per_chunk']:.2f} | "
-            f"{cost['learner_update_share']:.0%} / {cost['learner_wait_share']:.0%} | "
+            f"| {report.actors} | {cost['actor_cpu_ms_per_vector_step']:.1f} "
+            f"({cost['actor_process_cpu_ms_per_vector_step']:.1f}) | "
+            f"{cost['style_cpu_ms_per_vector_step']:.1f} | "
+            f"{cost['select_cpu_ms_per_vector_step']:.1f} | {cost['update_cpu_ms']:.2f} | "
+            f"{cost['learner_other_cpu_ms_per_chunk']:.2f} | "
+            f"{cost['actor_core_share']:.0%} / {cost['learner_core_share']:.0%} | "
             f"{cost['bytes_per_transition']:,.0f} |"
+        )
+    # What these CPU costs give on 2 idle cores: the single process on one core; one actor and
+    # the learner on a core each.
+    one = costs[0] if reports and reports[0].actors == 1 else None
+    if one is not None:
+        single_steps = (
+            256 * 1000 / (sc["cpu_ms_per_vector_step_without_update"] + sc["update_cpu_ms"])
+        )
+        actor_steps = 256 * 1000 / one["actor_process_cpu_ms_per_vector_step"]
+        chunks_per_s = actor_steps / one["transitions_per_chunk"]
+        learner_ms_left = 1000 - chunks_per_s * one["learner_other_cpu_ms_per_chunk"]
+        learner_updates = learner_ms_left / one["update_cpu_ms"]
+        print(
+            f"\nfrom CPU time, on 2 idle cores: single process {single_steps:,.0f} env steps/s "
+            f"and {single_steps / 256:.1f} updates/s; --actors 1: {actor_steps:,.0f} env "
+            f"steps/s ({actor_steps / single_steps:.2f}x) and {learner_updates:.1f} updates/s "
+            f"({learner_updates / (single_steps / 256):.2f}x)"
         )
     print(
         f"\nreplay actor hop: a batch of {parts['learner_config'].batch_size} from a replay actor "
@@ -376,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "rates": [r.__dict__ for r in results],
                     "costs": costs,
+                    "single_costs": single_costs,
                     "replay_hop_ms": hop_ms,
                     "local_sample_ms": local_ms,
                     "cluster_start_s": cluster_start_s,

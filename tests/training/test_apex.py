@@ -26,13 +26,10 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def ray_local() -> Iterator[object]:
-    import ray
+    from training.scale.cluster import ray_cluster
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
-    try:
+    with ray_cluster("tests", num_cpus=2) as ray:
         yield ray
-    finally:
-        ray.shutdown()
 
 
 def test_ape_x_epsilons() -> None:

@@ -110,8 +110,10 @@ class Chunk:
     terms: dict[str, float]  # mean of each reward term over the chunk
     weight_version: int  # the broadcast the actor acted with (0: the starting weights)
     busy_s: float  # the actor's wall time for this chunk
-    style_s: float  # of which the style model's log p (the style reward)
-    select_s: float  # of which the ε-greedy Q forward
+    busy_cpu_s: float  # its main thread's CPU time (time.thread_time) for it
+    process_cpu_s: float  # the whole actor process's CPU time (Ray's own threads included)
+    style_cpu_s: float  # of busy_cpu_s: the style model's log p (the style reward)
+    select_cpu_s: float  # of busy_cpu_s: the ε-greedy Q forward
 
     @property
     def transitions(self) -> int:
@@ -132,7 +134,7 @@ class ExperienceActor:
         torch.set_num_threads(1)
         self.index = index
         self.epsilon = epsilon
-        self.style_s = 0.0
+        self.style_cpu_s = 0.0
         style_log_probs = None
         if setup.style_model is not None:
             style_model = StyleModel.from_dict(setup.style_model, "cpu")
@@ -140,9 +142,9 @@ class ExperienceActor:
 
             @torch.no_grad()
             def timed_log_probs(states: np.ndarray) -> np.ndarray:
-                started = time.perf_counter()
+                started = time.thread_time()
                 out = style_model.log_probs(states)
-                self.style_s += time.perf_counter() - started
+                self.style_cpu_s += time.thread_time() - started
                 return out
 
             style_log_probs = timed_log_probs
@@ -169,8 +171,12 @@ class ExperienceActor:
         only when it is new."""
         from training.dqn import select_actions
 
-        started = time.perf_counter()
-        self.style_s = 0.0
+        started, started_cpu, started_process = (
+            time.perf_counter(),
+            time.thread_time(),
+            time.process_time(),
+        )
+        self.style_cpu_s = 0.0
         if version > self.weight_version:
             import ray
 
@@ -183,11 +189,11 @@ class ExperienceActor:
         dones = np.empty((vector_steps, n), dtype=bool)
         term_sums: dict[str, float] = {}
         episode_returns: list[float] = []
-        select_s = 0.0
+        select_cpu_s = 0.0
         for t in range(vector_steps):
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             action = select_actions(self.q_network, self.states, self.epsilon, self.rng)
-            select_s += time.perf_counter() - t0
+            select_cpu_s += time.thread_time() - t0
             result = self.env.step(action)
             states[t], actions[t], rewards[t], dones[t] = (
                 self.states,
@@ -212,17 +218,17 @@ class ExperienceActor:
             terms={k: v / vector_steps for k, v in term_sums.items()},
             weight_version=self.weight_version,
             busy_s=time.perf_counter() - started,
-            style_s=self.style_s,
-            select_s=select_s,
+            busy_cpu_s=time.thread_time() - started_cpu,
+            process_cpu_s=time.process_time() - started_process,
+            style_cpu_s=self.style_cpu_s,
+            select_cpu_s=select_cpu_s,
         )
 
 
 def add_chunk(replay: ReplayBuffer, chunk: Chunk) -> None:
     """Append a chunk to its actor's stream of the learner's replay."""
     for t in range(len(chunk.actions)):
-        replay.add(
-            chunk.states[t], chunk.actions[t], chunk.rewards[t], chunk.dones[t], chunk.actor
-        )
+        replay.add(chunk.states[t], chunk.actions[t], chunk.rewards[t], chunk.dones[t], chunk.actor)
 
 
 @dataclass
@@ -243,12 +249,22 @@ class ApexReport:
     chunks: int = 0
     chunk_bytes: int = 0
     actor_busy_s: float = 0.0
-    actor_style_s: float = 0.0
-    actor_select_s: float = 0.0
+    actor_busy_cpu_s: float = 0.0
+    actor_process_cpu_s: float = 0.0
+    actor_style_cpu_s: float = 0.0
+    actor_select_cpu_s: float = 0.0
     ingest_s: float = 0.0
     """Learner time spent taking chunks: ray.get and the copy into the replay."""
+    ingest_cpu_s: float = 0.0
+    """The same, its thread's CPU time."""
     update_s: float = 0.0
     """Learner time in ``DqnLearner.update``."""
+    update_cpu_s: float = 0.0
+    """The same, its thread's CPU time."""
+    loop_s: float = 0.0
+    """Wall time of the loop after the actors started."""
+    learner_process_cpu_s: float = 0.0
+    """The learner process's CPU time over the loop (Ray's own threads included)."""
     broadcast_s: float = 0.0
     wait_s: float = 0.0
     """Learner time blocked on actors (replay below learning_starts)."""
@@ -333,6 +349,7 @@ def run_distributed(
         t0 = time.monotonic()
         ray.get([actor.ready.remote() for actor in actors])  # all actors play from the start
         report.actor_start_s = time.monotonic() - t0
+        loop_started, loop_started_cpu = time.monotonic(), time.process_time()
         for i in range(len(actors)):
             for _ in range(options.in_flight):
                 submit(i)
@@ -350,13 +367,14 @@ def run_distributed(
                 ready, _ = ray.wait(heads, num_returns=1, timeout=timeout)
                 report.wait_s += time.monotonic() - now
             for ref in ready:
-                t0 = time.monotonic()
+                t0, t0_cpu = time.monotonic(), time.thread_time()
                 i = owner.pop(ref)
                 chunk: Chunk = ray.get(ref)
                 pending[i].popleft()
                 submit(i)
                 add_chunk(replay, chunk)
                 report.ingest_s += time.monotonic() - t0
+                report.ingest_cpu_s += time.thread_time() - t0_cpu
                 learner.global_step += chunk.transitions
                 report.transitions[i] += chunk.transitions
                 report.weight_versions[i] = chunk.weight_version
@@ -365,8 +383,10 @@ def run_distributed(
                     chunk.states.nbytes + chunk.actions.nbytes + chunk.rewards.nbytes
                 ) + chunk.dones.nbytes
                 report.actor_busy_s += chunk.busy_s
-                report.actor_style_s += chunk.style_s
-                report.actor_select_s += chunk.select_s
+                report.actor_busy_cpu_s += chunk.busy_cpu_s
+                report.actor_process_cpu_s += chunk.process_cpu_s
+                report.actor_style_cpu_s += chunk.style_cpu_s
+                report.actor_select_cpu_s += chunk.select_cpu_s
                 report.timeline.append((time.monotonic(), learner.global_step, learner.updates))
                 if callback is not None:
                     progress = TrainProgress(
@@ -386,12 +406,13 @@ def run_distributed(
                         break
             if stop or replay.size < learning_starts:
                 continue
-            t0 = time.monotonic()
+            t0, t0_cpu = time.monotonic(), time.thread_time()
             if report.first_update_s is None:
                 report.first_update_s = t0
             before = learner.updates
             stats = learner.update(replay)
             report.update_s += time.monotonic() - t0
+            report.update_cpu_s += time.thread_time() - t0_cpu
             report.updates += learner.updates - before
             loss_sum += stats.loss
             q_sum += stats.q_mean
@@ -404,6 +425,8 @@ def run_distributed(
                 last_broadcast_updates = learner.updates
                 report.broadcasts += 1
                 report.broadcast_s += time.monotonic() - t0
+        report.loop_s = time.monotonic() - loop_started
+        report.learner_process_cpu_s = time.process_time() - loop_started_cpu
     finally:
         for actor in actors:
             ray.kill(actor)
