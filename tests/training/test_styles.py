@@ -118,6 +118,8 @@ def test_reels_are_the_tunes_their_abc_header_calls_reels() -> None:
     assert folk.titles == titles[:2] and folk.second is None
     with pytest.raises(CorpusError, match="run `deepjam corpus build` first"):
         build_style_corpus("reels", None, log=None)
+    with pytest.raises(CorpusError, match="holds no reels tunes"):
+        build_style_corpus("reels", default.select(np.array([1, 2]), "default"), log=None)
 
 
 def test_a_style_corpus_is_found_by_name_in_the_cache(

@@ -173,7 +173,7 @@ def run_build(args: argparse.Namespace) -> int:
 
         default = default_corpus_path()
         base = Corpus.load(default) if args.style != "chorale" and default.is_file() else None
-        corpus = build_style_corpus(args.style, base, workers=args.workers)
+        corpus = build_style_corpus(args.style, base, workers=args.workers, limit=args.limit)
         out = args.out or cache_dir() / "corpus" / f"{args.style}.npz"
     elif args.from_dir is not None:
         corpus = build_folder_corpus(Path(args.from_dir))

@@ -59,14 +59,19 @@ def reels_corpus(default: Corpus) -> Corpus:
 
 
 def build_style_corpus(
-    name: str, default: Corpus | None, workers: int | None = None, log: Log | None = _stderr
+    name: str,
+    default: Corpus | None,
+    workers: int | None = None,
+    log: Log | None = _stderr,
+    limit: int | None = None,
 ) -> Corpus:
     """The corpus of style ``name`` (one of ``STYLE_CORPORA``); folk and reels need the built
-    ``default`` corpus, chorale parses the chorales itself."""
+    ``default`` corpus, chorale parses the chorales itself (at most ``limit`` of them). Raises
+    CorpusError when the default corpus holds none of the style's tunes."""
     if name == "chorale":
         from training.data.chorales import build_chorale_corpus
 
-        return build_chorale_corpus(workers=workers, log=log)
+        return build_chorale_corpus(limit=limit, workers=workers, log=log)
     if name not in STYLE_CORPORA:
         raise CorpusError(
             f"unknown style corpus {name!r}; expected one of {', '.join(STYLE_CORPORA)}"
@@ -76,6 +81,11 @@ def build_style_corpus(
             f"the {name} corpus is chosen from the default corpus: run `deepjam corpus build` first"
         )
     corpus = folk_corpus(default) if name == "folk" else reels_corpus(default)
+    if corpus.n_tunes == 0:
+        raise CorpusError(
+            f"the default corpus ({default.n_tunes} tunes) holds no {name} tunes; rebuild it in "
+            "full with `deepjam corpus build` (no --limit, all collections)"
+        )
     if log is not None:
         log(f"chose {corpus.n_tunes} of the default corpus's {default.n_tunes} tunes for {name}")
     return corpus
