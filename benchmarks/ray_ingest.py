@@ -46,9 +46,9 @@ def main() -> None:
         "--folder", type=Path, help="generate the files here and keep them (reused next time)"
     )
     args = parser.parse_args()
-    import ray
-
-    from training.scale.ingest import build_corpus_ray
+    from training.data.corpus import assemble_corpus
+    from training.scale.cluster import ray_cluster
+    from training.scale.ingest import _list_files, build_corpus_ray
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.folder or Path(tmp) / "corpus"
@@ -69,16 +69,10 @@ def main() -> None:
             single_s.append(time.perf_counter() - t0)
             for workers in (1, 2):
                 t0 = time.perf_counter()
-                ray.init(
-                    num_cpus=workers,
-                    include_dashboard=False,
-                    configure_logging=False,
-                    log_to_driver=False,
-                )
-                t1 = time.perf_counter()
-                corpus = build_corpus_ray(folder)
-                parse_s[workers].append(time.perf_counter() - t1)
-                ray.shutdown()
+                with ray_cluster("benchmarks/ray_ingest.py", num_cpus=workers):
+                    t1 = time.perf_counter()
+                    corpus = build_corpus_ray(folder)
+                    parse_s[workers].append(time.perf_counter() - t1)
                 total_s[workers].append(time.perf_counter() - t0)
                 assert corpus.titles == reference.titles
                 assert np.array_equal(corpus.events, reference.events)
@@ -100,6 +94,24 @@ def main() -> None:
         print(
             f"scaling 1 -> 2 workers: {rates[2] / rates[1]:.2f}x (linear = 2.00x; "
             f"{rates[2] / rates[1] / 2:.2f} of linear)"
+        )
+        # What no worker can share: the driver's listing and assembly (keys already computed
+        # by the workers). With the rest split evenly over 2 idle cores, 1 -> 2 workers gives
+        # at most (serial + parallel) / (serial + parallel / 2).
+        t0 = time.perf_counter()
+        _list_files(str(folder))
+        list_s = time.perf_counter() - t0
+        tunes = [(t, reference.tune(i), t) for i, t in enumerate(reference.titles)]
+        keys = list(zip(reference.tonic.tolist(), reference.minor.tolist(), strict=True))
+        t0 = time.perf_counter()
+        assemble_corpus(reference.name, str(folder), tunes, reference.skipped, keys)
+        serial_s = list_s + time.perf_counter() - t0
+        parallel_s = max(single - serial_s, 0.0)  # parsing and keys: the workers' share
+        bound = (serial_s + parallel_s) / (serial_s + parallel_s / 2)
+        print(
+            f"driver's serial part: {serial_s:.1f} s of the single process's {single:.1f} s "
+            f"(listing {list_s:.1f} s); with the rest on 2 idle cores, 1 -> 2 workers could "
+            f"reach {bound:.2f}x ({bound / 2:.2f} of linear)"
         )
         start_s = totals[1] - statistics.median(parse_s[1])
         print(
