@@ -221,3 +221,23 @@ def test_overrides_reach_every_config_section_and_the_example_spec_loads() -> No
     assert len(trials) == 4
     assert {t.params["learner.kl_temperature"] for t in trials} == {0.5, 1.0}
     assert all(1e-4 <= t.params["learner.learning_rate"] <= 1e-3 for t in trials)
+
+
+def test_a_failed_trial_is_named_in_the_table_and_the_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec_path = write_sweep(tmp_path)
+    spec_path.write_text(
+        spec_path.read_text().replace("[1e-4, 3e-3]", "[1e-4]") + 'corpus = ["missing.npz"]\n'
+    )
+    out = tmp_path / "out"
+    code = deepjam_main(["sweep", str(spec_path), "--out", str(out)])  # in this process
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "trial-000 failed: CorpusError" in err and "missing.npz" in err
+    table = (out / "results.md").read_text()
+    assert "0 of 1 trials finished" in table and "- trial-000 (" in table
+    assert (out / "trials.png").is_file()
+    # The sweep folder is not reused by accident.
+    assert deepjam_main(["sweep", str(spec_path), "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
