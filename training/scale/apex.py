@@ -492,4 +492,10 @@ def run_apex_loop(run: Any, log: Any, actors: int, address: str | None = None) -
         + f"; {report.broadcasts} weight broadcasts (every {options.broadcast_every_updates} "
         f"updates), actors at version {min(report.weight_versions)}..{max(report.weight_versions)}"
     )
+    if report.loop_s > 0:
+        log.line(
+            f"Ray: {sum(report.transitions) / report.loop_s:,.0f} env steps/s and "
+            f"{report.updates / report.loop_s:.0f} updates/s over the {report.loop_s:.0f} s after "
+            "the actors started (the done line below counts the cluster's start too)"
+        )
     return report
