@@ -3,7 +3,14 @@
 Input. rtmidi calls ``MidiInput._on_message`` on its own thread for every message. The
 callback stamps ``time.perf_counter_ns()`` and puts an ``InputEvent`` on the inbox; nothing else
 (mido's rule: never raise into the C thread; a failure is counted, not raised). Active Sensing
-(0xFE) is the watchdog's liveness probe: it only refreshes ``last_message_ns``.
+(0xFE) and a lone sysex end (0xF7) are the watchdog's probes: they only refresh
+``last_message_ns``.
+
+Sysex. rtmidi's JACK input glues every event after an unterminated sysex (0xF0 without its
+0xF7) onto that sysex: the input goes deaf until an 0xF7 arrives. The watchdog sends a lone
+0xF7 every ``watchdog.SYSEX_END_EVERY_S``; rtmidi then hands over ``F0 <data> <the swallowed
+messages> F7`` as one "sysex", which ``split_swallowed`` cuts back into the messages (any
+status byte but a real-time one ends a sysex: MIDI 1.0). ``sysex_recoveries`` counts them.
 
 Output. ``MidiOutput`` is the ``NoteSink`` the scheduler sends through, wrapped in the one
 ledger of open notes (``live_agent.ledger.NoteLedger``), which ends each note after a port comes
@@ -23,9 +30,18 @@ from typing import Any
 from exports.errors import PortError
 from exports.midi import (
     ACTIVE_SENSING,
+    CHANNEL_PRESSURE,
     CONTROL_CHANGE,
+    MTC_QUARTER_FRAME,
     NOTE_OFF,
     NOTE_ON,
+    PROGRAM_CHANGE,
+    SONG_POSITION,
+    SONG_SELECT,
+    STATUS_MASK,
+    SYSEX_END,
+    SYSEX_START,
+    TIMING_CLOCK,
 )
 from live_agent.io.ports import (
     VIRTUAL_INPUT_NAME,
@@ -41,6 +57,49 @@ from live_agent.protocols import InputEvent
 # one ("deepjam-01"), so the ports are "deepjam-in:deepjam in" and "deepjam-out:deepjam out".
 INPUT_CLIENT_NAME = "deepjam-in"
 OUTPUT_CLIENT_NAME = "deepjam-out"
+STATUS_MIN = 0x80
+"""Bytes from here up are status bytes; below, data bytes."""
+
+
+def message_length(status: int) -> int:
+    """Bytes in a message with this status byte, the status included (MIDI 1.0); 1 for the
+    one-byte ones (real-time, tune request) and for the undefined 0xF4 / 0xF5."""
+    if status < SYSEX_START:
+        kind = status & STATUS_MASK
+        return 2 if kind in (PROGRAM_CHANGE, CHANNEL_PRESSURE) else 3
+    if status in (MTC_QUARTER_FRAME, SONG_SELECT):
+        return 2
+    return 3 if status == SONG_POSITION else 1
+
+
+def split_swallowed(data: list[int]) -> list[tuple[int, ...]]:
+    """The messages a "sysex" from rtmidi swallowed: ``F0 7D 01 90 3C 64 80 3C 00 F7`` ->
+    ``[(0x90, 60, 100), (0x80, 60, 0)]``. The sysex's own data bytes are dropped; a status byte
+    that is not real-time ends it (MIDI 1.0), and from there complete messages are cut out
+    (running status included); real-time bytes are messages of their own wherever they stand.
+    A truncated message and another sysex inside are dropped. Empty for a clean sysex."""
+    messages: list[tuple[int, ...]] = []
+    status = 0  # 0: inside a sysex (or before any status): data bytes are dropped
+    current: list[int] = []
+    for byte in data[1:]:
+        if byte >= TIMING_CLOCK:  # real-time: one byte, may stand anywhere
+            messages.append((byte,))
+            continue
+        if byte >= STATUS_MIN:
+            status = 0 if byte in (SYSEX_START, SYSEX_END) else byte
+            current = [byte] if status else []
+        elif status:
+            if not current:  # running status
+                current = [status]
+            current.append(byte)
+        else:
+            continue
+        if current and len(current) == message_length(current[0]):
+            messages.append(tuple(current))
+            current = []
+            if status >= SYSEX_START:
+                status = 0  # system common messages set no running status
+    return messages
 
 
 class MidiInput:
@@ -66,14 +125,17 @@ class MidiInput:
         self.received = 0
         self.callback_errors = 0
         self.reopened = 0
+        self.sysex_recoveries = 0
+        """Times an unterminated sysex had swallowed messages, handed back when it ended."""
         self.last_message_ns = time.perf_counter_ns()
         self.port: OpenedPort = self._open()
 
     def _open(self) -> OpenedPort:
         port = open_port("input", self.api, self.wanted, self.virtual, self.client_name)
-        # Keep clock (timing) messages for --clock midi; drop sysex (the scheduler has no use
-        # for it); keep Active Sensing, the watchdog's probe.
-        port.handle.ignore_types(sysex=True, timing=False, active_sense=False)
+        # Keep clock (timing) messages for --clock midi; keep Active Sensing, the watchdog's
+        # probe; keep sysex: the callback drops it, but first takes back the messages an
+        # unterminated one swallowed (see the module docstring).
+        port.handle.ignore_types(sysex=False, timing=False, active_sense=False)
         port.handle.set_callback(self._on_message)
         return port
 
@@ -87,10 +149,20 @@ class MidiInput:
         try:
             data = message[0]
             self.last_message_ns = now_ns
-            if data[0] == ACTIVE_SENSING:
+            first = data[0]
+            if first < STATUS_MIN or first in (ACTIVE_SENSING, SYSEX_END):
+                return  # the tail of a sysex our 0xF7 cut short, or a probe
+            if first != SYSEX_START:
+                self.inbox.put(InputEvent(now_ns, tuple(data)))
+                self.received += 1
                 return
-            self.inbox.put(InputEvent(now_ns, tuple(data)))
-            self.received += 1
+            swallowed = split_swallowed(data)
+            for event in swallowed:
+                if event[0] != ACTIVE_SENSING:
+                    self.inbox.put(InputEvent(now_ns, event))
+                    self.received += 1
+            if any(event[0] < TIMING_CLOCK for event in swallowed):
+                self.sysex_recoveries += 1
         except Exception:
             self.callback_errors += 1
 

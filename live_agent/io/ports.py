@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,6 +39,9 @@ NO_OUTPUTS_FIX = (
     "connect 'deepjam out' yourself"
 )
 _NATIVE_STDERR_LOCK = threading.Lock()
+INPUT_DRAIN_S = 0.05
+"""How long a JACK input waits, disconnected and with the GIL free, before its client closes:
+time for a callback already under way in JACK's thread to finish (see ``OpenedPort.close``)."""
 
 
 @contextlib.contextmanager
@@ -256,16 +260,61 @@ class OpenedPort:
     """What the user asked for (None for a virtual port)."""
     virtual: bool
 
+    client_name: str = CLIENT_NAME
+    """The MIDI client this port lives in (``<client_name>:deepjam in`` on JACK)."""
+
     def close(self) -> None:
-        """Close the port and its client; safe to call twice."""
-        if self.handle is not None:
-            if self.kind == "input":
-                # Detach our Python callback first: JACK's thread may otherwise call into it
-                # while the port is being unregistered (a segfault seen once in a full run).
-                self.handle.cancel_callback()
-            self.handle.close_port()
-            self.handle.delete()
-            self.handle = None
+        """Close the port and its client; safe to call twice.
+
+        A JACK input is first disconnected from every peer and left alone for
+        ``INPUT_DRAIN_S``, so that no callback is under way in JACK's thread when its client
+        closes. Why (measured, tests/integration/test_watchdog.py's reopen soak): rtmidi calls
+        our Python callback from the client's JACK thread, which must take the GIL; python-rtmidi's
+        ``close_port`` frees the callback while holding the GIL, and closing the client kills
+        that thread (JACK's ``Deactivate`` cancels it). A callback waiting for the GIL at that
+        moment runs freed memory or dies holding interpreter state: a segfault or a hang, about
+        once in 100 reopens under a steady stream of input. With no peer no event arrives, and
+        a callback already under way finishes while this thread sleeps.
+        """
+        if self.handle is None:
+            return
+        if self.kind == "input" and self.api == _rtmidi().API_UNIX_JACK:
+            disconnect_jack_port(jack_port_name(self.client_name, VIRTUAL_INPUT_NAME))
+            time.sleep(INPUT_DRAIN_S)
+        self.handle.close_port()  # also cancels the callback
+        self.handle.delete()
+        self.handle = None
+
+
+def disconnect_jack_port(port_name: str) -> list[str]:
+    """Disconnect every peer from one JACK port (through JACK-Client); returns the peers that
+    were connected (none when the port, the server or JACK-Client is not there)."""
+    try:
+        import jack
+    except ImportError:
+        return []
+    try:
+        with quiet_native_stderr():
+            client = jack.Client("deepjam-closer", no_start_server=True)
+    except jack.JackError:
+        return []
+    try:
+        try:
+            port = client.get_port_by_name(port_name)
+            peers = [p.name for p in client.get_all_connections(port)]
+        except jack.JackError:
+            return []
+        for peer in peers:
+            try:
+                if port.is_input:
+                    client.disconnect(peer, port)
+                else:
+                    client.disconnect(port, peer)
+            except jack.JackError:
+                pass  # the peer left meanwhile
+        return peers
+    finally:
+        client.close()
 
 
 def open_port(
@@ -292,7 +341,7 @@ def open_port(
                     f"cannot make virtual MIDI {kind} {port_name!r} on {api_name(api)}: "
                     f"{str(err).strip()}; name a port instead (`deepjam ports`)"
                 ) from err
-            return OpenedPort(kind, api, handle, port_name, None, True)
+            return OpenedPort(kind, api, handle, port_name, None, True, client_name)
         with quiet_native_stderr():
             available = list(handle.get_ports())
         index = match_port(available, wanted, kind)
@@ -304,7 +353,7 @@ def open_port(
                 f"cannot open MIDI {kind} {available[index]!r}: {str(err).strip()}; "
                 f"is another program holding it?"
             ) from err
-        return OpenedPort(kind, api, handle, available[index], wanted, False)
+        return OpenedPort(kind, api, handle, available[index], wanted, False, client_name)
     except BaseException:
         handle.delete()
         raise

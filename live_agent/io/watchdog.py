@@ -12,6 +12,11 @@ Three faults, found by polling every ``poll_s`` on the watchdog's own thread:
   life. Nothing (no message, no probe) for ``dead_after_s`` means the input's client gets no
   JACK cycles: it is reopened as a fresh client, with its JACK connections restored.
 * A port that cannot be reopened yet: retried on every poll, logged once.
+* A sysex without its end (0xF7, lost or never sent): rtmidi's JACK input glues everything
+  after it onto the sysex, so the input hears nothing. The probe port sends a lone 0xF7 every
+  ``SYSEX_END_EVERY_S`` (less than a 16th at any tempo deepjam plays); it ends such a sysex,
+  and ``MidiInput`` takes the swallowed messages back out of it (``sysex_recoveries``, one log
+  line each). Otherwise the lone 0xF7 arrives as one more sign of life.
 
 With the one-client JACK backend (``JackClientIO``) the dead-client check is direct: its
 process callback counts cycles, and no cycle for ``dead_after_s`` reopens the client.
@@ -27,11 +32,15 @@ from collections.abc import Callable
 from typing import Any
 
 from exports.errors import PortError
-from live_agent.io.midi_io import ACTIVE_SENSING, JackClientIO, MidiInput, MidiOutput
+from exports.midi import ACTIVE_SENSING, SYSEX_END
+from live_agent.io.midi_io import JackClientIO, MidiInput, MidiOutput
 from live_agent.io.ports import _open_client, api_ids
 
 NS_PER_S = 1_000_000_000
 DEAD_AFTER_PROBES = 2
+SYSEX_END_EVERY_S = 0.05
+"""How often the watchdog's thread sends a lone sysex end to the input: a note swallowed by an
+unterminated sysex is heard this late at most (a 16th is 62.5 ms at 240 bpm)."""
 
 
 def _jack_connections(port_name: str) -> list[str] | None:
@@ -105,6 +114,7 @@ class PortWatchdog:
         self._probe_target = ""
         self._seen_message_ns = 0
         self._unanswered_probes = 0
+        self._seen_recoveries = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._use_probe = midi_in is not None and midi_in.api == api_ids()["jack"]
@@ -149,7 +159,30 @@ class PortWatchdog:
             self._note_once("probe", f"watchdog probe failed ({err}); dead-input check paused")
         return False
 
+    def end_sysex(self) -> None:
+        """Send a lone sysex end (0xF7) to our input: it ends a sysex whose end was lost, so
+        rtmidi hands back what that sysex swallowed (``MidiInput`` splits it out)."""
+        if self.midi_in is None or not self._use_probe or "input-gone" in self._lost:
+            return
+        try:
+            self._connect_probe()
+            if self._probe is not None and self._probe.is_port_open():
+                self._probe.send_message([SYSEX_END])
+        except Exception:  # the dead-input probe says what is wrong, once
+            return
+
     # -- checks ----------------------------------------------------------------------------
+    def _check_sysex_recoveries(self) -> None:
+        midi_in = self.midi_in
+        if midi_in is None or midi_in.sysex_recoveries == self._seen_recoveries:
+            return
+        self._seen_recoveries = midi_in.sysex_recoveries
+        self.log(
+            f"MIDI input {midi_in.name!r}: a sysex without its end (0xF7) swallowed what came "
+            f"after it; ended it and took those messages back "
+            f"({midi_in.sysex_recoveries} so far)"
+        )
+
     def _note_once(self, key: str, line: str) -> None:
         if key not in self._lost:
             self._lost.add(key)
@@ -230,12 +263,18 @@ class PortWatchdog:
         if self.midi_in is not None:
             self._check_peer(self.midi_in, "input")
         self._check_input_alive(now_ns)
+        self._check_sysex_recoveries()
 
     # -- thread ----------------------------------------------------------------------------
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_s):
+        tick_s = min(self.poll_s, SYSEX_END_EVERY_S)
+        next_check_s = time.monotonic() + self.poll_s
+        while not self._stop.wait(tick_s):
             try:
-                self.check()
+                self.end_sysex()
+                if time.monotonic() >= next_check_s:
+                    next_check_s += self.poll_s
+                    self.check()
             except Exception as err:  # keep watching; the jam must not die of its watchdog
                 self._note_once(
                     "error", f"watchdog error ({type(err).__name__}: {err}); still watching"

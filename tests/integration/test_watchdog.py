@@ -28,6 +28,15 @@ def _drain(inbox: queue.SimpleQueue, count: int, timeout_s: float = 3.0) -> list
     return got
 
 
+def _events(inbox: queue.SimpleQueue, count: int, timeout_s: float = 1.0) -> list[InputEvent]:  # type: ignore[type-arg]
+    got: list[InputEvent] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < count and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            got.append(inbox.get(timeout=0.05))
+    return got
+
+
 def test_vanished_output_gets_all_notes_off_when_it_returns(jack_server: object) -> None:
     api = resolve_api("jack")
     inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
@@ -195,3 +204,102 @@ def test_two_instances_on_one_server_each_probe_their_own_input(jack_server: obj
         watchdog.stop()
         second.close()
         first.close()
+
+
+STEP_S_AT_120_BPM = 0.125
+"""A 16th at 120 bpm: a note swallowed by a broken sysex must be heard within it."""
+
+
+def test_an_unterminated_sysex_deafens_the_input_until_the_watchdog_ends_it(
+    jack_server: object,
+) -> None:
+    """The fault is real: a sysex whose 0xF7 never comes, from an outside JACK client, makes
+    rtmidi's input hear nothing after it. With the watchdog running, every note played after
+    such a sysex is heard within a 16th, and each recovery is counted and logged once."""
+    from jack_probe import NOTE_OFF, NOTE_ON, jack_recorder
+
+    from exports.midi import SYSEX_START
+
+    api = resolve_api("jack")
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    midi_in = MidiInput(inbox, api, None, virtual=True, client_name="sx-in")
+    lines: list[str] = []
+    watchdog = PortWatchdog(midi_in, None, lines.append, probe_client_name="sx-watchdog")
+    try:
+        with jack_recorder("sx-keyboard") as keyboard:
+            keyboard.connect_to("sx-in:deepjam in")
+            time.sleep(0.05)
+            keyboard.send([NOTE_ON, 59, 90])
+            assert _drain(inbox, 1) == [(NOTE_ON, 59, 90)]
+            keyboard.send([SYSEX_START, 0x7D, 0x01])  # its end never comes
+            time.sleep(0.02)
+            keyboard.send([NOTE_ON, 60, 100])
+            assert _drain(inbox, 1, timeout_s=0.4) == [], "deaf: the note is glued to the sysex"
+            watchdog.start()
+            assert _drain(inbox, 1) == [(NOTE_ON, 60, 100)]  # handed back at the next 0xF7
+            time.sleep(0.2)
+            heard: list[InputEvent] = []
+            for pitch in (62, 64, 65):  # a broken sysex before each note
+                keyboard.send([SYSEX_START, 0x7D, pitch])
+                time.sleep(0.01)  # a later cycle
+                keyboard.send([NOTE_ON, pitch, 100])
+                keyboard.send([NOTE_OFF, pitch, 0])
+                heard += _events(inbox, 2)
+                time.sleep(0.1)
+            sent = {bytes(e.data): e.time_ns for e in keyboard.sent if e.data[0] & 0xF0 == NOTE_ON}
+    finally:
+        watchdog.stop()
+        midi_in.close()
+    assert [e.data for e in heard] == [
+        (NOTE_ON, 62, 100),
+        (NOTE_OFF, 62, 0),
+        (NOTE_ON, 64, 100),
+        (NOTE_OFF, 64, 0),
+        (NOTE_ON, 65, 100),
+        (NOTE_OFF, 65, 0),
+    ]
+    late_s = [(e.time_ns - sent[bytes(e.data)]) / 1e9 for e in heard if e.data[0] == NOTE_ON]
+    assert max(late_s) < STEP_S_AT_120_BPM, late_s
+    # The first sysex swallowed a note for sure; a later one may meet the watchdog's 0xF7 in
+    # the same cycle, before its note: then nothing was swallowed and nothing is counted.
+    assert 1 <= midi_in.sysex_recoveries <= 4
+    assert any("sysex without its end" in line for line in lines), lines
+    assert watchdog.input_reopens == 0, lines  # recovered in place, not reopened
+
+
+def test_an_input_reopens_under_a_steady_stream_without_crashing(jack_server: object) -> None:
+    """Closing a JACK input while notes pour in (and the watchdog's 0xF7 with them) once
+    crashed the process: rtmidi's callback was freed, or its JACK thread killed, mid-call
+    (ports.OpenedPort.close). Reopened again and again under a stream, it must go on hearing."""
+    import threading
+
+    api = resolve_api("jack")
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    keyboard = MidiOutput(api, None, virtual=True, client_name="soak-keyboard")
+    midi_in = MidiInput(inbox, api, "soak-keyboard", client_name="soak-in")
+    watchdog = PortWatchdog(midi_in, None, [].append, probe_client_name="soak-watchdog")
+    stop = threading.Event()
+
+    def stream() -> None:
+        while not stop.is_set():
+            keyboard.note_on(0, 60, 100)
+            keyboard.note_off(0, 60)
+            time.sleep(0.001)
+
+    streamer = threading.Thread(target=stream, daemon=True)
+    streamer.start()
+    try:
+        for _ in range(10):
+            time.sleep(0.02)
+            watchdog.end_sysex()
+            midi_in.reopen()
+        received = midi_in.received
+        time.sleep(0.1)
+        assert midi_in.received > received, "the reopened input hears the stream"
+    finally:
+        stop.set()
+        streamer.join(1.0)
+        watchdog.stop()
+        midi_in.close()
+        keyboard.close()
+    assert midi_in.reopened == 10

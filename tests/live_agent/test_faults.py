@@ -44,3 +44,21 @@ def test_thru_note_whose_note_off_was_lost_ends_with_the_held_timeout() -> None:
     assert offs[0][0] <= (timeout_steps + 2) * STEP, offs
     assert session.listener.timed_out == 1
     assert sink.sounding() == set()
+
+
+def test_a_swallowing_sysex_gives_back_the_messages_inside_it() -> None:
+    """What rtmidi hands over when a lone 0xF7 ends a sysex that lost its end (measured on
+    real JACK: tests/integration/test_watchdog.py): the messages after the first status byte."""
+    from live_agent.io.midi_io import split_swallowed
+
+    blob = [0xF0, 0x7D, 0x01, 0x90, 60, 100, 0x80, 60, 0, 0xF7]
+    assert split_swallowed(blob) == [(0x90, 60, 100), (0x80, 60, 0)]
+    assert split_swallowed([0xF0, 0x7D, 0x01, 0x02, 0xF7]) == []  # a clean sysex
+    # running status, a real-time byte inside, a two-byte message, a truncated tail
+    blob = [0xF0, 0x7D, 0x93, 60, 100, 61, 101, 0xF8, 0xC3, 5, 0xB0, 64, 0xF7]
+    assert split_swallowed(blob) == [(0x93, 60, 100), (0x93, 61, 101), (0xF8,), (0xC3, 5)]
+    # a second sysex inside is dropped with its data; what follows it is kept
+    blob = [0xF0, 0x01, 0xF0, 0x02, 0x03, 0x90, 62, 80, 0xF7]
+    assert split_swallowed(blob) == [(0x90, 62, 80)]
+    # system common messages take no running status
+    assert split_swallowed([0xF0, 0xF3, 4, 5, 0xF2, 1, 2, 0xF7]) == [(0xF3, 4), (0xF2, 1, 2)]
