@@ -150,8 +150,8 @@ class MidiInput:
             data = message[0]
             self.last_message_ns = now_ns
             first = data[0]
-            if first < STATUS_MIN or first in (ACTIVE_SENSING, SYSEX_END):
-                return  # the tail of a sysex our 0xF7 cut short, or a probe
+            if first in (ACTIVE_SENSING, SYSEX_END):
+                return  # a probe (or the lone end of a sysex)
             if first != SYSEX_START:
                 self.inbox.put(InputEvent(now_ns, tuple(data)))
                 self.received += 1
