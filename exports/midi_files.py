@@ -24,10 +24,10 @@ import numpy as np
 from exports.errors import MidiFileError
 from exports.grid import note_list, validate_events
 from exports.midi import MIDI_CHANNELS
-from exports.spec import HOLD_EVENT, REST_EVENT
+from exports.spec import GRID_STEPS_PER_BEAT, HOLD_EVENT, REST_EVENT
 
-STEPS_PER_QUARTER = 4
-"""The grid: one step is a 16th note."""
+STEPS_PER_QUARTER = GRID_STEPS_PER_BEAT
+"""The grid: one step is a 16th note (``Spec`` refuses any other)."""
 WRITE_TICKS_PER_QUARTER = 480
 DRUM_CHANNEL = 9
 """General MIDI percussion (channel 10 counted from 1): never part of a melody."""

@@ -31,6 +31,11 @@ FIRST_NOTE_ACTION = 2
 
 PITCH_CLASSES = 12
 
+GRID_STEPS_PER_BEAT = 4
+"""The one grid deepjam is built for: 16th notes. The tempo follower, the MIDI clock (6 ticks
+of 24 ppqn a step), phrase and dynamics rules and MIDI file quantization all count in 16ths, so
+a ``Spec`` with another ``steps_per_beat`` is refused rather than silently played in 16ths."""
+
 # heard (1) + IOI histogram (7) + mean log2 IOI (1) + register mean/low/high (3) + octave shares
 # (4) + density (1) + contour (5) + length (1); see exports.encoding.summarize_call.
 CALL_SUMMARY_FEATURES = 23
@@ -44,8 +49,8 @@ REST_EVENT = -2
 class Spec:
     """The shape of the MDP a model was trained on; travels inside every model file."""
 
-    steps_per_beat: int = 4
-    """Grid resolution: 4 steps per quarter note (16th notes)."""
+    steps_per_beat: int = GRID_STEPS_PER_BEAT
+    """Grid resolution: 4 steps per quarter note (16th notes); no other value is accepted."""
     beats_per_bar: int = 4
     """Bars of 4/4."""
     window_steps: int = 32
@@ -68,6 +73,12 @@ class Spec:
             or self.call_window_steps < 1
         ):
             raise ValueError(f"spec grid values must be positive, got {self}")
+        if self.steps_per_beat != GRID_STEPS_PER_BEAT:
+            raise ValueError(
+                f"steps_per_beat must be {GRID_STEPS_PER_BEAT} (16th notes: the grid deepjam's "
+                f"clock, tempo follower and MIDI files use), got {self.steps_per_beat}; "
+                f"train with steps_per_beat = {GRID_STEPS_PER_BEAT}"
+            )
         if not 0 <= self.pitch_low <= self.pitch_high <= 127:
             raise ValueError(
                 f"spec pitch range must satisfy 0 <= low <= high <= 127, "

@@ -12,6 +12,7 @@ import math
 import time
 from typing import Protocol
 
+from exports.spec import GRID_STEPS_PER_BEAT
 from live_agent.tempo import TempoEstimate, TempoTracker
 
 # Below this much time left, sleep_until spins instead of sleeping: time.sleep overshoots by
@@ -114,7 +115,9 @@ class InternalGrid:
 
     source = "internal"
 
-    def __init__(self, bpm: float, start_ns: int, steps_per_beat: int = 4) -> None:
+    def __init__(
+        self, bpm: float, start_ns: int, steps_per_beat: int = GRID_STEPS_PER_BEAT
+    ) -> None:
         self.start_ns = start_ns
         self._step_ns = 60e9 / bpm / steps_per_beat
 

@@ -9,6 +9,8 @@ and ``deepjam answer`` both get their velocities from here (through the Session)
 
 from __future__ import annotations
 
+from exports.spec import GRID_STEPS_PER_BEAT
+
 MAX_VELOCITY = 127
 MIN_VELOCITY = 1
 DEFAULT_LEVEL = 80.0
@@ -18,7 +20,7 @@ ACCENT_DOWNBEAT = 6
 ACCENT_HALF_BAR = 3
 ACCENT_BEAT = 0
 ACCENT_OFFBEAT = -3
-STEPS_PER_BEAT = 4
+STEPS_PER_BEAT = GRID_STEPS_PER_BEAT
 
 
 def metrical_accent(bar_position: int, steps_per_bar: int) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from exports.errors import ConfigError
 from exports.midi import MAX_DATA, MIDI_CHANNELS
+from exports.spec import GRID_STEPS_PER_BEAT
 from exports.turns import DEFAULT_ANSWER_BARS_MAX
 
 MODES = ("answer", "duet")
@@ -77,7 +78,7 @@ class JamOptions:
     @property
     def step_ns(self) -> int:
         """Length of one 16th-note step at ``bpm``, nanoseconds."""
-        return round(60e9 / self.bpm / 4)
+        return round(60e9 / self.bpm / GRID_STEPS_PER_BEAT)
 
     def validate(self) -> None:
         """Raise ConfigError (one line: the value, the rule) when a value is out of range."""

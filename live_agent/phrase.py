@@ -22,7 +22,9 @@ from collections import deque
 
 import numpy as np
 
-STEPS_PER_BEAT = 4
+from exports.spec import GRID_STEPS_PER_BEAT
+
+STEPS_PER_BEAT = GRID_STEPS_PER_BEAT
 BAR_END_TOLERANCE_STEPS = 2
 SHORT_END_STEPS = 2
 LONG_END_STEPS = 5

@@ -26,11 +26,13 @@ from typing import Protocol
 
 import numpy as np
 
+from exports.spec import GRID_STEPS_PER_BEAT
 from live_agent.clock import InternalGrid, StepGrid
 from live_agent.listener import Kind, Message, classify
 from live_agent.protocols import Clock, Inbox, InputEvent
 
-TICKS_PER_STEP = 6  # 24 ppqn clock, 4 steps a quarter note
+MIDI_CLOCK_PPQN = 24
+TICKS_PER_STEP = MIDI_CLOCK_PPQN // GRID_STEPS_PER_BEAT  # 6 ticks of 24 ppqn a 16th
 MIN_MARGIN_NS = 1_000_000
 MARGIN_SLACK_NS = 300_000
 LATE_NS = 1_000_000
@@ -210,7 +212,7 @@ def run_internal(
     and its step number (bar position) is what ``decide`` and ``send`` get."""
     t0 = clock.now_ns() + START_LEAD_NS if start_ns is None else start_ns
     if grid is None:
-        grid = InternalGrid(60e9 / step_ns / 4, t0)
+        grid = InternalGrid(60e9 / step_ns / GRID_STEPS_PER_BEAT, t0)
     fast = pump.fast
     played = 0
     step, boundary = grid.next_boundary(t0 - int(grid.step_ns))

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from exports.spec import GRID_STEPS_PER_BEAT
+
 CHORD_NS = 35_000_000
 """Onsets this close together are one onset (a chord, or a flam)."""
 WINDOW_NS = 8_000_000_000
@@ -44,7 +46,7 @@ PRIOR_BPM = 110.0
 MIN_BPM = 40.0
 MAX_BPM = 240.0
 BEAT_MULTIPLES = (0.5, 1.0, 2.0, 4.0)
-STEPS_PER_BEAT = 4
+STEPS_PER_BEAT = GRID_STEPS_PER_BEAT
 STRAY_FRACTION = 0.25
 """An onset further than this share of a live step from the fitted grid is a stray."""
 TIGHT_FRACTION = 0.25

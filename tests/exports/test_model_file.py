@@ -184,6 +184,18 @@ def test_a_spec_changed_consistently_is_caught_by_the_graph_width(model_path: Pa
         load_model(tampered(model_path, edit))
 
 
+def test_a_model_on_another_grid_than_16ths_is_refused(model_path: Path) -> None:
+    """``Spec.steps_per_beat`` is honoured or refused: deepjam's clock, tempo follower and MIDI
+    files count 16ths, so a model trained on 8ths (or triplets) is not played in 16ths."""
+
+    def edit(props: dict[str, str]) -> None:
+        props[METADATA_PREFIX + "spec"] = json.dumps({**SPEC.to_dict(), "steps_per_beat": 8})
+
+    with pytest.raises(ModelError, match="steps_per_beat must be 4 .*got 8") as caught:
+        load_model(tampered(model_path, edit))
+    assert "deepjam export" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [

@@ -193,6 +193,8 @@ def test_bad_config_is_one_line_naming_the_field(tmp_path: Path, capsys) -> None
         config_from_dict({"env": {"n_env": 8}})
     with pytest.raises(ConfigError, match="reward: unknown reward weight 'w_bogus'"):
         config_from_dict({"reward": {"w_bogus": 1.0}})
+    with pytest.raises(ConfigError, match="steps_per_beat must be 4"):
+        config_from_dict({"spec": {"steps_per_beat": 3}}).build_spec()
 
 
 def test_damaged_checkpoints_are_refused_in_one_line(tmp_path: Path) -> None:
