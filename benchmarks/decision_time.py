@@ -128,8 +128,8 @@ def main() -> int:
     rows.append(
         row("  choose_actions", timed(lambda i: choose_actions(q, t, decider.rng, mask), n))
     )
-    agent_window = decider.agent.window().in_frame(decider.frame_shift)
-    player_window = decider.player.window().in_frame(decider.frame_shift)
+    agent_window = decider.agent.window().in_frame(decider.frame_tonic_semitones)
+    player_window = decider.player.window().in_frame(decider.frame_tonic_semitones)
     context = StepContext(np.array([5]), np.array([False]), np.array([False]), np.array([0.0]))
     rows.append(
         row(

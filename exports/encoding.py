@@ -53,12 +53,13 @@ class PartWindow(NamedTuple):
     chroma: np.ndarray  # (B, W, 12) bool: pitch classes sounding during the step
     top: np.ndarray  # (B, W) int: highest sounding key-relative pitch, -1 when silent
 
-    def in_frame(self, shift: int) -> PartWindow:
-        """This window of absolute pitches moved into the key-relative frame whose key shift is
-        ``shift`` (``exports.tonality.key_shift``): pitch p becomes p - shift, pitch class c
-        becomes (c - shift) mod 12, silence stays silence. Returns a new PartWindow."""
-        chroma = self.chroma[..., _CLASS_ROTATIONS[shift % PITCH_CLASSES]]
-        top = np.where(self.top >= 0, self.top - shift, -1)
+    def in_frame(self, tonic_semitones: int) -> PartWindow:
+        """This window of absolute pitches moved into the key-relative frame of a tonic
+        ``tonic_semitones`` above C (``exports.tonality.key_shift``, -6..+5): pitch p becomes
+        p - tonic_semitones, pitch class c becomes (c - tonic_semitones) mod 12, silence stays
+        silence. Returns a new PartWindow."""
+        chroma = self.chroma[..., _CLASS_ROTATIONS[tonic_semitones % PITCH_CLASSES]]
+        top = np.where(self.top >= 0, self.top - tonic_semitones, -1)
         return PartWindow(self.onset, chroma, top)
 
 
@@ -249,12 +250,15 @@ class NoteChange(NamedTuple):
     note_on: int | None
 
 
-def decode_action(spec: Spec, action: int, sounding: int | None, shift: int) -> NoteChange:
+def decode_action(
+    spec: Spec, action: int, sounding: int | None, to_absolute_semitones: int
+) -> NoteChange:
     """The MIDI effect of one action.
 
-    ``sounding`` is the absolute pitch the agent holds now (None if silent); ``shift`` is the
-    semitones from the key-relative frame to absolute pitch (``tonality.key_shift`` plus any
-    register shift). NOTE_ON of the sounding pitch re-articulates it.
+    ``sounding`` is the absolute pitch the agent holds now (None if silent);
+    ``to_absolute_semitones`` is what takes a key-relative pitch to an absolute one: the frame's
+    ``tonality.key_shift`` plus any register shift. NOTE_ON of the sounding pitch
+    re-articulates it.
     """
     if action == HOLD:
         return NoteChange(None, None)
@@ -262,4 +266,4 @@ def decode_action(spec: Spec, action: int, sounding: int | None, shift: int) -> 
         return NoteChange(sounding, None)
     relative = spec.pitch_of_action(action)
     assert relative is not None  # action >= FIRST_NOTE_ACTION here
-    return NoteChange(sounding, min(127, max(0, relative + shift)))
+    return NoteChange(sounding, min(127, max(0, relative + to_absolute_semitones)))

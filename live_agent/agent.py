@@ -147,9 +147,10 @@ class Decider:
         """The live key estimate (changes as notes are heard)."""
         self.frame_tonic, self.frame_minor = 0, False
         """The key the state and the actions are relative to (changes only at turn starts)."""
-        self.frame_shift = 0
-        """Semitones from the model's key-relative frame to absolute pitch
-        (``key_shift(frame_tonic)``, kept as an int: numpy on scalars costs us)."""
+        self.frame_tonic_semitones = 0
+        """The frame's tonic in semitones above C, -6..+5 (``key_shift(frame_tonic)``): what
+        takes the model's key-relative pitches to absolute ones. An int: numpy on scalars costs
+        us."""
         self._masks: dict[tuple[int, int, int, int], np.ndarray] = {}
         self._no_onsets = np.zeros(self.spec.n_actions, dtype=bool)
         self._no_onsets[[HOLD, REST]] = True
@@ -174,11 +175,11 @@ class Decider:
         context.minor[0] = self.frame_minor
         context.answering[0] = answering
         context.progress[0] = progress
-        shift = self.frame_shift
+        tonic = self.frame_tonic_semitones
         return encode_states(
             self.spec,
-            self.agent.window().in_frame(shift),
-            self.player.window().in_frame(shift),
+            self.agent.window().in_frame(tonic),
+            self.player.window().in_frame(tonic),
             context,
         )
 
@@ -245,18 +246,18 @@ class Decider:
             self.frame_minor = self.minor
             if self.tonic != self.frame_tonic:
                 self.frame_tonic = self.tonic
-                self.frame_shift = int(key_shift(self.frame_tonic))
+                self.frame_tonic_semitones = int(key_shift(self.frame_tonic))
             # The call summary moves with the frame: what the player played up to now.
             assert self._context.call is not None
             self._context.call[:] = summarize_call(
-                self.spec, self.heard.window().in_frame(self.frame_shift)
+                self.spec, self.heard.window().in_frame(self.frame_tonic_semitones)
             )
 
     # --- deciding ----------------------------------------------------------------------------
 
     def allowed_mask(self, register_shift: int, low: int, high: int) -> np.ndarray:
         """(n_actions,) bool: HOLD, REST, and the NOTE_ONs that land within low..high."""
-        key = (self.frame_shift, register_shift, low, high)
+        key = (self.frame_tonic_semitones, register_shift, low, high)
         mask = self._masks.get(key)
         if mask is None:
             spec = self.spec
@@ -287,4 +288,6 @@ class Decider:
 
     def note_change(self, action: int, sounding: int | None, register_shift: int) -> NoteChange:
         """The MIDI effect of ``action`` (absolute pitches, register shift included)."""
-        return decode_action(self.spec, action, sounding, self.frame_shift + register_shift)
+        return decode_action(
+            self.spec, action, sounding, self.frame_tonic_semitones + register_shift
+        )

@@ -170,7 +170,7 @@ class Session:
         self.register_shift = options.register_shift
         self._next_policy: ReadyPolicy | None = None
         self._swap_lock = threading.Lock()
-        self._count = 0
+        self._steps_closed = 0  # steps the session has closed (folded into both parts)
         """Steps closed so far (monotonic; the grid position may restart with MIDI Start)."""
         self._pending_action: int | None = None
         self._release_at_send = False
@@ -291,8 +291,8 @@ class Session:
             if self.options.thru:
                 self.notes.forward(event.data)
             if kind is Kind.NOTE_ON:
-                self.listener.note_on(message.a, self._count)
-                self.dynamics.observe(message.b)
+                self.listener.note_on(message.data1, self._steps_closed)
+                self.dynamics.observe(message.data2)
                 if self.grid is not None:
                     self.grid.observe_onset(event.time_ns)
                     self._log_tempo()
@@ -303,7 +303,7 @@ class Session:
                 # A release stamped before the step began did not sound in it.
                 start = self._step_start_ns
                 self.listener.note_off(
-                    message.a, before_step=start is not None and event.time_ns <= start
+                    message.data1, before_step=start is not None and event.time_ns <= start
                 )
         elif kind is Kind.CONTROL:
             self._control(event, message)
@@ -311,7 +311,7 @@ class Session:
             self._midi_clock_heard = True
         elif kind is Kind.PROGRAM:
             if self.program_handler is not None and message.channel == self.control_channel:
-                self.program_handler(message.a)
+                self.program_handler(message.data1)
             else:
                 self.stats.ignored["program_change"] += 1
         else:
@@ -426,7 +426,7 @@ class Session:
         (the frame may move), fold it into the key now, so that the turn's first state is in
         the key of everything the player played before it, as in training; elsewhere the fold
         waits until after sending (``_key_folded`` False), off the decision path."""
-        player = self.listener.close_step(self._count)
+        player = self.listener.close_step(self._steps_closed)
         if self.listener.timed_out_pitches:
             # The player's note-off was lost upstream: what thru forwarded must end too.
             for pitch in self.listener.timed_out_pitches:
@@ -439,14 +439,17 @@ class Session:
             top = self._sounding - self.register_shift
             agent = StepKey(self._agent_onset, 1 << (top % PITCH_CLASSES), top)
         self.decider.push_step(agent, StepKey(player.onset, player.chroma_bits, player.top))
-        self._count += 1
+        self._steps_closed += 1
         self._key_folded = self.mode.frame_may_move(next_step)
         if self._key_folded:
             self.decider.update_key(move_frame=True)
 
     def _change_mode_if_held(self) -> None:
         request = self._mode_request
-        if request is not None and self._count - request[1] >= self.decider.spec.steps_per_beat:
+        if (
+            request is not None
+            and self._steps_closed - request[1] >= self.decider.spec.steps_per_beat
+        ):
             self._mode_request = None
             self._silence_agent()
             self.mode = self._make_mode(request[0])
@@ -471,18 +474,18 @@ class Session:
     def _control(self, event: InputEvent, message: Message) -> None:
         action = None
         if message.channel == self.control_channel:
-            action = self.controls.apply(message.a, message.b)
-        if action is None and message.a == SUSTAIN_PEDAL:
+            action = self.controls.apply(message.data1, message.data2)
+        if action is None and message.data1 == SUSTAIN_PEDAL:
             wanted = self.options.input_channel
             if wanted is None or message.channel == wanted:
                 start = self._step_start_ns
                 self.listener.sustain_pedal(
-                    message.b >= PEDAL_DOWN_MIN,
+                    message.data2 >= PEDAL_DOWN_MIN,
                     before_step=start is not None and event.time_ns <= start,
                 )
             return
         if action is None:
-            if message.a in (ALL_NOTES_OFF, ALL_SOUND_OFF):
+            if message.data1 in (ALL_NOTES_OFF, ALL_SOUND_OFF):
                 self.listener.all_off()  # the player's controller released everything
             self.stats.ignored["control_change"] += 1
             return
@@ -501,7 +504,7 @@ class Session:
             if asked == self.mode.name:
                 self._mode_request = None
             elif self._mode_request is None or self._mode_request[0] != asked:
-                self._mode_request = (asked, self._count)
+                self._mode_request = (asked, self._steps_closed)
         elif action.name == "panic":
             self._pending_action = None
             self._sounding = None

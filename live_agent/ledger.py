@@ -154,9 +154,6 @@ class NoteLedger:
             reopen()
             self.panic()
 
-    def is_open(self, channel: int, pitch: int) -> bool:
-        return (channel, pitch) in self.open_notes
-
     # --- internals ----------------------------------------------------------------------------
 
     def _opened(self, key: tuple[int, int]) -> None:

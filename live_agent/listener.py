@@ -82,12 +82,14 @@ class Kind(Enum):
 
 
 class Message(NamedTuple):
-    """A validated message: ``a``/``b`` are its data bytes (0 when absent)."""
+    """A validated message: its kind, channel and data bytes (0 when absent)."""
 
     kind: Kind
     channel: int
-    a: int
-    b: int
+    data1: int
+    """The first data byte: the pitch of a note, the controller of a CC, the program."""
+    data2: int
+    """The second data byte: the velocity of a note, the value of a CC."""
 
 
 _REALTIME_KIND = {

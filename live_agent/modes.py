@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from exports.errors import ConfigError
 from exports.spec import FIRST_NOTE_ACTION, HOLD, REST
 from live_agent.phrase import STEPS_PER_BEAT, PhraseTracker
 
@@ -211,9 +212,9 @@ def make_mode(
     max_hold_steps: int = 32,
     duet_wait_notes: int = 4,
 ) -> Mode:
-    """The mode called ``name`` ("answer" or "duet")."""
+    """The mode called ``name`` ("answer" or "duet"); ConfigError for any other name."""
     if name == "duet":
         return DuetMode(duet_bars * steps_per_bar, max_hold_steps, steps_per_bar, duet_wait_notes)
     if name == "answer":
         return AnswerMode(answer_length, max_hold_steps, steps_per_bar)
-    raise ValueError(f"mode must be 'answer' or 'duet', got {name!r}")
+    raise ConfigError(f"mode must be 'answer' or 'duet', got {name!r}; pick one of those")

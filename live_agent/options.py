@@ -8,7 +8,6 @@ back, validated, so both commands accept exactly the same flags.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,8 +266,3 @@ def options_from_args(args: argparse.Namespace, **overrides: object) -> JamOptio
     }
     values.update(overrides)
     return JamOptions(**values)  # type: ignore[arg-type]
-
-
-def replace(options: JamOptions, **changes: object) -> JamOptions:
-    """A validated copy with some fields changed."""
-    return dataclasses.replace(options, **changes)  # type: ignore[arg-type]

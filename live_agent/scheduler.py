@@ -375,6 +375,6 @@ def run_midi_clock(
             decided = None
             target.transport_stop()
         elif kind is Kind.SONG_POSITION:
-            follower.song_position(message.a | (message.b << 7))
+            follower.song_position(message.data1 | (message.data2 << 7))
         else:
             target.handle(event, message)

@@ -15,7 +15,6 @@ The file is a plain dict (loadable with ``torch.load(weights_only=True)``):
     metrics           small dict of figures (style model validation log-lik, mean reward, ...)
     config            the full style config as a plain dict
     style_model       {"network_args": ..., "state_dict": ...} or None
-    rng               {"numpy": bit_generator.state, "torch": ByteTensor} or None
     extra             anything else the trainer needs to resume (plain types / tensors)
 
 Writes are atomic (temp file in the same folder, then ``os.replace``): a kill mid-write leaves
@@ -73,7 +72,6 @@ class Checkpoint:
     target_network_state: dict[str, torch.Tensor] | None = None
     optimizer_state: dict[str, Any] | None = None
     style_model: dict[str, Any] | None = None
-    rng: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     format: int = CHECKPOINT_FORMAT
 
@@ -107,7 +105,6 @@ def save_checkpoint(
     target_network: nn.Module | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     style_model: dict[str, Any] | None = None,
-    rng: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically; returns its path. Weights are stored on the CPU."""
@@ -131,7 +128,6 @@ def save_checkpoint(
         "metrics": dict(metrics or {}),
         "config": dict(config or {}),
         "style_model": style_model,
-        "rng": rng,
         "extra": dict(extra or {}),
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -207,7 +203,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         target_network_state=raw.get("target_network"),
         optimizer_state=raw.get("optimizer"),
         style_model=raw.get("style_model"),
-        rng=raw.get("rng"),
         extra=dict(raw.get("extra") or {}),
         format=int(raw["format"]),
     )

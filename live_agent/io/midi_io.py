@@ -504,7 +504,3 @@ class JackClientIO(ByteSink):
         self.flush()
         with self._lock:
             self._close_client()
-
-
-def port_kind(port: MidiInput | MidiOutput) -> PortKind:
-    return "input" if isinstance(port, MidiInput) else "output"

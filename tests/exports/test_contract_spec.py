@@ -73,7 +73,10 @@ def test_actions_and_events_convert_both_ways_folding_out_of_range_pitches() -> 
 def test_decode_action_gives_midi_effects_in_absolute_pitch() -> None:
     spec = DEFAULT_SPEC
     note = spec.action_for_pitch(60)
-    assert decode_action(spec, HOLD, sounding=64, shift=3) == (None, None)
-    assert decode_action(spec, REST, sounding=64, shift=3) == (64, None)
-    assert decode_action(spec, note, sounding=None, shift=3) == (None, 63)
-    assert decode_action(spec, note, sounding=63, shift=3) == (63, 63)  # re-articulate
+    assert decode_action(spec, HOLD, sounding=64, to_absolute_semitones=3) == (None, None)
+    assert decode_action(spec, REST, sounding=64, to_absolute_semitones=3) == (64, None)
+    assert decode_action(spec, note, sounding=None, to_absolute_semitones=3) == (None, 63)
+    assert decode_action(spec, note, sounding=63, to_absolute_semitones=3) == (
+        63,
+        63,
+    )  # re-articulate

@@ -58,7 +58,7 @@ def test_a_forwarded_note_whose_note_off_was_lost_is_released() -> None:
     notes.note_on(1, 62, 90)  # the agent's own note of the same pitch and channel stays
     assert notes.release_forwarded(62) == 1
     assert sink.events[-1] == (0, "off", 1, 62)
-    assert notes.is_open(1, 62) and not notes.forwarded
+    assert (1, 62) in notes.open_notes and not notes.forwarded
 
 
 def test_the_gate_holds_against_a_thread_sending_notes() -> None:

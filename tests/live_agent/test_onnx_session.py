@@ -70,9 +70,9 @@ def test_the_live_state_is_encode_states_of_the_windows_in_the_frame() -> None:
             agent[agent_top % 12] = True
         row = (agent, agent_top, bool(rng.random() < 0.5), player, top, bool(rng.random() < 0.5))
         played.append(row)
-        before = decider.frame_shift
+        before = decider.frame_tonic_semitones
         decider.observe_step(*row, move_frame=step % 3 == 0)
-        shift = decider.frame_shift
+        shift = decider.frame_tonic_semitones
         moved += shift != before
         answering, progress = bool(step % 2), float(rng.random())
         # The windows written out by hand: relative pitch p - shift, classes rotated.

@@ -258,3 +258,13 @@ def test_other_input_channel_is_ignored_and_counted() -> None:
     session, sink, _ = run_session([NOTE_E4], call, steps=10, mode="answer", input_channel=0)
     assert [e for e in sink.events if e[1] == "on"] == []
     assert session.stats.ignored["other_channel"] == 2
+
+
+def test_make_mode_refuses_an_unknown_name() -> None:
+    from exports.errors import ConfigError
+    from live_agent.modes import AnswerMode, DuetMode, make_mode
+
+    assert isinstance(make_mode("duet", lambda bars: bars, 16), DuetMode)
+    assert isinstance(make_mode("answer", lambda bars: bars, 16), AnswerMode)
+    with pytest.raises(ConfigError, match="mode must be 'answer' or 'duet', got 'solo'"):
+        make_mode("solo", lambda bars: bars, 16)

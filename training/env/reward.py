@@ -173,10 +173,6 @@ SCALES = np.stack([scale_mask(False), scale_mask(True)])  # (2, 12): major, mino
 
 
 # --- helpers -----------------------------------------------------------------------------------
-def _rows(x: RewardInputs) -> np.ndarray:
-    return np.arange(len(x.t))
-
-
 def _at(values: np.ndarray, t: np.ndarray) -> np.ndarray:
     """values[n, t[n]] for each row; t must be in range."""
     return values[np.arange(len(t)), t]
