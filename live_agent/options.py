@@ -8,6 +8,10 @@ back, validated, so both commands accept exactly the same flags.
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import inspect
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +31,8 @@ class JamOptions:
     mode: str = "answer"
     """answer: wait for the player's phrase to end, then answer it; duet: play along all the time."""
     bpm: float = 120.0
-    """Tempo of the 16th-note grid when the clock is internal, beats per minute."""
+    """Tempo of the 16th-note grid when the clock is internal (and until another is heard),
+    beats per minute."""
     clock: str = "auto"
     """auto: MIDI clock when it arrives, else the player's beat once heard, else --bpm; internal:
     own tempo (--bpm); midi: follow MIDI clock (24 ppqn) and start/stop from the input; player:
@@ -38,26 +43,26 @@ class JamOptions:
     density: float = 1.0
     """Chance, 0..1, that the agent may start a note on a step (1 = as the model likes)."""
     register_shift: int = 0
-    """Semitones added to every agent note (live control moves it by octaves)."""
+    """Semitones added to every agent note (a live control moves it by octaves)."""
     register_low: int = 36
     """Lowest MIDI pitch the agent may play (after the register shift)."""
     register_high: int = 96
     """Highest MIDI pitch the agent may play (after the register shift)."""
     channel: int = 0
-    """MIDI channel the agent plays on, 0-based."""
+    """MIDI channel the agent plays on, 1..16 (0-based inside deepjam)."""
     input_channel: int | None = None
-    """Only listen to this input channel, 0-based; None listens to all."""
+    """Listen only to this input channel, 1..16; unset: all channels."""
     thru: bool = False
     """Forward the player's notes to the output too."""
     answer_bars: int | None = None
-    """answer mode: fix the answer's length in bars; None: as many bars as the call (it stops
-    early when the player resumes)."""
+    """answer mode: fix the answer's length in bars; unset: as many bars as the call (it
+    stops early when the player resumes)."""
     answer_bars_max: int = DEFAULT_ANSWER_BARS_MAX
     """answer mode: the longest answer, in bars."""
     duet_bars: int = 4
     """duet mode: phrase length in bars (progress runs over it; the key frame moves between)."""
     velocity: int | None = None
-    """Velocity of the agent's notes, 1..127; None follows the player's dynamics."""
+    """Velocity of the agent's notes, 1..127; unset: follow the player's dynamics."""
     duet_wait_notes: int = 4
     """duet mode: the player's notes heard before the agent plays along (0: from the start)."""
     max_hold_bars: float = 2.0
@@ -65,9 +70,9 @@ class JamOptions:
     held_timeout_steps: int = 256
     """A player note held this long without a note-off is taken as lost (stuck) and dropped."""
     seed: int | None = None
-    """Seed of the sampler (temperature, density); None draws one."""
+    """Seed of the sampler (temperature, density); unset: a fresh one each run."""
     controls: Path | None = None
-    """TOML file of CC mappings; None uses the packaged live_agent/controls.toml."""
+    """TOML file of CC mappings; unset: the packaged live_agent/controls.toml."""
     record: Path | None = None
     """Write both parts to this MIDI file when the session ends."""
 
@@ -137,132 +142,72 @@ class JamOptions:
                 raise ConfigError(message)
 
 
+ONE_BASED = ("channel", "input_channel")
+"""Fields that are 0-based inside and 1..16 on the command line."""
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each dataclass field's docstring (the string literal right under it), white space folded:
+    what ``--help`` shows for it."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def _value_type(annotation: str) -> type:
+    """``'int | None'`` -> int: the type a flag's text is parsed with."""
+    name = annotation.replace(" | None", "").strip()
+    return {"int": int, "float": float, "str": str, "Path": Path}[name]
+
+
 def add_jam_arguments(
     parser: argparse.ArgumentParser, *, bpm_default: float | None = 120.0
 ) -> None:
-    """Add the JamOptions flags to ``parser`` (channels 1-based on the command line)."""
-    d = JamOptions()
+    """Add one flag per JamOptions field to ``parser`` (``--register-low`` for
+    ``register_low``), with the field's docstring as its help; channels are 1-based here."""
+    defaults = JamOptions()
+    docs = field_docs(JamOptions)
+    choices = {"mode": MODES, "clock": CLOCK_SOURCES}
     group = parser.add_argument_group("playing")
-    group.add_argument(
-        "--mode", choices=MODES, default=d.mode, help="answer (call and response) or duet"
-    )
-    group.add_argument(
-        "--bpm",
-        type=float,
-        default=bpm_default,
-        help="tempo of the internal clock, beats per minute",
-    )
-    group.add_argument(
-        "--clock",
-        choices=CLOCK_SOURCES,
-        default=d.clock,
-        help="auto (MIDI clock, else the player's beat, else --bpm), internal, midi, player or "
-        "link (Ableton Link)",
-    )
-    group.add_argument(
-        "--temperature", type=float, default=d.temperature, help="softmax temperature; 0 = greedy"
-    )
-    group.add_argument(
-        "--density",
-        type=float,
-        default=d.density,
-        help="0..1, chance the agent may start a note on a step",
-    )
-    group.add_argument(
-        "--register-shift",
-        type=int,
-        default=d.register_shift,
-        help="semitones added to every agent note",
-    )
-    group.add_argument(
-        "--register-low", type=int, default=d.register_low, help="lowest MIDI pitch the agent plays"
-    )
-    group.add_argument(
-        "--register-high",
-        type=int,
-        default=d.register_high,
-        help="highest MIDI pitch the agent plays",
-    )
-    group.add_argument(
-        "--channel", type=int, default=d.channel + 1, help="output MIDI channel, 1..16"
-    )
-    group.add_argument(
-        "--input-channel",
-        type=int,
-        default=None,
-        help="listen only to this channel, 1..16 (default: all)",
-    )
-    group.add_argument(
-        "--thru", action="store_true", help="forward the player's notes to the output"
-    )
-    group.add_argument(
-        "--answer-bars",
-        type=int,
-        default=d.answer_bars,
-        help="answer mode: fix the answer's length in bars (default: as long as the call)",
-    )
-    group.add_argument(
-        "--answer-bars-max",
-        type=int,
-        default=d.answer_bars_max,
-        help="answer mode: the longest answer in bars",
-    )
-    group.add_argument(
-        "--duet-bars",
-        type=int,
-        default=d.duet_bars,
-        help="duet mode: phrase length in bars (the key frame moves between phrases)",
-    )
-    group.add_argument(
-        "--velocity",
-        type=int,
-        default=d.velocity,
-        help="fix the agent's velocity, 1..127 (default: follow the player's dynamics)",
-    )
-    group.add_argument(
-        "--duet-wait-notes",
-        type=int,
-        default=d.duet_wait_notes,
-        help="duet mode: the player's notes heard before the agent plays along",
-    )
-    group.add_argument(
-        "--max-hold-bars",
-        type=float,
-        default=d.max_hold_bars,
-        help="no agent note is held longer than this many bars",
-    )
-    group.add_argument("--seed", type=int, default=None, help="seed of the sampler")
-    group.add_argument(
-        "--controls", type=Path, default=None, help="TOML file of CC mappings (default: packaged)"
-    )
-    group.add_argument(
-        "--record", type=Path, default=None, help="write both parts to this MIDI file"
-    )
+    for field in dataclasses.fields(JamOptions):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = docs[field.name].replace("%", "%%")
+        default = getattr(defaults, field.name)
+        if field.name == "bpm":
+            default = bpm_default
+        if field.name in ONE_BASED and default is not None:
+            default += 1
+        if isinstance(default, bool) or field.type == "bool":
+            group.add_argument(flag, action="store_true", help=help_text)
+            continue
+        group.add_argument(
+            flag,
+            type=_value_type(str(field.type)),
+            default=default,
+            choices=choices.get(field.name),
+            help=help_text,
+        )
 
 
 def options_from_args(args: argparse.Namespace, **overrides: object) -> JamOptions:
     """JamOptions from parsed ``add_jam_arguments`` flags; raises ConfigError on a bad value."""
-    values: dict[str, object] = {
-        "mode": args.mode,
-        "bpm": args.bpm if args.bpm is not None else JamOptions.bpm,
-        "clock": args.clock,
-        "temperature": args.temperature,
-        "density": args.density,
-        "register_shift": args.register_shift,
-        "register_low": args.register_low,
-        "register_high": args.register_high,
-        "channel": args.channel - 1,
-        "input_channel": None if args.input_channel is None else args.input_channel - 1,
-        "thru": args.thru,
-        "answer_bars": args.answer_bars,
-        "answer_bars_max": args.answer_bars_max,
-        "duet_bars": args.duet_bars,
-        "velocity": args.velocity,
-        "max_hold_bars": args.max_hold_bars,
-        "duet_wait_notes": args.duet_wait_notes,
-        "seed": args.seed,
-        "controls": args.controls,
-        "record": args.record,
-    }
+    values: dict[str, object] = {}
+    for field in dataclasses.fields(JamOptions):
+        value = getattr(args, field.name)
+        if field.name in ONE_BASED and value is not None:
+            value -= 1
+        values[field.name] = value
+    if values["bpm"] is None:
+        values["bpm"] = JamOptions.bpm
     values.update(overrides)
     return JamOptions(**values)  # type: ignore[arg-type]

@@ -150,3 +150,21 @@ def test_model_watcher_sees_a_file_written_before_it_started(
     watcher = ModelWatcher(path, load_model, loaded.append, loaded_mtime_ns=loaded_mtime_ns)
     assert watcher.poll() and len(loaded) == 1
     assert file_mtime_ns(tmp_path / "missing.onnx") is None
+
+
+def test_help_comes_from_the_options_docstrings() -> None:
+    """``--help`` shows each JamOptions field's docstring (the one place an option is
+    described), and every field has a flag."""
+    import argparse
+    import dataclasses
+
+    from live_agent.options import JamOptions, add_jam_arguments, field_docs
+
+    parser = argparse.ArgumentParser(prog="jam", formatter_class=argparse.RawTextHelpFormatter)
+    add_jam_arguments(parser)
+    text = " ".join(parser.format_help().split())
+    docs = field_docs(JamOptions)
+    assert set(docs) == {f.name for f in dataclasses.fields(JamOptions)}
+    for name, doc in docs.items():
+        assert "--" + name.replace("_", "-") in text
+        assert doc in text, name
