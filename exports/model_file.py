@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -19,6 +19,19 @@ from exports.spec import Spec
 
 EXPORT_FIX = "expected a .onnx file written by `deepjam export`"
 ONNX_FLOAT = "tensor(float)"
+
+
+class Policy(Protocol):
+    """The one policy seam, for both sides: a Q-network with the spec it was made for.
+    ``PolicyModel`` (ONNX) is one, live and in evaluation; ``training.eval.evaluate.TorchPolicy``
+    is one in training; tests' fakes are others (no inheritance needed)."""
+
+    @property
+    def spec(self) -> Spec: ...
+
+    def q_values(self, states: np.ndarray) -> np.ndarray:
+        """(B, state_dim) float32 -> (B, n_actions) float32."""
+        ...
 
 
 @dataclass

@@ -11,9 +11,7 @@ from __future__ import annotations
 import queue
 from typing import NamedTuple, Protocol
 
-import numpy as np
-
-from exports.spec import Spec
+from exports.model_file import Policy as Policy  # the one policy seam, kept importable here
 
 
 class InputEvent(NamedTuple):
@@ -49,15 +47,4 @@ class NoteSink(Protocol):
 
     def send(self, data: tuple[int, ...]) -> None:
         """Any other message as bytes (MIDI thru)."""
-        ...
-
-
-class Policy(Protocol):
-    """A Q-network: ``exports.model_file.PolicyModel`` is one."""
-
-    @property
-    def spec(self) -> Spec: ...
-
-    def q_values(self, states: np.ndarray) -> np.ndarray:
-        """(B, state_dim) float32 -> (B, n_actions)."""
         ...

@@ -241,7 +241,7 @@ def test_evaluation_is_seeded(tmp_path):
     torch.set_num_threads(1)  # with more, torch collapses whenever another process is busy
     corpus = Corpus.load(_tiny_corpus(tmp_path / "tiny.npz"))
     torch.manual_seed(0)
-    policy = TorchPolicy(build_q_network(network_args_for(DEFAULT_SPEC, hidden=[16])))
+    policy = TorchPolicy(build_q_network(network_args_for(DEFAULT_SPEC, hidden=[16])), DEFAULT_SPEC)
 
     def run(seed):
         result = evaluate_policies(

@@ -88,10 +88,10 @@ def load_policies(model_path: Path) -> tuple[Any, dict[str, Any], dict[str, Any]
     from training.style_model import StyleModel
 
     checkpoint = load_checkpoint(model_path)
-    policies: dict[str, Any] = {Q_COLUMN: TorchPolicy(checkpoint.q_network())}
+    policies: dict[str, Any] = {Q_COLUMN: TorchPolicy(checkpoint.q_network(), checkpoint.spec)}
     if checkpoint.style_model:
         style = StyleModel.from_dict(checkpoint.style_model)
-        policies[STYLE_COLUMN] = TorchPolicy(style.network, log_softmax=True)
+        policies[STYLE_COLUMN] = TorchPolicy(style.network, checkpoint.spec, log_softmax=True)
     return checkpoint.spec, policies, dict(checkpoint.metrics), model_path
 
 

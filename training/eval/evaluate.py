@@ -34,21 +34,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from exports.grid import sounding_pitches, transpose
+from exports.model_file import Policy
 from exports.spec import HOLD_EVENT, PITCH_CLASSES, REST_EVENT, Spec
 from exports.tonality import estimate_key, key_shift, scale_mask, to_relative
 
 INTERVAL_LIMIT = 12
 """Intervals beyond an octave share the two overflow bins."""
 N_INTERVAL_BINS = 2 * INTERVAL_LIMIT + 3
-
-
-class Policy(Protocol):
-    def q_values(self, states: np.ndarray) -> np.ndarray: ...
 
 
 class TorchPolicy:
@@ -58,8 +55,9 @@ class TorchPolicy:
     softmax of log p is p itself).
     """
 
-    def __init__(self, network: Any, log_softmax: bool = False) -> None:
+    def __init__(self, network: Any, spec: Spec, log_softmax: bool = False) -> None:
         self.network = network.eval()
+        self.spec = spec
         self.log_softmax = log_softmax
 
     def q_values(self, states: np.ndarray) -> np.ndarray:
