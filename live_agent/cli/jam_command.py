@@ -117,7 +117,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _log(line: str) -> None:
-    print(f"deepjam jam: {line}", file=sys.stderr, flush=True)
+    from live_agent.io.ports import log_line  # not lost while the watchdog probes (fd 2 hidden)
+
+    log_line(f"deepjam jam: {line}")
 
 
 def check_port_choice(input_name: str | None, output_name: str | None, virtual: bool) -> None:

@@ -38,7 +38,9 @@ NO_OUTPUTS_FIX = (
     "start a synth (`deepjam jam --synth` starts FluidSynth) or a DAW, or pass --virtual and "
     "connect 'deepjam out' yourself"
 )
-_NATIVE_STDERR_LOCK = threading.Lock()
+_NATIVE_STDERR_LOCK = threading.RLock()
+"""Held while fd 2 points into a sink (``quiet_native_stderr``) and while a line is logged
+(``log_line``): a line logged by one thread while another probes a MIDI system is not lost."""
 INPUT_DRAIN_S = 0.05
 """How long a JACK input waits, disconnected and with the GIL free, before its client closes:
 time for a callback already under way in JACK's thread to finish (see ``OpenedPort.close``)."""
@@ -65,6 +67,13 @@ def quiet_native_stderr() -> Iterator[None]:
                     os.dup2(saved, 2)
         finally:
             os.close(saved)
+
+
+def log_line(text: str) -> None:
+    """Print one line to stderr, never into the sink of a ``quiet_native_stderr`` that another
+    thread (the watchdog opening its probe) holds at that moment."""
+    with _NATIVE_STDERR_LOCK:
+        print(text, file=sys.stderr, flush=True)
 
 
 def is_own_port(name: str) -> bool:
