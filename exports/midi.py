@@ -42,3 +42,17 @@ MAX_DATA = 0x7F
 """The largest data byte (velocity, controller value, pitch)."""
 MIDI_CHANNELS = 16
 MIDI_PITCHES = 128
+SEMITONES_PER_OCTAVE = 12
+
+NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+"""Pitch-class names, index = pitch class (0 = C): the one table deepjam names notes and keys by."""
+
+
+def pitch_name(pitch: int) -> str:
+    """A MIDI pitch's name with its octave, middle C being C4: 60 -> 'C4', 63 -> 'Eb4'."""
+    return f"{NOTE_NAMES[pitch % SEMITONES_PER_OCTAVE]}{pitch // SEMITONES_PER_OCTAVE - 1}"
+
+
+def key_name(tonic_pc: int, minor: bool) -> str:
+    """'Eb major', 'A minor'."""
+    return f"{NOTE_NAMES[tonic_pc % SEMITONES_PER_OCTAVE]} {'minor' if minor else 'major'}"

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from exports.midi import NOTE_OFF, NOTE_ON
+from exports.midi import NOTE_OFF, NOTE_ON, key_name
 from live_agent.cli.help_format import DefaultsHelpFormatter
 from live_agent.cli.model_path import resolve_model_path
 from live_agent.options import add_jam_arguments
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     answer = _answer_notes(recorder, step_ns)
     tonic, minor = session.decider.tonic, session.decider.minor
-    key = f"{NOTE_NAMES[tonic]} {'minor' if minor else 'major'}"
+    key = key_name(tonic, minor)
     first = f", from step {answer[0][0]}" if answer else ""
     print(
         f"{args.output}: call {len(notes)} notes ({call_end} steps), answer {len(answer)} notes"
@@ -157,9 +157,6 @@ def run(args: argparse.Namespace) -> int:
             f"peak {RENDER_PEAK_DBFS:g} dBFS"
         )
     return 0
-
-
-NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
 def _answer_notes(recorder: object, step_ns: int) -> list[tuple[int, int, int]]:

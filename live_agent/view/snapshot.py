@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from exports.midi import key_name, pitch_name
 from exports.tonality import KEY_TEMPLATES, PITCH_CLASSES
 
-NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 ROLL_ROWS_MAX = 14
 SURE_R = 0.75
 FAIRLY_SURE_R = 0.5
@@ -81,11 +81,6 @@ PLAYER_ONSET, PLAYER_HELD = "you", "you-held"
 AGENT_ONSET, AGENT_HELD = "deepjam", "deepjam-held"
 BOTH = "both"
 """Piano-roll cells: a part's note starting (onset) or held in that 16th; '' is silence."""
-
-
-def pitch_name(pitch: int) -> str:
-    """60 -> 'C4'."""
-    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def info_rows(snapshot: JamSnapshot) -> list[tuple[str, list[Segment]]]:
@@ -159,7 +154,7 @@ def key_and_sureness(histogram: np.ndarray, tonic: int, minor: bool) -> tuple[st
         else 0.0
     )
     sureness = "sure" if r >= SURE_R else "fairly sure" if r >= FAIRLY_SURE_R else "guessing"
-    return f"{NOTE_NAMES[tonic]} {'minor' if minor else 'major'}", f"{sureness} (r {r:.2f})"
+    return key_name(tonic, minor), f"{sureness} (r {r:.2f})"
 
 
 def problems_text(late_steps: int, steps: int, dropped: int) -> list[str]:

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from exports import DEFAULT_SPEC, KeyTracker, estimate_key, key_shift, to_absolute, to_relative
+from exports.midi import NOTE_NAMES
 from exports.tonality import decayed_histogram, fold_into_range
 
-NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+NAMES = list(NOTE_NAMES)
 MAJOR = [0, 2, 4, 5, 7, 9, 11, 12]
 HARMONIC_MINOR = [0, 2, 3, 5, 7, 8, 11, 12]
 

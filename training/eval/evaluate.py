@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from exports.grid import sounding_pitches, transpose
+from exports.midi import NOTE_NAMES
 from exports.model_file import Policy
 from exports.spec import HOLD_EVENT, PITCH_CLASSES, REST_EVENT, Spec
 from exports.tonality import estimate_key, key_shift, scale_mask, to_relative
@@ -570,7 +571,7 @@ def evaluate_policies(
 
 # ------------------------------------------------------------------ report
 
-KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+KEY_NAMES = NOTE_NAMES  # exports.midi: the one note-name table
 
 
 def _fmt(value: float, digits: int = 3) -> str:
