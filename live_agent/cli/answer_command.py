@@ -248,31 +248,21 @@ def plot_piano_roll(
     steps_per_bar: int,
     title: str,
 ) -> None:
-    """A piano roll: the call and the answer as bars over time (x in bars, y in MIDI pitch)."""
+    """The call and its answer as one piano roll (``exports.piano_roll``, as ``deepjam eval``
+    draws them): the call in grey, the answer in colour after it, bar lines."""
     from exports.extras import require_extra
+    from exports.grid import events_from_notes
+    from exports.piano_roll import plot_piano_rolls
 
     require_extra("plot", "--plot")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for notes, color, label in ((call, "tab:blue", "call"), (answer, "tab:orange", "answer")):
-        for i, (start, duration, pitch) in enumerate(notes):
-            ax.broken_barh(
-                [(start / steps_per_bar, duration / steps_per_bar)],
-                (pitch - 0.4, 0.8),
-                color=color,
-                label=label if i == 0 else None,
-            )
-    end = max([s + d for s, d, _ in call + answer], default=steps_per_bar)
-    for bar in range(0, end // steps_per_bar + 2):
-        ax.axvline(bar, color="0.85", linewidth=0.8, zorder=0)
-    ax.set_xlabel("bar")
-    ax.set_ylabel("MIDI pitch")
-    ax.set_title(f"deepjam answer: {title}")
-    ax.legend(loc="upper right")
-    fig.tight_layout()
-    fig.savefig(str(path), dpi=100)
-    plt.close(fig)
+    call_end = max((start + length for start, length, _ in call), default=0)
+    split = min([call_end] + [start for start, _, _ in answer])
+    answer_end = max((start + length for start, length, _ in answer), default=split)
+    # (in duet mode the answer may start inside the call: the call is cut there)
+    cut = [(s, min(n, split - s), p) for s, n, p in call if s < split]
+    call_events = events_from_notes(cut, split)
+    moved = [(start - split, length, pitch) for start, length, pitch in answer]
+    answer_events = events_from_notes(moved, max(1, answer_end - split))
+    plot_piano_rolls(
+        [(call_events, answer_events)], path, [f"deepjam answer: {title}"], steps_per_bar
+    )
