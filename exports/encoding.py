@@ -58,6 +58,8 @@ class PartWindow(NamedTuple):
         ``tonic_semitones`` above C (``exports.tonality.key_shift``, -6..+5): pitch p becomes
         p - tonic_semitones, pitch class c becomes (c - tonic_semitones) mod 12, silence stays
         silence. Returns a new PartWindow."""
+        if tonic_semitones == 0:
+            return self  # C is its own frame
         chroma = self.chroma[..., _CLASS_ROTATIONS[tonic_semitones % PITCH_CLASSES]]
         top = np.where(self.top >= 0, self.top - tonic_semitones, -1)
         return PartWindow(self.onset, chroma, top)
@@ -187,9 +189,14 @@ def _register_table(pitch_low: int, n_octaves: int) -> np.ndarray:
 
 
 def encode_states(
-    spec: Spec, agent: PartWindow, player: PartWindow, context: StepContext
+    spec: Spec,
+    agent: PartWindow,
+    player: PartWindow,
+    context: StepContext,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """States for the Q-network: (B, spec.state_dim) float32."""
+    """States for the Q-network: (B, spec.state_dim) float32, written into ``out`` when given
+    (a (B, state_dim) float32 array the live agent reuses: no allocation per decision)."""
     b, w = agent.top.shape
     if w != spec.window_steps or player.top.shape != (b, w):
         raise ValueError(
@@ -197,7 +204,7 @@ def encode_states(
             f"got agent {agent.top.shape} and player {player.top.shape}"
         )
     f = spec.features_per_part_step
-    states = np.empty((b, spec.state_dim), dtype=np.float32)  # (B, D), filled in place
+    states = np.empty((b, spec.state_dim), dtype=np.float32) if out is None else out  # (B, D)
     _fill_part(spec, agent, states[:, : w * f].reshape(b, w, f))
     _fill_part(spec, player, states[:, w * f : 2 * w * f].reshape(b, w, f))
     ctx = states[:, 2 * w * f :]

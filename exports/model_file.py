@@ -50,6 +50,22 @@ class PolicyModel:
         """(B, state_dim) float32 -> (B, n_actions) float32."""
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: states})[0]
 
+    def bound(self, states: np.ndarray) -> Any:
+        """A call that runs the model on ``states`` (a (B, state_dim) float32 array the caller
+        rewrites in place) and returns its Q-values in one reused (B, n_actions) array: the live
+        agent's per-decision call, without onnxruntime's per-call input and output handling."""
+        binding = self.session.io_binding()
+        q = np.empty((states.shape[0], self.spec.n_actions), dtype=np.float32)
+        binding.bind_input(INPUT_NAME, "cpu", 0, np.float32, list(states.shape), states.ctypes.data)
+        binding.bind_output(OUTPUT_NAME, "cpu", 0, np.float32, list(q.shape), q.ctypes.data)
+        run = self.session.run_with_iobinding
+
+        def q_values() -> np.ndarray:
+            run(binding)
+            return q
+
+        return q_values
+
     def warm_up(self, calls: int = 20) -> None:
         """Run a few decisions so the first live one is not the slow one (~1 ms cold)."""
         zeros = np.zeros((1, self.spec.state_dim), dtype=np.float32)

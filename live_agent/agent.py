@@ -19,7 +19,7 @@ new spec's first state encoded) and adopted by the scheduler in microseconds (``
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -152,6 +152,8 @@ class Decider:
         takes the model's key-relative pitches to absolute ones. An int: numpy on scalars costs
         us."""
         self._masks: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self._state = np.zeros((1, self.spec.state_dim), dtype=np.float32)
+        self._bound = self._bind(policy)
         self._no_onsets = np.zeros(self.spec.n_actions, dtype=bool)
         self._no_onsets[[HOLD, REST]] = True
         self._step_chroma = np.zeros(PITCH_CLASSES, dtype=np.float64)
@@ -165,11 +167,16 @@ class Decider:
             np.zeros((1, self.spec.call_features), np.float32),
         )
 
+    def _bind(self, policy: Policy) -> Any:
+        bound = getattr(policy, "bound", None)
+        return bound(self._state) if bound is not None else None
+
     # --- the state ---------------------------------------------------------------------------
 
     def state(self, step: int, answering: bool, progress: float) -> np.ndarray:
         """(1, state_dim) float32: ``encode_states`` of both windows in the current frame and
-        the context of grid ``step``."""
+        the context of grid ``step``. One array, rewritten by the next call (and bound to the
+        model's input: no allocation on the decision path)."""
         context = self._context
         context.bar_position[0] = step % self.spec.steps_per_bar
         context.minor[0] = self.frame_minor
@@ -181,6 +188,7 @@ class Decider:
             self.agent.window().in_frame(tonic),
             self.player.window().in_frame(tonic),
             context,
+            out=self._state,
         )
 
     # --- stepping ----------------------------------------------------------------------------
@@ -199,6 +207,9 @@ class Decider:
             self.key = KeyTracker(spec)
             self.key.histogram[:] = histogram
         self.policy, self.spec = ready.policy, spec
+        if self._state.shape[1] != spec.state_dim:
+            self._state = np.zeros((1, spec.state_dim), dtype=np.float32)
+        self._bound = self._bind(ready.policy)
         self._masks.clear()
         if self._no_onsets.shape[0] != spec.n_actions:
             self._no_onsets = np.zeros(spec.n_actions, dtype=bool)
@@ -280,7 +291,7 @@ class Decider:
     ) -> int:
         """The action for grid ``step`` (an index into the model's vocabulary)."""
         state = self.state(step, answering, progress)
-        q = self.policy.q_values(state)  # (1, n_actions)
+        q = self._bound() if self._bound is not None else self.policy.q_values(state)  # (1, A)
         allowed = self.allowed_mask(register_shift, low, high)
         if density < 1.0 and self.rng.random() >= density:
             allowed = allowed & self._no_onsets
