@@ -75,7 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help=f"comma-separated music21 collections for the default corpus (default: {ALL_COLLECTIONS})",
     )
     build.add_argument(
-        "--limit", type=int, metavar="N", help="at most N tunes per collection (for quick tries)"
+        "--limit",
+        type=int,
+        metavar="N",
+        help="at most N tunes per collection (with --style chorale: N chorales), for quick tries",
     )
     build.add_argument(
         "--out",
