@@ -489,6 +489,33 @@ class TrainRun:
         """Wall time spent in the DQN phase, over all processes of the run."""
         return self.rl_elapsed_before_s + time.monotonic() - self.rl_started_s
 
+    def deadline_s(self) -> float | None:
+        """The ``time.monotonic()`` at which the time budget ends; None without one."""
+        if self.time_budget_s is None:
+            return None
+        return time.monotonic() + max(self.time_left_s(), 0.0)
+
+    def progress_handler(self, log: TrainLog, stop: StopRequest | None = None) -> Any:
+        """The DQN loop's ``on_progress``: shows the progress on ``log``, saves a checkpoint every
+        ``budget.checkpoint_interval_s``, and returns True (stop) once ``stop`` is requested."""
+        interval_s = self.config.budget.checkpoint_interval_s
+        last_checkpoint_s = time.monotonic()
+
+        def on_progress(p: Any) -> bool:
+            nonlocal last_checkpoint_s
+            log.progress(p)
+            if stop is not None and stop.requested:
+                return True
+            if time.monotonic() - last_checkpoint_s >= interval_s:
+                mean_return = log.mean_return()
+                if mean_return is not None:
+                    self.metrics["mean_episode_return"] = mean_return
+                self.save()
+                last_checkpoint_s = time.monotonic()
+            return False
+
+        return on_progress
+
     def make_env(self, seed: int, validation: bool = False) -> Any:
         """A ``MelodyEnv`` on the training tunes (or the validation ones) with this run's reward."""
         from training.env.environment import MelodyEnv
@@ -782,25 +809,7 @@ def run_loop(run: TrainRun, log: TrainLog, stop: StopRequest | None = None) -> N
     ``budget.checkpoint_interval_s``."""
     budget, learner = run.config.budget, run.learner
     env = run.make_env(run.env_config.seed)
-    last_checkpoint_s = time.monotonic()
-
-    def on_progress(p: Any) -> bool:
-        nonlocal last_checkpoint_s
-        log.progress(p)
-        if stop is not None and stop.requested:
-            return True
-        if time.monotonic() - last_checkpoint_s >= budget.checkpoint_interval_s:
-            mean_return = log.mean_return()
-            if mean_return is not None:
-                run.metrics["mean_episode_return"] = mean_return
-            run.save()
-            last_checkpoint_s = time.monotonic()
-        return False
-
-    deadline_s = (
-        None if run.time_budget_s is None else time.monotonic() + max(run.time_left_s(), 0.0)
-    )
-    learner.learn(env, budget.env_steps, deadline_s, on_progress)
+    learner.learn(env, budget.env_steps, run.deadline_s(), run.progress_handler(log, stop))
     log.show(learner.global_step, time.monotonic())
 
 

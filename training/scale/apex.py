@@ -459,22 +459,8 @@ def run_apex_loop(run: Any, log: Any, actors: int, address: str | None = None) -
             + ", ".join(f"{e:.3g}" for e in actor_epsilons(actors))
             + f"; learner on {run.device}"
         )
-        last_checkpoint_s = time.monotonic()
-
-        def on_progress(p: TrainProgress) -> bool:
-            nonlocal last_checkpoint_s
-            log.progress(p)
-            if time.monotonic() - last_checkpoint_s >= budget.checkpoint_interval_s:
-                mean_return = log.mean_return()
-                if mean_return is not None:
-                    run.metrics["mean_episode_return"] = mean_return
-                run.save()
-                last_checkpoint_s = time.monotonic()
-            return False
-
-        deadline_s = (
-            None if run.time_budget_s is None else time.monotonic() + max(run.time_left_s(), 0.0)
-        )
+        on_progress = run.progress_handler(log)
+        deadline_s = run.deadline_s()
         report = run_distributed(
             ray,
             learner,
