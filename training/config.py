@@ -366,16 +366,22 @@ def resolve_config_path(preset_or_path: str) -> Path:
     return preset
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The TOML file's tables; ConfigError in one line naming ``what`` it is (e.g. "config")
+    when it cannot be read or is not TOML."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{what} {path} is not valid TOML ({err})") from err
+    except OSError as err:
+        raise ConfigError(f"cannot read {what} {path} ({err.strerror})") from err
+
+
 def load_config(preset_or_path: str = DEFAULT_PRESET) -> StyleConfig:
     """Read and check a style config; raises ConfigError (one line) naming a bad field."""
     path = resolve_config_path(preset_or_path)
-    try:
-        with path.open("rb") as f:
-            values = tomllib.load(f)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config {path} is not valid TOML ({err})") from err
-    except OSError as err:
-        raise ConfigError(f"cannot read config {path} ({err})") from err
+    values = read_toml(path, "config")
     try:
         return config_from_dict(values)
     except ConfigError as err:

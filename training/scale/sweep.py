@@ -56,11 +56,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the same parser, from PyPI
-    import tomli as tomllib
-
 from exports.errors import ConfigError
 
 TRIALS_DIR = "trials"
@@ -282,14 +277,10 @@ def _axis(key: str, value: Any) -> Axis:
 def load_spec(path: Path) -> SweepSpec:
     """Read and check a sweep spec; raises ConfigError (one line) naming what is wrong:
     an unknown key, a bad range, an unknown metric, a config override that does not check."""
+    from training.config import read_toml
+
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"sweep spec {path} is not valid TOML ({err})") from err
-    except OSError as err:
-        raise ConfigError(f"cannot read sweep spec {path} ({err.strerror})") from err
+    raw = read_toml(path, "sweep spec")
     try:
         return _parse_spec(raw, path)
     except ConfigError as err:
