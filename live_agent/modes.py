@@ -173,6 +173,7 @@ class AnswerMode:
                 return True
             self._finish()  # the answer is complete: wait for a new phrase
             return False
+        self.phrase.expect(step)
         if self.phrase.ended and self.phrase.answer_step(step):
             self.answer_steps = max(1, self.answer_length(self.phrase.call_steps()))
             self.turn_step = 0

@@ -41,6 +41,10 @@ class PhraseTracker:
         self.steps_per_bar = steps_per_bar
         self.inner_gaps: deque[int] = deque(maxlen=GAP_HISTORY)
         """Rests (steps) the player left inside phrases, most recent last."""
+        self.last_step: int | None = None
+        """The grid step observed last (kept across phrases: the numbering is the grid's)."""
+        self.renumbered = 0
+        """Times the grid's step numbers jumped (a new grid took over)."""
         self.reset()
 
     def reset(self) -> None:
@@ -54,9 +58,22 @@ class PhraseTracker:
         self.note_start = 0
         self.note_lengths: list[int] = []
 
+    def expect(self, step: int) -> None:
+        """Grid ``step`` comes next (it is about to be decided): if the grid numbered afresh
+        since the last observed step, the phrase so far moves with it."""
+        if self.last_step is not None and step != self.last_step + 1:
+            shift = step - (self.last_step + 1)
+            self.start_step += shift
+            self.end_step += shift
+            self.note_start += shift
+            self.renumbered += 1
+        self.last_step = step - 1
+
     def observe(self, step: int, onset: bool, sounding: bool) -> None:
         """The player's grid ``step`` has closed: a key went down in it (``onset``), a note
         sounded in it (``sounding``)."""
+        self.expect(step)
+        self.last_step = step
         if onset:
             if not self.in_phrase:
                 self.in_phrase = True

@@ -96,6 +96,26 @@ def test_a_one_beat_rest_inside_a_phrase_does_not_end_it() -> None:
     assert tracker.answer_step(28) and not tracker.answer_step(26)  # strong beat 24 passed
 
 
+def test_a_grid_that_numbers_afresh_mid_phrase_moves_the_phrase_with_it() -> None:
+    # The bar of test_phrase_ends_soon_after_a_long_final_note_at_the_bar_end, but from step 5
+    # on the grid counts from 105 + 3 (a new grid, its downbeat 3 steps later than the old).
+    notes = [(0, 2), (2, 2), (4, 2), (6, 2), (8, 8)]
+    sounding = {s for start, length in notes for s in range(start, start + length)}
+    onsets = {start for start, _ in notes}
+    tracker = PhraseTracker(16)
+    ended = []
+    for t in range(21):
+        step = t if t < 5 else t + 103
+        tracker.observe(step, t in onsets, t in sounding)
+        if tracker.ended:
+            ended.append(t)
+    assert ended and ended[0] == 17 and tracker.renumbered == 1
+    assert tracker.call_steps() == 16  # the time it lasted, not a difference of numberings
+    assert tracker.end_step == 16 + 103  # where the silence began, in the new numbering
+    tracker.expect(124)  # step 120 (the strong beat) has passed: the next beat, 124
+    assert tracker.answer_step(124)
+
+
 def test_velocity_follows_the_players_level_with_a_small_accent() -> None:
     soft, loud = VelocityFollower(), VelocityFollower()
     for _ in range(8):
@@ -229,3 +249,51 @@ def test_answers_last_note_is_not_cut_short() -> None:
     offs = [t for t, kind in notes if kind == "off"]
     assert len(ons) == 16
     assert offs[-1] - ons[-1] == 4
+
+
+def _call_events(start_ns: int, step_ns: int, bars: int) -> list[tuple[int, tuple[int, int, int]]]:
+    """A call of ``bars`` bars from ``start_ns``: 8ths, the last bar's second half one note."""
+    events: list[tuple[int, tuple[int, int, int]]] = []
+    pitches = [60, 62, 64, 65, 67, 65, 64, 62]
+    for i in range(bars * 8 - 4):
+        at = start_ns + i * 2 * step_ns
+        events += [(at, (0x90, pitches[i % 8], 90)), (at + 2 * step_ns - 2 * MS, (0x80, 0, 0))]
+        events[-1] = (events[-1][0], (0x80, pitches[i % 8], 0))
+    last = start_ns + (bars * 8 - 4) * 2 * step_ns
+    events += [(last, (0x90, 60, 90)), (last + 8 * step_ns - 2 * MS, (0x80, 60, 0))]
+    return events
+
+
+@pytest.mark.parametrize("late_s", [0.3, 7.3, 20.3])
+def test_answer_to_a_call_heard_on_the_players_own_grid(late_s: float) -> None:
+    """clock auto: the player's tempo locks mid-call, and the grid's step numbers start again
+    from the player's downbeat. The phrase must still be measured in the time that passed: the
+    answer lasts as many bars as the call, whenever in the jam the call came."""
+    bpm, bars = 112.0, 2
+    step_ns = round(60e9 / bpm / 4)
+    start_ns = round(late_s * 1e9)
+    call = _call_events(start_ns, step_ns, bars)
+    clock = FakeClock()
+    sink = RecordingNoteSink(clock)
+    options = JamOptions(mode="answer", clock="auto", bpm=120.0, temperature=0.0)
+    session = Session(
+        ScriptedPolicy([DEFAULT_SPEC.action_for_pitch(60), HOLD, HOLD, HOLD]),
+        options,
+        sink,
+        clock,
+        inbox_of(call, close=False),
+        controls=ControlMap(),
+    )
+    call_end_ns = call[-1][0]
+    until = int((call_end_ns + 8 * bars * 4 * step_ns) / (60e9 / 120.0 / 4))
+    session.run(threading.Event(), until_step=until, start_ns=0)
+    estimate = session.tempo
+    assert estimate is not None and estimate.locked and estimate.bpm == pytest.approx(bpm, 0.02)
+    ons = [e[0] for e in sink.events if e[1] == "on"]
+    offs = [e[0] for e in sink.events if e[1] == "off"]
+    assert ons, "no answer"
+    # Within a beat of the call's end (it ends on its bar line with a long note) ...
+    assert 0 <= ons[0] - call_end_ns <= 4 * step_ns + 5 * MS, (ons[0] - call_end_ns) / step_ns
+    # ... and as long as the call: `bars` bars of quarter notes.
+    assert len(ons) == 4 * bars, [(t - call_end_ns) / step_ns for t in ons]
+    assert offs[-1] - ons[0] == pytest.approx(16 * bars * step_ns, abs=2 * step_ns)
