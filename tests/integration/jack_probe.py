@@ -6,8 +6,8 @@ Used by the integration tests and by benchmarks/live_latency.py.
 
 from __future__ import annotations
 
+import itertools
 import os
-import queue
 import re
 import signal
 import subprocess
@@ -38,6 +38,8 @@ from exports.midi import (
     NOTE_ON as NOTE_ON,
 )
 
+_EARS = itertools.count()
+
 
 @dataclass
 class Received:
@@ -50,56 +52,75 @@ class Received:
 
 @dataclass
 class JackRecorder:
-    """A JACK client with one MIDI input and one MIDI output, both timed to the frame.
+    """A keyboard and an ear on JACK, separate from deepjam, both timed to the frame.
 
-    ``events`` collects what reaches ``<name>:in``; ``send`` queues bytes for ``<name>:out``,
-    written at the start of the next cycle.
+    ``events`` collects what reaches ``<name>:in`` (a JACK-Client input). ``send`` plays bytes
+    out of ``<name>-keys:out``, an rtmidi output: rtmidi queues them in C++ and its own process
+    callback writes them, with no Python (and no GIL) in JACK's thread, so a busy test process
+    cannot make JACK drop them as a Python callback that runs late would (under load one
+    message in a few hundred was lost that way, and a lost note-off holds a note for deepjam's
+    32-s held timeout). ``sent`` is what left that port, heard back by a second client.
     """
 
     name: str = "deepjam-probe"
     events: list[Received] = field(default_factory=list)
     sent: list[Received] = field(default_factory=list)
-    """What ``send`` wrote to ``<name>:out``, stamped with the frame it left on."""
+    """What ``send`` played out of ``<name>-keys:out``, stamped with the frame it left on."""
     client: Any = None
     sample_rate: int = 0
-    _outbox: queue.SimpleQueue[bytes] = field(default_factory=queue.SimpleQueue)
+    keys: Any = None
+    ear: Any = None
+    out_name: str = ""
+    """The JACK port ``send`` plays out of (an output: connect it to deepjam's input); JACK
+    may number the client (``<name>-keys-01``) when the name was used a moment before."""
 
     def start(self) -> JackRecorder:
         import jack
+        import rtmidi
 
         self.client = jack.Client(self.name, no_start_server=True)
         self.inport = self.client.midi_inports.register("in")
-        self.outport = self.client.midi_outports.register("out")
         self.sample_rate = self.client.samplerate
         self.client.set_process_callback(self._process)
         self.client.activate()
+        # The port that hears what was sent sits in a client whose name does not contain
+        # ``name``, so that ``--output NAME`` still matches one input port.
+        self.ear = jack.Client(f"sent-ear-{os.getpid()}-{next(_EARS)}", no_start_server=True)
+        self.sentport = self.ear.midi_inports.register("sent")
+        self.ear.set_process_callback(self._process_sent)
+        self.ear.activate()
+        before = {p.name for p in self.client.get_ports(is_midi=True, is_output=True)}
+        self.keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"{self.name}-keys")
+        self.keys.open_virtual_port("out")
+        self.out_name = next(
+            p.name
+            for p in self.client.get_ports(f"{self.name}-keys", is_midi=True, is_output=True)
+            if p.name not in before
+        )
+        self.ear.connect(self.out_name, self.sentport)
         return self
 
-    def _process(self, frames: int) -> None:
-        cycle_frame = self.client.last_frame_time
+    def _record(self, client: Any, port: Any, into: list[Received]) -> None:
+        cycle_frame = client.last_frame_time
         cycle_ns = time.perf_counter_ns()  # the cycle began just before; good to ~0.1 ms
-        for offset, data in self.inport.incoming_midi_events():
+        for offset, data in port.incoming_midi_events():
             ns = cycle_ns + int(offset * 1e9 / self.sample_rate)
-            self.events.append(Received(cycle_frame + offset, ns, bytes(data)))
-        self.outport.clear_buffer()
-        offset = 0
-        while True:
-            try:
-                message = self._outbox.get_nowait()
-            except queue.Empty:
-                break
-            self.outport.write_midi_event(offset, message)
-            self.sent.append(Received(cycle_frame + offset, cycle_ns, bytes(message)))
-            offset = min(offset + 1, frames - 1)
+            into.append(Received(cycle_frame + offset, ns, bytes(data)))
+
+    def _process(self, frames: int) -> None:
+        self._record(self.client, self.inport, self.events)
+
+    def _process_sent(self, frames: int) -> None:
+        self._record(self.ear, self.sentport, self.sent)
 
     def send(self, data: bytes | list[int] | tuple[int, ...]) -> None:
-        self._outbox.put(bytes(data))
+        self.keys.send_message(list(data))
 
     def connect_from(self, port: str) -> None:
         self.client.connect(port, self.inport)
 
     def connect_to(self, port: str) -> None:
-        self.client.connect(self.outport, port)
+        self.client.connect(self.out_name, port)
 
     def wait_for_port(self, name: str, timeout_s: float = 15.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -118,6 +139,13 @@ class JackRecorder:
         ]
 
     def stop(self) -> None:
+        if self.keys is not None:
+            self.keys.close_port()
+            self.keys = None
+        if self.ear is not None:
+            self.ear.deactivate()
+            self.ear.close()
+            self.ear = None
         if self.client is not None:
             self.client.deactivate()
             self.client.close()

@@ -94,9 +94,9 @@ def test_one_client_backend_places_notes_to_the_frame(jack_server: object) -> No
     clock = RealClock()
     inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
     with jack_recorder("frame-listener") as recorder:
-        io = JackClientIO(inbox, "frame-listener:out", "frame-listener:in", client_name="dj-frames")
+        io = JackClientIO(inbox, recorder.out_name, "frame-listener:in", client_name="dj-frames")
         try:
-            assert io.input_name == "frame-listener:out" and io.name == "dj-frames:deepjam out"
+            assert io.input_name == recorder.out_name and io.name == "dj-frames:deepjam out"
             time.sleep(0.05)
             notes = NoteLedger(io)
             deadline_ns = clock.now_ns() + 5_000_000

@@ -169,7 +169,9 @@ def test_answers_a_phrase_in_its_key_on_the_grid(
             _patch(recorder)
             _play(recorder, phrase)
             phrase_end_frame = recorder.client.frame_time
-            time.sleep(2.0)
+            # The answer starts on the next strong beat (up to half a bar after the end) and
+            # lasts 1 or 2 bars (1.6 s each at 150 bpm): judge it once it is over.
+            time.sleep(4.5)
             answer = [e for e in recorder.note_ons() if e.frame > phrase_end_frame]
         if late_share(jam.lines) == 0.0:
             break
