@@ -44,7 +44,7 @@ class PhraseTracker:
         self.last_step: int | None = None
         """The grid step observed last (kept across phrases: the numbering is the grid's)."""
         self.renumbered = 0
-        """Times the grid's step numbers jumped (a new grid took over)."""
+        """Times the grid's step numbers jumped (a new grid took over) inside a phrase."""
         self.reset()
 
     def reset(self) -> None:
@@ -66,7 +66,7 @@ class PhraseTracker:
             self.start_step += shift
             self.end_step += shift
             self.note_start += shift
-            self.renumbered += 1
+            self.renumbered += self.in_phrase
         self.last_step = step - 1
 
     def observe(self, step: int, onset: bool, sounding: bool) -> None:
