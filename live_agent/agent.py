@@ -288,13 +288,20 @@ class Decider:
         register_shift: int,
         low: int,
         high: int,
+        note_required: bool = False,
     ) -> int:
-        """The action for grid ``step`` (an index into the model's vocabulary)."""
+        """The action for grid ``step`` (an index into the model's vocabulary). With
+        ``note_required`` (an answer's first step) it is a note, unless the density draw
+        forbids notes on this step or the register allows none."""
         state = self.state(step, answering, progress)
         q = self._bound() if self._bound is not None else self.policy.q_values(state)  # (1, A)
         allowed = self.allowed_mask(register_shift, low, high)
         if density < 1.0 and self.rng.random() >= density:
             allowed = allowed & self._no_onsets
+        elif note_required:
+            notes = allowed & ~self._no_onsets
+            if notes.any():
+                allowed = notes
         return int(choose_actions(q, temperature, self.rng, allowed)[0])
 
     def note_change(self, action: int, sounding: int | None, register_shift: int) -> NoteChange:

@@ -352,6 +352,7 @@ class Session:
             self.register_shift,
             o.register_low,
             o.register_high,
+            note_required=self.mode.opens_turn(),
         )
         self._pending_action = self.mode.restrict(action, self._held_steps)
         self.stats.decisions += 1

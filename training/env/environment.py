@@ -25,7 +25,7 @@ context of step t: ``bar_position = t % steps_per_bar`` (see ``answer_gap_steps`
 ``progress = t / turn_steps`` (0 when deciding the turn's first step). A duet turn is a phrase of
 ``duet_bars``; played live continuously, progress would run over each such phrase.
 
-With ``answer_gap_steps`` > 0 (the default style uses 8, live's ``silence_steps``), an answer
+With ``answer_gap_steps`` > 0 (the shipped styles' presets use 0: answers on the bar line), an answer
 turn starts that many silent steps after the call's last sounding step, as the live answer mode
 does, so it starts at any bar position: ``bar_position = (phase + t) % steps_per_bar`` where
 ``phase`` is the musical bar position of the turn's first step. The reward rules still count
