@@ -1,11 +1,22 @@
 """Choosing an action from Q-values: the one implementation, for live play and evaluation.
 
 Greedy (temperature 0) or sampled from softmax(Q / temperature), over the actions a mask allows.
+``opening_mask`` is the mask of an answer's first step, which opens with a note.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from exports.spec import HOLD, REST
+
+
+def opening_mask(allowed: np.ndarray) -> np.ndarray:
+    """``allowed`` (A,) without HOLD and REST: the notes an answer may open with (live's
+    ``AnswerMode.opens_turn``, and ``answer_calls(opening_note=True)`` in evaluation)."""
+    mask = np.array(allowed, dtype=bool)
+    mask[[HOLD, REST]] = False
+    return mask
 
 
 def choose_actions(

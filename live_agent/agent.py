@@ -31,7 +31,7 @@ from exports.encoding import (
     encode_states,
     summarize_call,
 )
-from exports.selection import choose_actions
+from exports.selection import choose_actions, opening_mask
 from exports.spec import FIRST_NOTE_ACTION, HOLD, PITCH_CLASSES, REST, Spec
 from exports.tonality import KeyTracker, key_shift
 from live_agent.protocols import Policy
@@ -299,7 +299,7 @@ class Decider:
         if density < 1.0 and self.rng.random() >= density:
             allowed = allowed & self._no_onsets
         elif note_required:
-            notes = allowed & ~self._no_onsets
+            notes = opening_mask(allowed)
             if notes.any():
                 allowed = notes
         return int(choose_actions(q, temperature, self.rng, allowed)[0])

@@ -320,3 +320,25 @@ def test_answer_calls_with_a_gap_start_after_the_calls_silence() -> None:
     answers = answer_calls(SPEC, [call], lambda s: np.tile(q, (len(s), 1)), 1.0, rng,
                            answer_gap_steps=8)  # fmt: skip
     assert answers.events.shape == (1, 32) and answers.tonic[0] == 2  # D major heard
+
+
+def test_answer_calls_with_an_opening_note_start_every_answer_with_one() -> None:
+    # A policy that would rest for ever: with opening_note its first step is its best note,
+    # as the live answer mode's, and then it rests; without, the answers stay silent.
+    best_note = SPEC.action_for_pitch(64)
+
+    def rests(states: np.ndarray) -> np.ndarray:
+        q = np.zeros((len(states), SPEC.n_actions))
+        q[:, REST] = 2.0
+        q[:, best_note] = 1.0
+        return q
+
+    calls = [d_major_tune(2), d_major_tune(2)[:16]]
+    rng = np.random.default_rng(0)
+    silent = answer_calls(SPEC, calls, rests, 0.0, rng, answer_bars=1, answer_gap_steps=4)
+    assert np.all(silent.events < 0)
+    opened = answer_calls(
+        SPEC, calls, rests, 0.0, rng, answer_bars=1, answer_gap_steps=4, opening_note=True
+    )
+    assert np.all(opened.relative_events[:, 0] == 64)
+    assert np.all(opened.events[:, 1:] < 0)

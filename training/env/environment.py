@@ -54,7 +54,7 @@ from exports.encoding import (
 )
 from exports.errors import ConfigError, CorpusError
 from exports.grid import sounding_pitches, validate_events
-from exports.selection import choose_actions
+from exports.selection import choose_actions, opening_mask
 from exports.spec import HOLD_EVENT, MIDI_PITCHES, PITCH_CLASSES, REST_EVENT, Spec
 from exports.tonality import decayed_histogram, estimate_key, key_shift
 from exports.turns import DEFAULT_ANSWER_BARS_MAX, answer_steps
@@ -625,6 +625,7 @@ def answer_calls(
     style_log_probs: StyleLogProbs | None = None,
     allowed: np.ndarray | None = None,
     answer_gap_steps: int = 0,
+    opening_note: bool = False,
 ) -> Answers:
     """Answer each call (absolute grid events, starting on a bar line) with a policy.
 
@@ -636,6 +637,8 @@ def answer_calls(
     transposition. Returns the answers in absolute pitches plus per-step rewards. With
     ``answer_gap_steps`` > 0 the answer starts that many silent steps after the call's last
     sounding step instead (as live, and as training with ``EnvConfig.answer_gap_steps``).
+    With ``opening_note`` the first step's action is among the notes (``allowed`` ones), as the
+    live answer mode's (``live_agent.modes.AnswerMode.opens_turn``).
     """
     answer_steps = answer_bars * spec.steps_per_bar
     episodes = CallEpisodes(spec, calls, answer_steps, answer_gap_steps)
@@ -649,8 +652,10 @@ def answer_calls(
     env._states = env._encode()
     states = env.states()
     rewards, terms_per_step = [], []
-    for _ in range(answer_steps):
-        actions = choose_actions(policy_q(states), temperature, rng, allowed)
+    opening = opening_mask(np.ones(spec.n_actions, dtype=bool) if allowed is None else allowed)
+    for t in range(answer_steps):
+        mask = opening if opening_note and t == 0 else allowed
+        actions = choose_actions(policy_q(states), temperature, rng, mask)
         result = env.step(actions)
         states = result.states
         rewards.append(result.rewards)
