@@ -26,6 +26,15 @@ def pyplot() -> Any:
     return plt
 
 
+def save_figure(fig: Any, out_path: str | Path, dpi: int = 100) -> Path:
+    """Write ``fig`` as a PNG at ``out_path`` (its folder made), close it; the path."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=dpi)
+    pyplot().close(fig)
+    return out_path
+
+
 def plot_piano_rolls(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     out_path: Path,
@@ -64,8 +73,4 @@ def plot_piano_rolls(
             ax.set_title(titles[i], fontsize=9)
     axes[-1, 0].set_xlabel("16th-note steps (call in grey, answer in blue)", fontsize=8)
     fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
-    return out_path
+    return save_figure(fig, out_path)

@@ -6,8 +6,10 @@ Used by the integration tests and by benchmarks/live_latency.py.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -150,6 +152,16 @@ class JackRecorder:
             self.client.deactivate()
             self.client.close()
             self.client = None
+
+
+def inbox_events(inbox: queue.SimpleQueue, count: int, timeout_s: float = 3.0) -> list[Any]:  # type: ignore[type-arg]
+    """Up to ``count`` events from a deepjam input's ``inbox``, waiting at most ``timeout_s``."""
+    events: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while len(events) < count and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            events.append(inbox.get(timeout=0.05))
+    return events
 
 
 @contextmanager

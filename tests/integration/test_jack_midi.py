@@ -3,12 +3,12 @@ deepjam's own MidiInput (callback -> Inbox) and MidiOutput (NoteSink)."""
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import time
 
 import numpy as np
 import pytest
+from jack_probe import inbox_events
 
 from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF
 from live_agent.io.midi_io import MidiInput, MidiOutput
@@ -17,15 +17,6 @@ from live_agent.ledger import NoteLedger
 from live_agent.protocols import InputEvent
 
 pytestmark = pytest.mark.jack
-
-
-def _drain(inbox: queue.SimpleQueue, count: int, timeout_s: float = 3.0) -> list[InputEvent]:  # type: ignore[type-arg]
-    events: list[InputEvent] = []
-    deadline = time.monotonic() + timeout_s
-    while len(events) < count and time.monotonic() < deadline:
-        with contextlib.suppress(queue.Empty):
-            events.append(inbox.get(timeout=0.05))
-    return events
 
 
 def test_notes_pass_from_a_sender_port_to_a_receiver_port(jack_server: object) -> None:
@@ -40,7 +31,7 @@ def test_notes_pass_from_a_sender_port_to_a_receiver_port(jack_server: object) -
             sender.note_on(2, pitch, 90)
             time.sleep(0.002)
             sender.note_off(2, pitch)
-        events = _drain(inbox, 24)
+        events = inbox_events(inbox, 24)
         assert [e.data for e in events] == [
             m for p in range(60, 72) for m in ((0x92, p, 90), (0x82, p, 0))
         ]
@@ -66,7 +57,7 @@ def test_panic_ends_held_notes_and_clock_passes(jack_server: object) -> None:
         notes.note_on(0, 67, 100)
         sender.send((0xFE,))  # Active Sensing: a liveness probe, never enqueued
         notes.panic()
-        events = _drain(inbox, 7)
+        events = inbox_events(inbox, 7)
         assert [e.data for e in events] == [
             (0xF8,),
             (0x90, 64, 100),
@@ -108,7 +99,7 @@ def test_one_client_backend_places_notes_to_the_frame(jack_server: object) -> No
             recorder.send((0x91, 40, 70))
             assert io.flush(1.0)
             time.sleep(0.05)
-            got = _drain(inbox, 1)
+            got = inbox_events(inbox, 1)
         finally:
             io.close()
         frames = [e.frame for e in recorder.note_ons()]
@@ -133,7 +124,7 @@ def test_input_callback_counts_bad_input_and_never_raises(jack_server: object) -
             time.sleep(0.05)
             sender.send((0x40, 0x41))  # no status byte: passed on raw, the listener judges it
             sender.send((0x90, 61, 90))
-            assert [e.data for e in _drain(inbox, 2)] == [(0x40, 0x41), (0x90, 61, 90)]
+            assert [e.data for e in inbox_events(inbox, 2)] == [(0x40, 0x41), (0x90, 61, 90)]
         finally:
             sender.close()
     finally:

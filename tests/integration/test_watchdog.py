@@ -3,11 +3,11 @@ dead input is found by its probe and reopened with its connections."""
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import time
 
 import pytest
+from jack_probe import inbox_events
 
 from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF
 from live_agent.io.midi_io import MidiInput, MidiOutput
@@ -20,21 +20,7 @@ pytestmark = pytest.mark.jack
 
 
 def _drain(inbox: queue.SimpleQueue, count: int, timeout_s: float = 3.0) -> list[tuple[int, ...]]:  # type: ignore[type-arg]
-    got: list[tuple[int, ...]] = []
-    deadline = time.monotonic() + timeout_s
-    while len(got) < count and time.monotonic() < deadline:
-        with contextlib.suppress(queue.Empty):
-            got.append(inbox.get(timeout=0.05).data)
-    return got
-
-
-def _events(inbox: queue.SimpleQueue, count: int, timeout_s: float = 1.0) -> list[InputEvent]:  # type: ignore[type-arg]
-    got: list[InputEvent] = []
-    deadline = time.monotonic() + timeout_s
-    while len(got) < count and time.monotonic() < deadline:
-        with contextlib.suppress(queue.Empty):
-            got.append(inbox.get(timeout=0.05))
-    return got
+    return [e.data for e in inbox_events(inbox, count, timeout_s)]
 
 
 def test_vanished_output_gets_all_notes_off_when_it_returns(jack_server: object) -> None:
@@ -244,7 +230,7 @@ def test_an_unterminated_sysex_deafens_the_input_until_the_watchdog_ends_it(
                 time.sleep(0.01)  # a later cycle
                 keyboard.send([NOTE_ON, pitch, 100])
                 keyboard.send([NOTE_OFF, pitch, 0])
-                heard += _events(inbox, 2)
+                heard += inbox_events(inbox, 2, timeout_s=1.0)
                 time.sleep(0.1)
             sent = {bytes(e.data): e.time_ns for e in keyboard.sent if e.data[0] & 0xF0 == NOTE_ON}
     finally:

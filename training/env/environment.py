@@ -652,9 +652,10 @@ def answer_calls(
     env._states = env._encode()
     states = env.states()
     rewards, terms_per_step = [], []
-    opening = opening_mask(np.ones(spec.n_actions, dtype=bool) if allowed is None else allowed)
     for t in range(answer_steps):
-        mask = opening if opening_note and t == 0 else allowed
+        mask = allowed
+        if opening_note and t == 0:
+            mask = opening_mask(np.ones(spec.n_actions, bool) if allowed is None else allowed)
         actions = choose_actions(policy_q(states), temperature, rng, mask)
         result = env.step(actions)
         states = result.states

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from exports.piano_roll import plot_piano_rolls as plot_piano_rolls  # the one plotter
-from exports.piano_roll import pyplot
+from exports.piano_roll import pyplot, save_figure
 
 MAX_CURVE_PANELS = 8
 PREFERRED_TAGS = (
@@ -128,11 +128,7 @@ def plot_training_curves(curves: Curves, out_path: Path, title: str = "") -> Pat
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
-    return out_path
+    return save_figure(fig, out_path)
 
 
 def plot_listening(listening: Any, path: Path, title: str = "") -> None:
@@ -166,6 +162,4 @@ def plot_listening(listening: Any, path: Path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
