@@ -10,6 +10,10 @@ import numpy as np
 
 from exports.spec import HOLD, REST
 
+DEFAULT_TEMPERATURE = 0.5
+"""The softmax temperature a musician hears with no options: ``deepjam jam`` and ``deepjam
+answer`` (``live_agent.options.JamOptions.temperature``) and ``deepjam eval`` read it here."""
+
 
 def opening_mask(allowed: np.ndarray) -> np.ndarray:
     """``allowed`` (A,) without HOLD and REST: the notes an answer may open with (live's

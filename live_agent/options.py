@@ -17,6 +17,7 @@ from pathlib import Path
 
 from exports.errors import ConfigError
 from exports.midi import MAX_DATA, MIDI_CHANNELS
+from exports.selection import DEFAULT_TEMPERATURE
 from exports.spec import GRID_STEPS_PER_BEAT
 from exports.turns import DEFAULT_ANSWER_BARS_MAX
 
@@ -38,7 +39,7 @@ class JamOptions:
     own tempo (--bpm); midi: follow MIDI clock (24 ppqn) and start/stop from the input; player:
     the player's beat (tempo and phase from their onsets), --bpm until it is locked; link: join
     the Ableton Link session (its tempo, beat and bar; --bpm while no other peer is there)."""
-    temperature: float = 0.5
+    temperature: float = DEFAULT_TEMPERATURE
     """Softmax temperature over Q-values; 0 = always the best action (greedy)."""
     density: float = 1.0
     """Chance, 0..1, that the agent may start a note on a step (1 = as the model likes)."""
