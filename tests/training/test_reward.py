@@ -165,24 +165,16 @@ def test_new_rules_agree_with_the_table1_detectors_on_random_melodies() -> None:
             previous.append(e)
 
 
-def test_echo_rhythm_rewards_the_call_rhythm_and_not_a_different_one() -> None:
-    echo = bar("62 . 65 . 69 . . . 65")  # same onsets as the call's first bar
-    values = score_melody(rw.echo_rhythm, echo, call_events=CALL)
-    assert values[-1] == pytest.approx(rw.ECHO_RHYTHM_REWARD) and values[:-1].sum() == 0
-    offbeat = bar(". 62 . 65 . 69 . . . 65")
-    assert score_melody(rw.echo_rhythm, offbeat, call_events=CALL)[-1] == 0
-    assert score_melody(rw.echo_rhythm, echo, call_events=CALL, answering=False).sum() == 0
-
-
 def test_echo_contour_rewards_the_same_melodic_direction() -> None:
     # Call bar 1: first, up, up, down. The same shape transposed gets full marks.
     same_shape = bar("62 . 65 . 69 . . . 65")
-    assert score_melody(rw.echo_contour, same_shape, call_events=CALL)[-1] == pytest.approx(1.0)
+    full = rw.ECHO_CONTOUR_REWARD
+    assert score_melody(rw.echo_contour, same_shape, call_events=CALL)[-1] == pytest.approx(full)
     # First, down, down, up: against the call's second bar (up, down, down, down) 2 of 4 agree.
     inverted = bar("62 . 60 . 57 . . . 60")
-    assert score_melody(rw.echo_contour, inverted, call_events=CALL)[-1] == pytest.approx(0.5)
+    assert score_melody(rw.echo_contour, inverted, call_events=CALL)[-1] == pytest.approx(full / 2)
     other_rhythm = bar(". 62 60 . . 57 . . . . 60")
-    assert score_melody(rw.echo_contour, other_rhythm, call_events=CALL)[-1] < 0.2
+    assert score_melody(rw.echo_contour, other_rhythm, call_events=CALL)[-1] < 0.2 * full
 
 
 def test_call_pitch_classes_rewards_notes_the_call_used() -> None:
@@ -269,3 +261,133 @@ def test_reward_weights_from_dict() -> None:
     assert RewardWeights.from_dict({"style": 0.1, "w_play": 2}) == RewardWeights(0.1, 1.0, 2.0)
     with pytest.raises(ConfigError, match="unknown reward weight 'melody'"):
         RewardWeights.from_dict({"melody": 1.0})
+
+
+# --- phrases, not echoes ---------------------------------------------------------------------
+EIGHTHS_CALL = np.concatenate([bar("60 . 62 . 64 . 65 . 67 . 65 . 64 . 62 ."), bar("60 . . .")])
+"""Two bars of a call in straight 8ths (then a held tonic)."""
+
+
+def phrase_total(rules: list, melody: np.ndarray, call: np.ndarray) -> float:
+    return float(sum(score_melody(rule, melody, call_events=call).sum() for rule in rules))
+
+
+def test_a_two_note_oscillation_is_penalised_a_turning_line_is_not() -> None:
+    trill = score_melody(rw.oscillation, mel("65 67 65 67 65 67 65"))
+    assert trill.tolist() == [0, 0, 0, 0] + [rw.OSCILLATION_PENALTY] * 3
+    assert score_melody(rw.oscillation, mel("65 . 67 . 65 67 . 65 . 67")).min() < 0  # holds too
+    assert score_melody(rw.oscillation, mel("65 67 69 67 65 67 69 67")).sum() == 0
+    assert score_melody(rw.oscillation, mel("65 67 65 67")).sum() == 0  # a neighbour figure
+    # Whole-reward view: the trill's theory return is below the turning line's.
+    x_trill = melody_inputs(mel("65 67 65 67 65 67"), 5)
+    x_line = melody_inputs(mel("65 67 69 67 65 64"), 5)
+    trill_theory = compute_reward(x_trill, RewardWeights())[1]["theory"][0]
+    line_theory = compute_reward(x_line, RewardWeights())[1]["theory"][0]
+    assert trill_theory < line_theory
+
+
+def test_long_same_pitch_runs_escalate() -> None:
+    values = score_melody(rw.same_pitch_run, mel("67 67 67 67 67 67 64"))
+    assert values.tolist() == [0, 0, 0, -0.5, -1.0, -1.0, 0]
+    assert score_melody(rw.same_pitch_run, mel("67 . . . . . . . . 65")).sum() == 0  # a hold
+
+
+def test_a_transposed_call_motif_earns_more_than_random_notes() -> None:
+    # Call figure C E D G (degree steps +2, -1, +3), 8th notes. The answer plays it a step up
+    # (D F E A: a diatonic sequence), inverted (C A B F), and re-rhythmed (C E . D G).
+    call = bar("60 . 64 . 62 . 67 . . . . . . . . .")
+    transposed = bar("62 . 65 . 64 . 69 . . . . .")
+    inverted = bar("72 . 69 . 71 . 65 . . . . .")
+    rerhythmed = bar("60 64 . . 62 . 67 . . . . .")
+    exact = bar("60 . 64 . 62 . 67 . . . . .")
+    score = lambda m: score_melody(rw.motif_development, m, call_events=call).sum()  # noqa: E731
+    assert score(transposed) == rw.MOTIF_DEVELOPED_REWARD
+    assert score(inverted) == rw.MOTIF_DEVELOPED_REWARD
+    assert score(rerhythmed) == rw.MOTIF_DEVELOPED_REWARD
+    assert score(exact) == rw.MOTIF_COPY_REWARD < rw.MOTIF_DEVELOPED_REWARD
+    rng = np.random.default_rng(0)
+    random_scores = []
+    for _ in range(30):
+        events = np.full(16, HOLD_EVENT)
+        events[::2] = rng.integers(55, 80, size=8)
+        random_scores.append(score(events))
+    assert np.mean(random_scores) < 0.1 * rw.MOTIF_DEVELOPED_REWARD
+    # A plain scale run or a trill is no motif, even when the call has one.
+    assert (
+        score_melody(rw.motif_development, mel("60 62 64 65"), call_events=mel("62 64 65 67")).sum()
+        == 0
+    )
+
+
+def test_an_exact_rhythm_copy_earns_less_than_a_related_rhythm() -> None:
+    rules = [rw.rhythm_near_call, rw.rhythm_copy]
+    copy = np.concatenate(
+        [
+            bar("64 . 65 . 67 . 69 . 67 . 65 . 64 . 62 ."),
+            bar("60 . 62 . 64 . 62 . 60 . 59 . 60 . 62 ."),
+        ]
+    )
+    related = np.concatenate(
+        [
+            bar("64 . 65 67 69 . . . 67 . 65 . 64 62 60 ."),
+            bar("62 . . . 64 65 67 . 65 . 64 . 60 . . ."),
+        ]
+    )
+    assert phrase_total(rules, related, EIGHTHS_CALL) > phrase_total(rules, copy, EIGHTHS_CALL)
+    assert (
+        score_melody(rw.rhythm_copy, copy, call_events=EIGHTHS_CALL).min() == rw.RHYTHM_COPY_PENALTY
+    )
+    assert score_melody(rw.rhythm_copy, related, call_events=EIGHTHS_CALL).sum() == 0
+    # Far from the call's pace (whole notes against 8ths) earns less than either.
+    slow = np.concatenate(
+        [bar("64 . . . . . . . . . . . . . . ."), bar("62 . . . . . . . . . . . . . . .")]
+    )
+    slow_related = phrase_total([rw.rhythm_near_call], slow, EIGHTHS_CALL)
+    assert slow_related < phrase_total([rw.rhythm_near_call], related, EIGHTHS_CALL)
+    assert (
+        score_melody(rw.rhythm_near_call, related, call_events=EIGHTHS_CALL, answering=False).sum()
+        == 0
+    )
+
+
+def test_a_resolved_leap_beats_an_unresolved_one() -> None:
+    def theory_at_last(text: str) -> float:
+        events = mel(text)
+        return float(
+            compute_reward(melody_inputs(events, len(events) - 1), RewardWeights())[1]["theory"][0]
+        )
+
+    assert theory_at_last("60 . 69 . 67") > theory_at_last("60 . 69 . 71")  # back by step vs on
+
+
+def test_leaps_and_repeats_near_the_corpus_rate_beat_none_and_too_many() -> None:
+    # 15 intervals each: stepwise only; with two repeats and one leap (the corpus's ~14% / ~4%);
+    # every interval a repeat.
+    steps_only = mel("60 62 64 65 67 65 64 62 60 62 64 65 67 65 64 62")
+    corpus_like = mel("60 62 64 64 65 67 67 65 64 62 60 69 67 65 64 62")
+    repeats = mel(" ".join(["64"] * 16))
+    total = lambda m: score_melody(rw.interval_rates, m).sum()  # noqa: E731
+    assert total(corpus_like) > total(steps_only) > total(repeats)
+    # The shaping telescopes to the potential of the whole answer.
+    assert total(corpus_like) == pytest.approx(
+        rw._rate_potential(np.array(1), np.array(2), np.array(15))
+    )
+
+
+def test_a_stable_close_on_a_strong_beat_is_rewarded() -> None:
+    def close(last_note: str, at_step: int) -> float:
+        events = np.full(32, HOLD_EVENT)
+        events[:8:2] = [60, 62, 64, 65]
+        events[at_step] = int(last_note)
+        return float(score_melody(rw.stable_close, events)[-1])
+
+    assert close("67", 24) == rw.STABLE_CLOSE_REWARD  # the fifth on beat 3 of the last bar
+    assert close("64", 16) == rw.STABLE_CLOSE_REWARD  # the third on beat 1
+    assert close("60", 20) == rw.STABLE_CLOSE_REWARD / 2  # the tonic on beat 2
+    assert close("60", 26) == 0  # off the beat
+    assert close("62", 24) == 0  # the second is not stable
+    assert close("67", 6) == 0  # not in the last bar
+    assert score_melody(rw.stable_close, mel("60 . . 63"), minor=True)[-1] == 0  # offbeat
+    minor_third = np.full(16, HOLD_EVENT)
+    minor_third[8] = 63
+    assert score_melody(rw.stable_close, minor_third, minor=True)[-1] == rw.STABLE_CLOSE_REWARD
