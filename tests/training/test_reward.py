@@ -391,3 +391,35 @@ def test_a_stable_close_on_a_strong_beat_is_rewarded() -> None:
     minor_third = np.full(16, HOLD_EVENT)
     minor_third[8] = 63
     assert score_melody(rw.stable_close, minor_third, minor=True)[-1] == rw.STABLE_CLOSE_REWARD
+
+
+def test_every_rule_scores_a_batch_as_it_scores_each_row_alone() -> None:
+    # Random answers and calls, major and minor, answering and duet: the vectorized rules must
+    # not mix rows (a batch of one hides broadcasting mistakes).
+    rng = np.random.default_rng(3)
+    n, steps = 24, 32
+    events = np.where(rng.random((n, steps)) < 0.5, rng.integers(55, 80, (n, steps)), HOLD_EVENT)
+    calls = np.where(rng.random((n, steps)) < 0.5, rng.integers(55, 80, (n, steps)), HOLD_EVENT)
+    events[:4, :12:2] = [65, 67, 65, 67, 65, 67]  # trills
+    calls[4:8, :8:2] = [60, 64, 62, 67]  # a motif ...
+    events[4:8, :8:2] = [62, 65, 64, 69]  # ... developed
+    t = rng.integers(0, steps, n)
+    minor = rng.random(n) < 0.5
+    answering = rng.random(n) < 0.7
+    rows = [
+        melody_inputs(
+            events[i],
+            int(t[i]),
+            minor=bool(minor[i]),
+            answering=bool(answering[i]),
+            call_events=calls[i],
+        )
+        for i in range(n)
+    ]
+    batch = rw.RewardInputs(
+        *(np.concatenate([r[k] for r in rows]) for k in range(9)), steps_per_bar=16
+    )
+    for name, rule in {**rw.THEORY_RULES, **rw.PLAY_RULES}.items():
+        together = rule(batch)
+        alone = np.array([rule(r)[0] for r in rows])
+        np.testing.assert_allclose(together, alone, err_msg=name)

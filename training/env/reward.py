@@ -857,20 +857,24 @@ def motif_development(x: RewardInputs) -> np.ndarray:
         return out
     steps = np.concatenate([prev[rows, ::-1], x.t[rows, None]], axis=1)  # (R, 4) oldest first
     pitches = _pitch_at(x.agent_events[rows], steps)
-    minor = x.minor[rows]
-    degrees = _degrees(pitches, minor)
-    d = np.diff(degrees, axis=1)  # (R, 3)
-    ioi = np.diff(steps, axis=1)
+    d = np.diff(_degrees(pitches, x.minor[rows, None]), axis=1)  # (R, 3)
     shaped = _has_shape(d)
+    rows, steps, pitches, d = rows[shaped], steps[shaped], pitches[shaped], d[shaped]
+    if not len(rows):
+        return out
+    minor = x.minor[rows]
+    ioi = np.diff(steps, axis=1)
     call_p, call_s, call_n = _onsets(
         x.call_events[rows], np.full(len(rows), x.call_events.shape[1])
     )
-    if call_p.shape[1] < MOTIF_NOTES:
+    width = int(call_n.max())
+    if width < MOTIF_NOTES:
         return out
+    call_p, call_s = call_p[:, :width], call_s[:, :width]
     win_p = np.lib.stride_tricks.sliding_window_view(call_p, MOTIF_NOTES, axis=1)  # (R, K, 4)
     win_s = np.lib.stride_tricks.sliding_window_view(call_s, MOTIF_NOTES, axis=1)
     valid = np.arange(win_p.shape[1])[None, :] + MOTIF_NOTES <= call_n[:, None]
-    c = np.diff(_degrees(win_p, minor[:, None]), axis=2)  # (R, K, 3)
+    c = np.diff(_degrees(win_p, minor[:, None, None]), axis=2)  # (R, K, 3)
     c_ioi = np.diff(win_s, axis=2)
     same_int = (c == d[:, None, :]).all(axis=2)
     inverted = (c == -d[:, None, :]).all(axis=2) & (d != 0).any(axis=1)[:, None]
@@ -883,7 +887,7 @@ def motif_development(x: RewardInputs) -> np.ndarray:
         MOTIF_DEVELOPED_REWARD,
         np.where(exact.any(axis=1), MOTIF_COPY_REWARD, 0.0),
     )
-    out[rows] = np.where(shaped, value, 0.0)
+    out[rows] = value
     return out
 
 
