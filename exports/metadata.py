@@ -3,6 +3,10 @@
 Each field is stored under ``deepjam.<field>`` as JSON. The live player reads the spec from the
 model (window, range) and refuses a model whose spec version or vocabulary does not fit this
 build: the contract travels inside the file, never beside it.
+
+``deepjam.action_vocabulary`` says what an action is (``exports.spec.ACTION_VOCABULARIES``:
+``"melodic"`` notes, or, once comping exists, ``"chord"``); it repeats the spec's field so that a
+reader sees the kind of model without parsing the spec. A file without it is melodic.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exports.errors import ModelError
-from exports.spec import SPEC_VERSION, Spec
+from exports.spec import ACTION_VOCABULARIES, MELODIC, SPEC_CHANGES, SPEC_VERSION, Spec
 
 METADATA_PREFIX = "deepjam."
 INPUT_NAME = "state"
@@ -47,6 +51,7 @@ class ModelMetadata:
         values: dict[str, Any] = {
             "spec": self.spec.to_dict(),
             "spec_version": self.spec_version,
+            "action_vocabulary": self.spec.action_vocabulary,
             "vocabulary": list(self.vocabulary),
             "reward_weights": self.reward_weights,
             "style_name": self.style_name,
@@ -83,16 +88,23 @@ class ModelMetadata:
             raise ModelError(
                 f"{source}: metadata 'spec_version' must be an integer, got {version!r}; {fix}"
             )
-        if version != SPEC_VERSION:
-            newer = "upgrade deepjam to read it, or " if version > SPEC_VERSION else ""
+        if version > SPEC_VERSION:
             raise ModelError(
                 f"{source} was exported for model spec version {version}, but this deepjam reads "
-                f"version {SPEC_VERSION}; {newer}{fix} using this version of deepjam"
+                f"version {SPEC_VERSION}; upgrade deepjam to read it, or {fix} using this "
+                f"version of deepjam"
+            )
+        if version < SPEC_VERSION:
+            raise ModelError(
+                f"{source} was exported for model spec version {version}, but this deepjam reads "
+                f"version {SPEC_VERSION} ({SPEC_CHANGES.get(SPEC_VERSION, 'a new contract')}); "
+                f"retrain it with `deepjam train` and `deepjam export` of this version"
             )
         if not isinstance(values["spec"], dict):
             raise ModelError(
                 f"{source}: metadata 'spec' must be a JSON object, got {values['spec']!r}; {fix}"
             )
+        _check_action_vocabulary(values, source, fix)
         try:
             spec = Spec.from_dict(values["spec"])
         except (TypeError, ValueError) as err:
@@ -149,4 +161,22 @@ class ModelMetadata:
             training_steps=int(values.get("training_steps", 0)),
             metrics=dict(values.get("metrics", {})),
             source_version=str(values.get("source_version", "")),
+        )
+
+
+def _check_action_vocabulary(values: dict[str, Any], source: str, fix: str) -> None:
+    """The model's action vocabulary is one this build plays, and its two records agree (the
+    spec's field and ``deepjam.action_vocabulary``; both absent: melodic)."""
+    in_spec = values["spec"].get("action_vocabulary", MELODIC)
+    stated = values.get("action_vocabulary", in_spec)
+    for kind in (stated, in_spec):
+        if kind not in ACTION_VOCABULARIES:
+            raise ModelError(
+                f"{source} plays the action vocabulary {kind!r}, which this deepjam does not "
+                f"know (known: {list(ACTION_VOCABULARIES)}); upgrade deepjam to play it"
+            )
+    if stated != in_spec:
+        raise ModelError(
+            f"{source}: metadata 'action_vocabulary' is {stated!r} but its spec says "
+            f"{in_spec!r}; the file was altered after export; {fix}"
         )

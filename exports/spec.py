@@ -22,7 +22,20 @@ from exports.midi import MIDI_PITCHES as MIDI_PITCHES  # kept importable from he
 # Bump whenever the meaning of a state or an action changes; a model made for another version is
 # refused at load time (exports.model_file).
 SPEC_VERSION = 2
-# 2: the call summary (``exports.encoding.summarize_call``) at the end of every state.
+# Version 3 is written up below and takes effect when SPEC_VERSION says 3, with models retrained
+# for it (a 128-step window, network kind "hybrid").
+SPEC_CHANGES = {
+    2: "the call summary entered the state",
+    3: "the shipped styles hear the whole phrase, a 128-step window, and a model names its "
+    "action vocabulary",
+}
+"""What each version changed, for the line that refuses an older model (exports.metadata)."""
+
+MELODIC = "melodic"
+"""Actions HOLD, REST and one NOTE_ON per key-relative pitch of the range (see above)."""
+ACTION_VOCABULARIES = (MELODIC,)
+"""The action vocabularies this build can play; a model of another is refused at load. A comping
+style adds ``"chord"`` (a root in the key frame x a quality, voiced below the player)."""
 
 HOLD = 0
 REST = 1
@@ -63,6 +76,9 @@ class Spec:
     call_window_steps: int = 96
     """Steps of the player's part before the agent's turn that the call summary reads (6 bars:
     a 4-bar call and its final rest)."""
+    action_vocabulary: str = MELODIC
+    """What an action is: one of ``ACTION_VOCABULARIES``. A model whose spec lacks the field was
+    made before chords, and is melodic."""
 
     def __post_init__(self) -> None:
         if (
@@ -85,6 +101,11 @@ class Spec:
             )
         if self.key_half_life_steps <= 0:
             raise ValueError(f"key_half_life_steps must be > 0, got {self.key_half_life_steps}")
+        if self.action_vocabulary not in ACTION_VOCABULARIES:
+            raise ValueError(
+                f"action_vocabulary {self.action_vocabulary!r} is not one this deepjam plays; "
+                f"known: {list(ACTION_VOCABULARIES)}"
+            )
 
     @property
     def steps_per_bar(self) -> int:

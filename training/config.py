@@ -4,7 +4,10 @@ Each field's docstring says what the value means; ``deepjam train --config`` tak
 (``training/presets/<name>.toml``) or a path. Sections: ``[style]``, ``[spec]``, ``[reward]``
 (weights, see ``training.env.reward.RewardWeights``), ``[env]`` (see
 ``training.env.environment.EnvConfig``), ``[network]``, ``[learner]``, ``[budget]``,
-``[style_model]``. A bad value raises ConfigError naming the field, e.g.
+``[style_model]``, ``[finetune]`` (see ``FineTuneConfig``). The ``[reward]`` weights scale whole
+groups of rules; the rules themselves and their magnitudes (phrases, not echoes: related rhythm,
+motif development, no two-note oscillations, leaps and repeats at the corpus's rate, a stable
+close) are documented in ``training.env.reward``. A bad value raises ConfigError naming the field, e.g.
 ``learner.gamma: expected a number in [0, 1), got 1.5``.
 """
 
@@ -38,8 +41,17 @@ class StyleInfo:
     """One line saying what the style sounds like and what it was trained on."""
 
 
+NETWORK_KINDS = ("mlp", "hybrid", "dilated")
+"""The Q-network's (and the style model's) architectures; see ``training.networks``."""
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
+    kind: str = "mlp"
+    """Architecture of the Q-network and the style model: "mlp" (the whole state, as a vector),
+    "hybrid" (the MLP over the last 32 steps, with a strided convolution over the whole window:
+    use it with [spec] window_steps = 128, a 4-bar call and its answer) or "dilated" (a dilated
+    convolution stack only). See training/networks.py."""
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden layer widths of the MLP Q-network (and of the style model)."""
     dueling: bool = False
@@ -123,6 +135,19 @@ class StyleModelConfig:
 
 
 @dataclass(frozen=True)
+class FineTuneConfig:
+    from_model: str = ""
+    """Weights a fresh run starts from (both the style model and the Q-network), then fine-tunes
+    on the corpus: a shipped style's name ("default": ``live_agent/models/default.onnx``), a
+    path to an ONNX file from ``deepjam export``, or "" (random weights). Matched by parameter
+    name and shape (``training.finetune``): a shipped style that does not fit the network or
+    spec is reported in one line and skipped; a path that does not fit is refused."""
+    when_tunes_below: int = 200
+    """Fine-tune only when the corpus has fewer tunes than this (a small folder of the user's
+    own); 0 = always. 50 files from scratch gave a style that repeats one note."""
+
+
+@dataclass(frozen=True)
 class StyleConfig:
     style: StyleInfo = field(default_factory=StyleInfo)
     """Name and description."""
@@ -136,6 +161,8 @@ class StyleConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     style_model: StyleModelConfig = field(default_factory=StyleModelConfig)
+    finetune: FineTuneConfig = field(default_factory=FineTuneConfig)
+    """Start from a shipped style's weights on a small corpus (``training.finetune``)."""
     seed: int = 0
     """Seed of numpy and torch."""
 
@@ -242,6 +269,12 @@ def _validate(config: StyleConfig) -> None:
 
     need(bool(config.style.name.strip()), "style.name", "a non-empty name", config.style.name)
     need(
+        config.network.kind in NETWORK_KINDS,
+        "network.kind",
+        f"one of {list(NETWORK_KINDS)}",
+        config.network.kind,
+    )
+    need(
         all(h > 0 for h in config.network.hidden),
         "network.hidden",
         "positive widths",
@@ -308,6 +341,12 @@ def _validate(config: StyleConfig) -> None:
     need(sc.learning_rate > 0, "style_model.learning_rate", "a number > 0", sc.learning_rate)
     need(sc.max_minutes >= 0, "style_model.max_minutes", "a number >= 0", sc.max_minutes)
     need(sc.max_states >= 1, "style_model.max_states", "an integer >= 1", sc.max_states)
+    need(
+        config.finetune.when_tunes_below >= 0,
+        "finetune.when_tunes_below",
+        "an integer >= 0 (0 = always)",
+        config.finetune.when_tunes_below,
+    )
     config.build_spec()
     config.env_config()
     config.reward_weights()

@@ -1,13 +1,34 @@
-"""The Q-network (and the style model's network): an MLP over the encoded state.
+"""The Q-network (and the style model's network): the encoded state -> one score per action.
 
-Per ../shared/MEASUREMENTS.md an MLP is the architecture that is fast where it matters: ~21 us
-p50 for one state in onnxruntime, ~200 DQN updates/s at batch 128 on one thread. Plain
-Linear/ReLU ops only, so the module exports to ONNX with either exporter.
+Every kind takes the one flat state of ``exports.encoding.encode_states``, (B, state_dim)
+float32, laid out as
+
+    [agent part (W x F) | player part (W x F) | step context | call summary]
+
+(W = ``spec.window_steps``, F = ``spec.features_per_part_step``, steps oldest first), so the ONNX
+input, the live agent's rolling state and the training env are the same for all of them: a
+sequence kind reshapes the per-step part inside the network. Kinds:
+
+* ``"mlp"``: Linear/ReLU layers over the whole state. Fast (one state in onnxruntime ~21 us p50,
+  ~200 DQN updates/s at batch 128 on one thread, W = 32), but it hears the window as a bag of
+  positions, and a 2-bar window cannot hold a 4-bar call and its answer.
+* ``"hybrid"``: the MLP over the last ``local_steps`` steps of both parts, the context and the
+  call summary, beside a strided 1-D convolution embedding of the whole window (both parts as
+  2F channels; each layer halves the length: W = 128 -> 4 positions of ``channels[-1]``). The
+  MLP keeps today's note-to-note detail; the convolution hears the call itself and the answer so
+  far (a 4-bar call and a 4-bar answer are 128 steps).
+* ``"dilated"``: a causal dilated convolution stack only (WaveNet-style, dilations 1, 2, 4, ...
+  until the receptive field covers W), read at the last step, with the context and the call
+  summary, into the MLP head.
+
+Plain Linear/Conv1d/ReLU/Slice/Reshape ops: every kind exports to ONNX with either exporter.
 
 A network is described by a plain dict (``network_args``) that travels in the checkpoint, as in
 nanoGPT, so a checkpoint can rebuild its own network:
 
-    {"kind": "mlp", "state_dim": 1107, "n_actions": 39, "hidden": [256, 256], "dueling": False}
+    {"kind": "mlp", "state_dim": 1130, "n_actions": 39, "hidden": [256, 256], "dueling": False}
+    {"kind": "hybrid", ..., "window_steps": 128, "features_per_step": 17, "local_steps": 32,
+     "channels": [32, 32, 64, 64, 64]}
 """
 
 from __future__ import annotations
@@ -19,29 +40,47 @@ from torch import nn
 
 from exports.errors import ConfigError
 from exports.spec import Spec
+from training.config import NETWORK_KINDS as NETWORK_KINDS  # one home: the config checks it
 
-NETWORK_KINDS = ("mlp",)
 DEFAULT_HIDDEN = (256, 256)
+DEFAULT_CHANNELS = {"hybrid": (32, 32, 64, 64, 64), "dilated": (48,)}
+"""Per kind: the hybrid's conv widths, one per stride-2 layer; the dilated stack's one width."""
+LOCAL_STEPS = 32
+"""Steps of each part the hybrid's MLP reads note by note (two bars: the MLP's old window)."""
 
 
 def network_args_for(
-    spec: Spec, hidden: list[int] | tuple[int, ...] = DEFAULT_HIDDEN, dueling: bool = False
+    spec: Spec,
+    hidden: list[int] | tuple[int, ...] = DEFAULT_HIDDEN,
+    dueling: bool = False,
+    kind: str = "mlp",
+    channels: list[int] | tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
-    """The ``network_args`` of an MLP Q-network for ``spec``'s states and actions."""
-    return {
-        "kind": "mlp",
+    """The ``network_args`` of a ``kind`` network for ``spec``'s states and actions."""
+    if kind not in NETWORK_KINDS:
+        raise ConfigError(f"network.kind: expected one of {list(NETWORK_KINDS)}, got {kind!r}")
+    args: dict[str, Any] = {
+        "kind": kind,
         "state_dim": spec.state_dim,
         "n_actions": spec.n_actions,
         "hidden": [int(h) for h in hidden],
         "dueling": bool(dueling),
     }
+    if kind != "mlp":
+        args["window_steps"] = spec.window_steps
+        args["features_per_step"] = spec.features_per_part_step
+        args["channels"] = [int(c) for c in (channels or DEFAULT_CHANNELS[kind])]
+    if kind == "hybrid":
+        args["local_steps"] = min(LOCAL_STEPS, spec.window_steps)
+    return args
 
 
 class MlpQNetwork(nn.Module):
     """(B, state_dim) float32 states -> (B, n_actions) Q-values (or logits for the style model).
 
     With ``dueling`` the last hidden layer feeds a value head V(s) and an advantage head A(s, a),
-    combined as Q = V + A - mean_a A (Wang et al. 2016, eq. 9).
+    combined as Q = V + A - mean_a A (Wang et al. 2016, eq. 9). The sequence kinds end in one,
+    over their features.
     """
 
     def __init__(self, state_dim: int, n_actions: int, hidden: list[int], dueling: bool) -> None:
@@ -64,20 +103,130 @@ class MlpQNetwork(nn.Module):
         return out
 
 
-def _check_args(args: dict[str, Any]) -> tuple[int, int, list[int], bool]:
-    fix = "expected e.g. {'kind': 'mlp', 'state_dim': 1107, 'n_actions': 39, 'hidden': [256, 256]}"
+class StridedEncoder(nn.Module):
+    """(B, C_in, W) -> (B, channels[-1] * W / 2^len(channels)): stride-2 convolutions (kernel
+    4), each halving the length, flattened so that where a figure lies in the window counts."""
+
+    def __init__(self, in_channels: int, window_steps: int, channels: list[int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width, length = in_channels, window_steps
+        for c in channels:
+            layers += [nn.Conv1d(width, c, kernel_size=4, stride=2, padding=1), nn.ReLU()]
+            width, length = c, length // 2
+        self.convs = nn.Sequential(*layers)
+        self.out_features = width * length
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.convs(seq).flatten(1)
+
+
+class DilatedEncoder(nn.Module):
+    """(B, C_in, W) -> (B, C): a causal stack of kernel-2 convolutions with dilations 1, 2, 4,
+    ... (residual), whose receptive field covers W, read at the last step (WaveNet)."""
+
+    def __init__(self, in_channels: int, window_steps: int, channels: list[int]) -> None:
+        super().__init__()
+        width = channels[0]
+        self.embed = nn.Conv1d(in_channels, width, kernel_size=1)
+        self.dilations: list[int] = []
+        layers: list[nn.Module] = []
+        dilation = 1
+        while dilation < window_steps:
+            layers.append(nn.Conv1d(width, width, kernel_size=2, dilation=dilation))
+            self.dilations.append(dilation)
+            dilation *= 2
+        self.layers = nn.ModuleList(layers)
+        self.out_features = width
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.embed(seq))  # (B, C, W)
+        for conv, dilation in zip(self.layers, self.dilations, strict=True):
+            # Causal: each output sees its own step and the one ``dilation`` earlier; the first
+            # ``dilation`` steps drop out, so the length shrinks and the last step stays last.
+            x = x[:, :, dilation:] + torch.relu(conv(x))
+        return x[:, :, -1]  # (B, C): the last step, which hears the whole window
+
+
+class SequenceQNetwork(nn.Module):
+    """(B, state_dim) float32 states -> (B, n_actions): a convolution over both parts' window
+    (reshaped from the flat state), and, with ``local_steps`` > 0, the last ``local_steps``
+    steps as they are; both, with the context and the call summary, into the MLP head."""
+
+    def __init__(
+        self,
+        kind: str,
+        state_dim: int,
+        n_actions: int,
+        hidden: list[int],
+        dueling: bool,
+        window_steps: int,
+        features_per_step: int,
+        channels: list[int],
+        local_steps: int,
+    ) -> None:
+        super().__init__()
+        self.window_steps, self.features_per_step = window_steps, features_per_step
+        self.local_steps = local_steps
+        self.part_dim = window_steps * features_per_step
+        self.rest_dim = state_dim - 2 * self.part_dim  # context + call summary
+        encoder_class = StridedEncoder if kind == "hybrid" else DilatedEncoder
+        self.encoder = encoder_class(2 * features_per_step, window_steps, channels)
+        width = self.encoder.out_features + 2 * local_steps * features_per_step + self.rest_dim
+        self.mlp = MlpQNetwork(width, n_actions, hidden, dueling)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        w, f, p = self.window_steps, self.features_per_step, self.part_dim
+        agent = states[:, :p].reshape(-1, w, f)  # (B, W, F)
+        player = states[:, p : 2 * p].reshape(-1, w, f)  # (B, W, F)
+        seq = torch.cat([agent, player], dim=2).transpose(1, 2)  # (B, 2F, W)
+        parts = [self.encoder(seq)]  # (B, E)
+        if self.local_steps > 0:
+            start = (w - self.local_steps) * f
+            parts += [states[:, start:p], states[:, p + start : 2 * p]]  # (B, L*F) each
+        parts.append(states[:, 2 * p :])  # (B, context + call)
+        return self.mlp(torch.cat(parts, dim=1))  # (B, n_actions)
+
+
+def _check_args(args: dict[str, Any]) -> dict[str, Any]:
+    fix = "expected e.g. {'kind': 'mlp', 'state_dim': 1130, 'n_actions': 39, 'hidden': [256, 256]}"
     kind = args.get("kind", "mlp")
     if kind not in NETWORK_KINDS:
         raise ConfigError(f"network kind must be one of {list(NETWORK_KINDS)}, got {kind!r}")
     try:
-        state_dim = int(args["state_dim"])
-        n_actions = int(args["n_actions"])
-        hidden = [int(h) for h in args.get("hidden", DEFAULT_HIDDEN)]
+        checked: dict[str, Any] = {
+            "kind": kind,
+            "state_dim": int(args["state_dim"]),
+            "n_actions": int(args["n_actions"]),
+            "hidden": [int(h) for h in args.get("hidden", DEFAULT_HIDDEN)],
+            "dueling": bool(args.get("dueling", False)),
+        }
+        if kind != "mlp":
+            checked["window_steps"] = int(args["window_steps"])
+            checked["features_per_step"] = int(args["features_per_step"])
+            checked["channels"] = [int(c) for c in args.get("channels", DEFAULT_CHANNELS[kind])]
+            checked["local_steps"] = int(args.get("local_steps", 0))
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"network args {args!r} are invalid ({err!r}); {fix}") from err
-    if state_dim < 1 or n_actions < 1 or any(h < 1 for h in hidden):
+    sizes = [checked["state_dim"], checked["n_actions"], *checked["hidden"]]
+    sizes += checked.get("channels", []) + [checked.get("window_steps", 1)]
+    if any(s < 1 for s in sizes) or not checked.get("channels", [1]):
         raise ConfigError(f"network sizes must be positive, got {args!r}; {fix}")
-    return state_dim, n_actions, hidden, bool(args.get("dueling", False))
+    if kind != "mlp":
+        w, f = checked["window_steps"], checked["features_per_step"]
+        if not 0 <= checked["local_steps"] <= w or checked["state_dim"] <= 2 * w * f:
+            raise ConfigError(
+                f"network args {args!r} do not fit a state of {checked['state_dim']} features "
+                f"with a {w}-step window of {f} features a step; build them with "
+                f"network_args_for(spec, kind={kind!r})"
+            )
+        if kind == "hybrid" and w % (1 << len(checked["channels"])):
+            raise ConfigError(
+                f"a hybrid network halves its {w}-step window {len(checked['channels'])} times; "
+                f"use a window that is a multiple of {1 << len(checked['channels'])} steps "
+                f"(e.g. 128) or fewer channels"
+            )
+    return checked
 
 
 def build_q_network(args: dict[str, Any]) -> nn.Module:
@@ -85,5 +234,17 @@ def build_q_network(args: dict[str, Any]) -> nn.Module:
 
     Raises ConfigError (one line) for an unknown kind or bad sizes.
     """
-    state_dim, n_actions, hidden, dueling = _check_args(args)
-    return MlpQNetwork(state_dim, n_actions, hidden, dueling)
+    a = _check_args(args)
+    if a["kind"] == "mlp":
+        return MlpQNetwork(a["state_dim"], a["n_actions"], a["hidden"], a["dueling"])
+    return SequenceQNetwork(
+        a["kind"],
+        a["state_dim"],
+        a["n_actions"],
+        a["hidden"],
+        a["dueling"],
+        a["window_steps"],
+        a["features_per_step"],
+        a["channels"],
+        a["local_steps"],
+    )

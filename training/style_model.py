@@ -1,9 +1,10 @@
 """The style model: a supervised next-action classifier on the corpus (RL Tuner's Note-RNN).
 
 RL Tuner (Jaques et al. 2017) trains a note model on the corpus, uses its log-probability of the
-agent's action as the style reward, and starts the Q-network from its weights. We do the same
-with the architecture the measurements favour: the Q-network's own MLP over the one encoded
-state (``exports.encoding.encode_states``), so the weights carry over one to one.
+agent's action as the style reward, and starts the Q-network from its weights. We do the same:
+the style model is the Q-network's own network (``training.networks``, the config's
+``[network] kind``) over the one encoded state (``exports.encoding.encode_states``), so the
+weights carry over one to one.
 
 Training data (teacher forcing): each corpus melody, moved into its key-relative frame (the
 tune's Krumhansl–Schmuckler key) and folded into the agent's range, is the *agent's* part; the
@@ -327,8 +328,10 @@ def train_style_model(
     device: torch.device | str = "cpu",
     log: Callable[[str], None] | None = None,
     env_config: EnvConfig | None = None,
+    kind: str = "mlp",
 ) -> StyleModel:
-    """Fit the next-action model on the training split; metrics on the validation split.
+    """Fit the next-action model (a ``kind`` network, ``training.networks``) on the training
+    split; metrics on the validation split.
 
     Metrics (nats/step): ``style_val_log_lik``, ``style_val_accuracy``, ``style_uniform_log_lik``
     (the baseline), ``style_train_log_lik``; with no validation tunes the training split stands
@@ -344,7 +347,7 @@ def train_style_model(
     val_is_train = held_out.n_tunes == 0
     train_data = teacher_forced(spec, train)
     val_data = teacher_forced(spec, train if val_is_train else held_out)
-    args = network_args_for(spec, hidden, dueling=False)
+    args = network_args_for(spec, hidden, dueling=False, kind=kind)
     network = build_q_network(args).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     n = min(train_data.n_samples, config.max_states)

@@ -647,7 +647,9 @@ def setup_run(
         corpus=None,
         train_corpus=None,
         style_model=None,
-        network_args=network_args_for(spec, config.network.hidden, config.network.dueling),
+        network_args=network_args_for(
+            spec, config.network.hidden, config.network.dueling, kind=config.network.kind
+        ),
         learner=None,
         env_config=dataclasses.replace(config.env_config(), seed=env_seed),
         reward_weights=config.reward_weights(),
@@ -712,6 +714,7 @@ def setup_run(
             device,
             log,
             env_config=run.env_config,
+            kind=config.network.kind,
         )
     run.style_model = style_model
     sm = style_model.metrics
