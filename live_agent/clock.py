@@ -80,7 +80,8 @@ class FakeClock:
 # The scheduler asks a StepGrid for each next boundary. ``InternalGrid`` is --bpm from a start
 # time; ``PlayerGrid`` follows the player's beat (live_agent.tempo) once it is locked and falls
 # back to --bpm until then. MIDI clock is not a grid (its ticks *are* the boundaries): with
-# ``--clock auto`` the session hands over to the MIDI-clock loop when a tick or Start arrives.
+# ``--clock auto`` the session hands over to the MIDI-clock loop while a clock really runs, and
+# back when it stops (``PlayerGrid.continue_from``: on from the clock's last 16th, numbered on).
 # A new source (Ableton Link) implements the same protocol.
 
 MIN_STEP_FRACTION = 0.5
@@ -169,6 +170,14 @@ class PlayerGrid:
             return self.fallback.next_boundary(after_ns)
         k = math.ceil((after_ns - e.origin_ns) / e.step_ns + MIN_STEP_FRACTION)
         return k, round(e.origin_ns + k * e.step_ns)
+
+    def continue_from(self, step: int, boundary_ns: int, step_ns: float) -> None:
+        """Until the player's beat is locked, go on from grid ``step`` at ``boundary_ns`` with
+        16ths ``step_ns`` long (where a MIDI clock that stopped left the grid), numbered on."""
+        if step_ns <= 0:
+            step_ns = self.fallback.step_ns
+        bpm = 60e9 / step_ns / GRID_STEPS_PER_BEAT
+        self.fallback = InternalGrid(bpm, boundary_ns - round(step * step_ns))
 
     def describe(self) -> str:
         e = self.tracker.estimate

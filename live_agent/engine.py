@@ -65,6 +65,7 @@ from live_agent.protocols import Clock, Inbox, InputEvent, NoteSink, Policy
 from live_agent.recording import PLAYER, Recorder, RecordingSink
 from live_agent.scheduler import (
     START_LEAD_NS,
+    ClockWatch,
     InputPump,
     MidiClockFollower,
     TimingStats,
@@ -74,6 +75,7 @@ from live_agent.scheduler import (
 from live_agent.tempo import TempoEstimate
 
 WARM_UP_DECISIONS = 64
+CLOCK_KINDS = frozenset((Kind.CLOCK, Kind.START, Kind.CONTINUE, Kind.STOP, Kind.SONG_POSITION))
 
 
 @dataclass
@@ -147,14 +149,17 @@ class Session:
         self.controls = controls if controls is not None else load_controls(options.controls)
         self.stats = SessionStats()
         self.rng = np.random.default_rng(options.seed)
-        self.decider = Decider(policy, self.rng)
+        self.decider = Decider(policy, self.rng, fixed_key=options.fixed_key)
         self.listener = PlayerListener(options.held_timeout_steps)
         self.dynamics = VelocityFollower(options.velocity, self.decider.spec.steps_per_bar)
         self.grid: StepGrid | None = grid
         """Where the steps fall (set by ``run``, or given); ``tempo`` is its estimate of the
         player."""
         self._given_grid = grid
+        self._clock_watch = ClockWatch()
+        """``--clock auto``: whether a MIDI clock in the input really runs (see ClockWatch)."""
         self._midi_clock_heard = False
+        """``--clock auto``: True while the grid follows MIDI clock (the live view reads it)."""
         self.log: Callable[[str], None] | None = None
         """Where tempo changes are reported (``deepjam jam`` prints them); None: nowhere."""
         self._logged_bpm = 0.0
@@ -185,6 +190,8 @@ class Session:
         """The step closed last is in the key estimate already (see ``_close_step``)."""
         self._closed = False
         self._step_start_ns: int | None = None
+        self._decided_unsent = False
+        """A step was decided and not sent yet (it closed the step before it already)."""
 
     # --- public API -------------------------------------------------------------------------
 
@@ -215,34 +222,62 @@ class Session:
         every note. ``start_ns``: time of step 0 (default: 50 ms from now). Returns ``stats``."""
         pump = InputPump(self.inbox, self.clock, stop, self.handle, self.stats.dropped)
         o = self.options
+        timing = self.stats.timing
         try:
             if o.clock == "midi":
-                run_midi_clock(self, pump, self.clock, MidiClockFollower(), self.stats.timing)
+                run_midi_clock(self, pump, self.clock, MidiClockFollower(), timing)
+                return self.stats
+            t0 = self.clock.now_ns() + START_LEAD_NS if start_ns is None else start_ns
+            internal = InternalGrid(o.bpm, t0, self.decider.spec.steps_per_beat)
+            if self._given_grid is not None:
+                self.grid = self._given_grid
             else:
-                t0 = self.clock.now_ns() + START_LEAD_NS if start_ns is None else start_ns
-                internal = InternalGrid(o.bpm, t0, self.decider.spec.steps_per_beat)
-                if self._given_grid is not None:
-                    self.grid = self._given_grid
-                else:
-                    self.grid = internal if o.clock == "internal" else PlayerGrid(internal)
-                run_internal(
+                self.grid = internal if o.clock == "internal" else PlayerGrid(internal)
+            watch = self._clock_watch
+            auto = o.clock == "auto" and self._given_grid is None
+            while True:
+                left = (
+                    None if until_step is None else until_step - timing.steps - timing.skipped_steps
+                )
+                handed_over = run_internal(
                     self,
                     pump,
                     self.clock,
                     o.step_ns,
-                    self.stats.timing,
-                    until_step=until_step,
+                    timing,
+                    until_step=left,
                     start_ns=t0,
                     grid=self.grid,
-                    handover=(lambda: self._midi_clock_heard) if o.clock == "auto" else None,
+                    handover=(lambda: watch.takeover is not None) if auto else None,
                 )
-                if self._midi_clock_heard and not self._closed:
-                    # auto: a DAW's MIDI clock arrived; it runs the grid from here on.
-                    if self.log is not None:
-                        self.log("MIDI clock heard: following it")
-                    follower = MidiClockFollower()
-                    follower.start()
-                    run_midi_clock(self, pump, self.clock, follower, self.stats.timing)
+                if not handed_over or self._closed:
+                    break
+                # auto: a MIDI clock runs (Start, or a steady run of ticks): it has the grid
+                # from the tick just heard, numbered on the clock's own position.
+                beat_ns = int(self.grid.step_ns * self.decider.spec.steps_per_beat)
+                self._midi_clock_heard = True
+                if self.log is not None:
+                    self.log("MIDI clock running: following it")
+                back = run_midi_clock(
+                    self,
+                    pump,
+                    self.clock,
+                    watch.follower,
+                    timing,
+                    takeover=watch.takeover,
+                    hand_back_ns=beat_ns,
+                )
+                self._midi_clock_heard = False
+                watch.reset()
+                if back is None or self._closed:
+                    break
+                # The clock stopped: the grid goes on from its last 16th at its tempo (the
+                # player's beat once it is locked), numbered on; the phrase heard goes on too.
+                if isinstance(self.grid, PlayerGrid):
+                    self.grid.continue_from(back.step, back.boundary_ns, back.step_ns)
+                t0 = back.boundary_ns + round(back.step_ns)
+                if self.log is not None:
+                    self.log("MIDI clock stopped: back to your beat")
         finally:
             self.close()
         return self.stats
@@ -252,7 +287,9 @@ class Session:
         """The player's tempo and beat as last estimated (None before it is heard, or when the
         grid does not follow the player): bpm, confidence, locked. For the log and live view."""
         grid = self.grid
-        return grid.estimate if isinstance(grid, PlayerGrid) else None
+        if self._midi_clock_heard or not isinstance(grid, PlayerGrid):
+            return None
+        return grid.estimate
 
     def _log_tempo(self) -> None:
         """Report the player's tempo when it locks, unlocks or moves by more than 1 bpm."""
@@ -307,8 +344,11 @@ class Session:
                 )
         elif kind is Kind.CONTROL:
             self._control(event, message)
-        elif (kind is Kind.CLOCK or kind is Kind.START) and self.options.clock == "auto":
-            self._midi_clock_heard = True
+        elif kind in CLOCK_KINDS:
+            if self.options.clock == "auto" and self._given_grid is None:
+                self._clock_watch.observe(kind, event.time_ns, message.data1, message.data2)
+            else:
+                self.stats.ignored[kind.value] += 1
         elif kind is Kind.PROGRAM:
             if self.program_handler is not None and message.channel == self.control_channel:
                 self.program_handler(message.data1)
@@ -325,6 +365,13 @@ class Session:
     def decide(self, step: int, boundary_ns: int | None = None) -> None:
         """Close the player's last step, and choose the agent's action for grid ``step``, whose
         boundary is at ``boundary_ns`` (None: not known yet, MIDI clock)."""
+        if self._decided_unsent:
+            # The grid changed hands between this decision and its boundary (MIDI clock took
+            # over, or handed back): the decision stands, sent on the new grid's step.
+            self._closing_step = step
+            self._step_start_ns = boundary_ns
+            return
+        self._decided_unsent = True
         self._close_step(step)
         self._change_mode_if_held()
         self._step_start_ns = boundary_ns
@@ -357,14 +404,18 @@ class Session:
         self._pending_action = self.mode.restrict(action, self._held_steps)
         self.stats.decisions += 1
 
-    def send(self, step: int) -> None:
-        """At the boundary of ``step``: only the MIDI of the decided action goes out."""
+    def send(self, step: int) -> int | None:
+        """At the boundary of ``step``: only the MIDI of the decided action goes out. Returns
+        when its first message left (clock ns), None when there was nothing to send."""
         action, self._pending_action = self._pending_action, None
+        self._decided_unsent = False
         channel = self.options.channel
         self._agent_onset = False
+        sent_ns = None
         if action is None:
             # Not the agent's turn (or it was cut short): make sure nothing of it still sounds.
             if self._sounding is not None:
+                sent_ns = self.clock.now_ns()
                 self.notes.note_off(channel, self._sounding)
                 self._sounding = None
                 self._held_steps = 0
@@ -374,10 +425,13 @@ class Session:
             if note_off is None and self._release_at_send and self._sounding is not None:
                 note_off = self._sounding  # model swap: the old model's note does not outlive it
             if note_off is not None:
+                sent_ns = self.clock.now_ns()
                 self.notes.note_off(channel, note_off)
                 self._sounding = None
                 self._held_steps = 0
             if change.note_on is not None:
+                if sent_ns is None:
+                    sent_ns = self.clock.now_ns()
                 self.notes.note_on(channel, change.note_on, self.dynamics.velocity(step))
                 self._sounding = change.note_on
                 self._agent_onset = True
@@ -388,10 +442,14 @@ class Session:
         self.stats.notes_sent = self.notes.notes_sent
         if not self._key_folded:
             self.decider.update_key(move_frame=False)  # after sending: off the decision path
+        return sent_ns
 
     def skip(self, step: int) -> None:
         """A step the loop could not make in time: no decision, the agent's note goes on."""
-        self._close_step(step)
+        if self._decided_unsent:
+            self._decided_unsent = False  # that decision closed the step before this one
+        else:
+            self._close_step(step)
         self._closing_step = step
         if not self._key_folded:
             self.decider.update_key(move_frame=False)
@@ -403,11 +461,13 @@ class Session:
     def transport_start(self) -> None:
         """MIDI Start: from the top; the agent falls silent and its mode starts over."""
         self._silence_agent()
+        self._decided_unsent = False
         self.mode = self._make_mode(self.mode.name)
 
     def transport_stop(self) -> None:
         """MIDI Stop: the agent falls silent until Start or Continue."""
         self._silence_agent()
+        self._decided_unsent = False
 
     # --- internals --------------------------------------------------------------------------
 
