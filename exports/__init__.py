@@ -29,7 +29,13 @@ from exports.spec import (
     SPEC_VERSION,
     Spec,
 )
-from exports.tonality import KeyTracker, estimate_key, key_shift, to_absolute, to_relative
+from exports.tonality import (
+    estimate_call_key,
+    estimate_key,
+    key_shift,
+    to_absolute,
+    to_relative,
+)
 
 __all__ = [
     "DEFAULT_SPEC",
@@ -44,7 +50,6 @@ __all__ = [
     "ConfigError",
     "CorpusError",
     "DeepjamError",
-    "KeyTracker",
     "MidiFileError",
     "ModelError",
     "ModelMetadata",
@@ -56,6 +61,7 @@ __all__ = [
     "action_events",
     "decode_action",
     "encode_states",
+    "estimate_call_key",
     "estimate_key",
     "event_actions",
     "key_shift",

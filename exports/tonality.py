@@ -3,13 +3,21 @@
 The network sees and chooses pitches relative to the tonic: ``relative = absolute - key_shift``
 where ``key_shift`` is the tonic's pitch class moved into -6..+5, so transposing into the frame
 never moves a line by more than a tritone. A style learned in C answers in E-flat.
+
+The key of a call is judged over the whole call (``estimate_call_key``), by the live agent and
+the training environment alike, on the same window of the player's part; a player may fix it
+instead (``parse_key``: ``deepjam jam --key "A minor"``).
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from exports.spec import PITCH_CLASSES, Spec
+from exports.errors import ConfigError
+from exports.midi import key_name
+from exports.spec import PITCH_CLASSES
 
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -81,33 +89,140 @@ def scale_mask(minor: bool) -> np.ndarray:
     return mask
 
 
-def decayed_histogram(chroma: np.ndarray, decay: float) -> np.ndarray:
-    """(..., T, 12) per-step sounding pitch classes -> (..., 12) histogram at the last step.
+def _scale_table() -> np.ndarray:
+    """(24, 12) float: row = key (as ``KEY_TEMPLATES``), 1 on the absolute pitch classes of its
+    scale (``scale_mask``: the minor keys' raised 6th and 7th included)."""
+    rows = [np.roll(scale_mask(minor), t) for minor in (False, True) for t in range(PITCH_CLASSES)]
+    return np.stack(rows).astype(np.float64)
 
-    Equals what ``KeyTracker`` holds after observing the same T steps: sum_t decay^(T-1-t) c_t.
-    """
+
+SCALE_TABLE = _scale_table()
+
+
+# The call's key (``estimate_call_key``): every note counts by its onset and at most an 8th
+# note of its length, so a held last note does not outweigh the phrase; the phrase's first and
+# last notes are evidence of its tonic (phrases open and close on stable degrees: the tonic
+# first, then the fifth, then the third), which is what tells a minor key from its relative major.
+NOTE_CAP_STEPS = 2
+"""A note's sounding steps count up to this many (an 8th note): a held note weighs no more than a struck one."""
+ONSET_WEIGHT = 1.0
+"""What being struck adds to a note, in sounding steps: a run of 16ths counts as much as it is heard."""
+FIRST_NOTE_WEIGHT = 0.05
+LAST_NOTE_WEIGHT = 0.10
+"""Added to a key's correlation (Pearson r, -1..1) when the call's first / last note is its
+tonic; times ``END_DEGREE_STABILITY`` for the other degrees."""
+IN_SCALE_WEIGHT = 1.0
+"""Added to a key's correlation times the share of the call's weight on its scale's notes
+(``scale_mask``): a short call's few notes can correlate with a key whose scale they break
+(C D E F G, E-heavy, with E minor), never fit it."""
+END_DEGREE_STABILITY = {0: 1.0, 7: 0.5, 3: 0.25, 4: 0.25}
+"""Semitones above the tonic -> how stable a degree is to open or close a phrase on (the
+major key's third is 4, the minor key's 3; each key counts only its own third)."""
+
+
+def _end_degree_table() -> np.ndarray:
+    """(24, 12): row = key (as ``KEY_TEMPLATES``), column = absolute pitch class -> stability."""
+    table = np.zeros((2 * PITCH_CLASSES, PITCH_CLASSES))
+    for row in range(2 * PITCH_CLASSES):
+        tonic, minor = row % PITCH_CLASSES, row >= PITCH_CLASSES
+        for degree, stability in END_DEGREE_STABILITY.items():
+            if degree in (3, 4) and degree != (3 if minor else 4):
+                continue
+            table[row, (tonic + degree) % PITCH_CLASSES] = stability
+    return table
+
+
+END_DEGREE_TABLE = _end_degree_table()
+
+
+def call_histogram(onset: np.ndarray, chroma: np.ndarray, decay: float) -> np.ndarray:
+    """(..., T) onsets and (..., T, 12) sounding pitch classes of the player's part -> (..., 12)
+    pitch-class weights of the call: each sounding step counts while its note is at most
+    ``NOTE_CAP_STEPS`` old (steps since the part's last onset; a note held into the window from
+    before it is past the cap), an onset adds ``ONSET_WEIGHT``, and step t is scaled by
+    ``decay ** (T - 1 - t)`` (the spec's key half-life: earlier phrases count less)."""
+    onset = np.asarray(onset, dtype=bool)
     c = np.asarray(chroma, dtype=np.float64)
-    t = c.shape[-2]
-    weights = decay ** np.arange(t - 1, -1, -1, dtype=np.float64)  # (T,)
-    return np.einsum("...tc,t->...c", c, weights)
+    t = onset.shape[-1]
+    steps = np.arange(t)
+    # Steps since the part's last onset; before any onset, as if struck long before the window.
+    last_onset = np.maximum.accumulate(np.where(onset, steps, -NOTE_CAP_STEPS - t), axis=-1)
+    weight = (steps - last_onset < NOTE_CAP_STEPS) + ONSET_WEIGHT * onset  # (..., T)
+    weight = weight * decay ** np.arange(t - 1, -1, -1, dtype=np.float64)
+    return np.einsum("...t,...tc->...c", weight, c)
 
 
-class KeyTracker:
-    """Live tonic estimate over a decaying histogram of sounding pitch classes, one step at a time."""
+def estimate_call_key(
+    onset: np.ndarray, chroma: np.ndarray, top: np.ndarray, decay: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The key of a call: (tonic pitch class (...) int64, minor (...) bool, histogram (..., 12)).
 
-    def __init__(self, spec: Spec) -> None:
-        self._decay = spec.key_decay_per_step
-        self.histogram = np.zeros(PITCH_CLASSES)
+    ``onset`` (..., T) bool, ``chroma`` (..., T, 12) bool and ``top`` (..., T) absolute pitch
+    (-1 silent) are the player's part over the call window, oldest first, absolute pitches.
+    Each key's score is the Krumhansl–Schmuckler correlation of ``call_histogram`` with its
+    profile plus the tonic evidence of the phrase's first and last notes
+    (``FIRST_NOTE_WEIGHT``, ``LAST_NOTE_WEIGHT`` times ``END_DEGREE_STABILITY``): an A-minor call
+    ending on a held E stays in A minor. Nothing heard gives C major. The live agent and the
+    training environment both call this, on the same window: the key frame is the same in both.
+    """
+    onset = np.asarray(onset, dtype=bool)
+    top = np.asarray(top)
+    h = call_histogram(onset, chroma, decay)  # (..., 12)
+    centered = h - h.mean(axis=-1, keepdims=True)
+    norm = np.linalg.norm(centered, axis=-1, keepdims=True)
+    scores = (centered / np.where(norm > 0, norm, 1.0)) @ KEY_TEMPLATES.T  # (..., 24) Pearson r
+    heard = onset.any(axis=-1)
+    t = onset.shape[-1]
+    first = np.argmax(onset, axis=-1)
+    last = t - 1 - np.argmax(onset[..., ::-1], axis=-1)
+    first_pc = np.take_along_axis(top, first[..., None], axis=-1)[..., 0] % PITCH_CLASSES
+    last_pc = np.take_along_axis(top, last[..., None], axis=-1)[..., 0] % PITCH_CLASSES
+    total = h.sum(axis=-1, keepdims=True)
+    in_scale = (h @ SCALE_TABLE.T) / np.where(total > 0, total, 1.0)  # (..., 24)
+    scores = scores + IN_SCALE_WEIGHT * in_scale
+    scores = scores + np.where(
+        heard[..., None],
+        FIRST_NOTE_WEIGHT * END_DEGREE_TABLE.T[first_pc]
+        + LAST_NOTE_WEIGHT * END_DEGREE_TABLE.T[last_pc],
+        0.0,
+    )
+    best = np.argmax(scores, axis=-1)
+    empty = h.sum(axis=-1) <= 0
+    tonic = np.where(empty, 0, best % PITCH_CLASSES).astype(np.int64)
+    minor = np.where(empty, False, best >= PITCH_CLASSES)
+    return tonic, minor, h
 
-    def observe_step(self, chroma: np.ndarray) -> None:
-        """Fold one step's sounding absolute pitch classes ((12,) bool or weights) in."""
-        self.histogram *= self._decay
-        self.histogram += chroma
 
-    def key(self) -> tuple[int, bool]:
-        """(tonic pitch class, minor) of what has been heard; C major before anything sounds."""
-        tonic, minor = estimate_key(self.histogram)
-        return int(tonic), bool(minor)
+KEY_AUTO = "auto"
+"""The key choice that leaves the key to the estimate."""
+KEY_NAMES = tuple(key_name(t, minor) for minor in (False, True) for t in range(PITCH_CLASSES))
+"""The 24 keys by name ('C major' .. 'B minor'), as ``parse_key`` reads them back."""
+_LETTERS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_ACCIDENTALS = {"": 0, "#": 1, "\u266f": 1, "b": -1, "\u266d": -1}
+_KEY_PATTERN = re.compile(r"([a-g])(#|b|\u266f|\u266d)?\s*(major|maj|minor|min|m)?", re.IGNORECASE)
 
-    def reset(self) -> None:
-        self.histogram[:] = 0.0
+
+def parse_key(text: str) -> tuple[int, bool] | None:
+    """A key as a player writes it -> (tonic pitch class, minor); ``'auto'`` -> None.
+
+    Accepts a tonic letter, an optional sharp or flat (``#``/``b``, or the signs), then
+    ``major``/``maj`` (the default) or ``minor``/``min``/``m``: 'A minor', 'Am', 'Eb',
+    'F# minor', 'Bbm'. Raises ConfigError (one line, naming what is accepted) for anything else.
+    """
+    words = " ".join(str(text).split())
+    if words.lower() == KEY_AUTO:
+        return None
+    match = _KEY_PATTERN.fullmatch(words)
+    if match is None:
+        raise ConfigError(
+            f"key must be {KEY_AUTO!r} or a tonic with an optional #/b and major/minor, such as "
+            f"'A minor', 'Am', 'Eb', 'F# minor'; got {text!r}"
+        )
+    letter, accidental, mode = match.groups()
+    tonic = (_LETTERS[letter.lower()] + _ACCIDENTALS[accidental or ""]) % PITCH_CLASSES
+    return tonic, mode is not None and mode.lower() in ("minor", "min", "m")
+
+
+def describe_key(key: tuple[int, bool] | None) -> str:
+    """'A minor' for a fixed key, ``'auto'`` for None: what ``parse_key`` reads back."""
+    return KEY_AUTO if key is None else key_name(*key)

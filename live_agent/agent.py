@@ -1,8 +1,9 @@
 """The agent's decision: both parts' recent steps -> state -> Q-values -> action.
 
 ``Decider`` keeps the last W steps of each part in a ring buffer of absolute pitches
-(``PartHistory``), tracks the tonic with ``exports.tonality.KeyTracker`` over the player's
-notes only (as training does), and decides with the contract's own functions only: per decision,
+(``PartHistory``), judges the call's key with ``exports.tonality.estimate_call_key`` over the
+player's last ``call_window_steps`` only (as training does; a fixed key, ``--key``, replaces the
+estimate), and decides with the contract's own functions only: per decision,
 each part's window is moved into the model's key-relative frame (``PartWindow.in_frame``) and
 ``exports.encoding.encode_states`` makes the state; the Policy gives Q;
 ``exports.selection.choose_actions`` (temperature, and an ``allowed`` mask for the register
@@ -33,7 +34,7 @@ from exports.encoding import (
 )
 from exports.selection import choose_actions, opening_mask
 from exports.spec import FIRST_NOTE_ACTION, HOLD, PITCH_CLASSES, REST, Spec
-from exports.tonality import KeyTracker, key_shift
+from exports.tonality import estimate_call_key, key_shift
 from live_agent.protocols import Policy
 
 _BITS = 1 << np.arange(PITCH_CLASSES)
@@ -133,7 +134,12 @@ class ReadyPolicy(NamedTuple):
 class Decider:
     """Everything one decision needs, kept between steps. Owned by the scheduler thread."""
 
-    def __init__(self, policy: Policy, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        rng: np.random.Generator,
+        fixed_key: tuple[int, bool] | None = None,
+    ) -> None:
         self.rng = rng
         self.policy = policy
         self.spec: Spec = policy.spec
@@ -141,13 +147,18 @@ class Decider:
         self.agent = PartHistory(w)
         self.player = PartHistory(w)
         self.heard = PartHistory(self.spec.call_window_steps)
-        """The player's last ``call_window_steps``: what the call summary reads."""
-        self.key = KeyTracker(self.spec)
+        """The player's last ``call_window_steps``: what the call summary and the key read."""
         self.tonic, self.minor = 0, False
-        """The live key estimate (changes as notes are heard)."""
-        self.frame_tonic, self.frame_minor = 0, False
+        """The key heard: ``estimate_call_key`` of the player's last ``call_window_steps``
+        (changes as notes are heard)."""
+        self.key_histogram = np.zeros(PITCH_CLASSES)
+        """(12,) the call's pitch-class weights behind ``tonic``/``minor`` (the view's sureness)."""
+        self.fixed_key = fixed_key
+        """(tonic pitch class, minor) that the frame takes instead of the estimate (``--key``, the
+        panel); None: the estimate. Set it with ``fix_key``."""
+        self.frame_tonic, self.frame_minor = fixed_key if fixed_key is not None else (0, False)
         """The key the state and the actions are relative to (changes only at turn starts)."""
-        self.frame_tonic_semitones = 0
+        self.frame_tonic_semitones = int(key_shift(self.frame_tonic))
         """The frame's tonic in semitones above C, -6..+5 (``key_shift(frame_tonic)``): what
         takes the model's key-relative pitches to absolute ones. An int: numpy on scalars costs
         us."""
@@ -156,7 +167,6 @@ class Decider:
         self._bound = self._bind(policy)
         self._no_onsets = np.zeros(self.spec.n_actions, dtype=bool)
         self._no_onsets[[HOLD, REST]] = True
-        self._step_chroma = np.zeros(PITCH_CLASSES, dtype=np.float64)
         # The context of the decided step, as arrays of one, rewritten per decision; the call
         # summary only when the frame may move (``update_key``), as training fixes it per turn.
         self._context = StepContext(
@@ -202,10 +212,6 @@ class Decider:
             self.player = self.player.resized(spec.window_steps)
         if spec.call_window_steps != self.spec.call_window_steps:
             self.heard = self.heard.resized(spec.call_window_steps)
-        if spec.key_half_life_steps != self.spec.key_half_life_steps:
-            histogram = self.key.histogram.copy()
-            self.key = KeyTracker(spec)
-            self.key.histogram[:] = histogram
         self.policy, self.spec = ready.policy, spec
         if self._state.shape[1] != spec.state_dim:
             self._state = np.zeros((1, spec.state_dim), dtype=np.float32)
@@ -240,23 +246,35 @@ class Decider:
         self.player.push(player)
         self.heard.push(player)
 
+    def fix_key(self, key: tuple[int, bool] | None) -> None:
+        """Fix the frame's key ((tonic pitch class, minor)), or hand it back to the estimate
+        (None). Any thread may call it (one reference is replaced); the frame takes it where it
+        may next move, at a turn's start, never inside one."""
+        self.fixed_key = key
+
     def update_key(self, move_frame: bool = True) -> None:
-        """Fold the last pushed step into the tonic estimate; with ``move_frame``, adopt the
-        estimate as the frame. Off the decision path: the session calls it after sending, moving
-        the frame only between the agent's turns (as in training, where a turn keeps the key it
-        started in)."""
-        # Only the player's notes feed the key, as in training (the environment estimates each
+        """Judge the key of what the player played (``estimate_call_key`` over the last
+        ``call_window_steps``); with ``move_frame``, adopt it (or the fixed key) as the frame.
+        The session calls it after sending, or before a decision where a turn may start: the
+        frame moves only between the agent's turns (as in training, where a turn keeps the key
+        it started in)."""
+        # Only the player's notes feed the key, as in training (the environment judges each
         # turn's key from the player's part alone): the agent must follow, not lead itself astray.
-        player = self.player.last()
-        self._step_chroma[:] = CHROMA_OF_BITS[player.chroma_bits]
-        self.key.observe_step(self._step_chroma)
-        if player.chroma_bits:
-            # A silent step only scales the histogram, which cannot change the estimate.
-            self.tonic, self.minor = self.key.key()
+        fixed = self.fixed_key
+        if (move_frame and fixed is None) or self.player.last().chroma_bits:
+            # Between the frame's moves only a sounding step refreshes the estimate (the view's
+            # "key heard"): that keeps the work off the steps of a silent player.
+            heard = self.heard.window()
+            tonic, minor, histogram = estimate_call_key(
+                heard.onset, heard.chroma, heard.top, self.spec.key_decay_per_step
+            )
+            self.tonic, self.minor = int(tonic[0]), bool(minor[0])
+            self.key_histogram = histogram[0]
         if move_frame:
-            self.frame_minor = self.minor
-            if self.tonic != self.frame_tonic:
-                self.frame_tonic = self.tonic
+            tonic, minor = fixed if fixed is not None else (self.tonic, self.minor)
+            self.frame_minor = minor
+            if tonic != self.frame_tonic:
+                self.frame_tonic = tonic
                 self.frame_tonic_semitones = int(key_shift(self.frame_tonic))
             # The call summary moves with the frame: what the player played up to now.
             assert self._context.call is not None

@@ -19,6 +19,7 @@ from exports.errors import ConfigError
 from exports.midi import MAX_DATA, MIDI_CHANNELS
 from exports.selection import DEFAULT_TEMPERATURE
 from exports.spec import GRID_STEPS_PER_BEAT
+from exports.tonality import KEY_AUTO, parse_key
 from exports.turns import DEFAULT_ANSWER_BARS_MAX
 
 MODES = ("answer", "duet")
@@ -43,6 +44,9 @@ class JamOptions:
     """Softmax temperature over Q-values; 0 = always the best action (greedy)."""
     density: float = 1.0
     """Chance, 0..1, that the agent may start a note on a step (1 = as the model likes)."""
+    key: str = KEY_AUTO
+    """The key the agent answers in: auto (judged from each call, the whole phrase) or a key
+    that holds for the session, e.g. "A minor", Eb, "F# minor", Bbm."""
     register_shift: int = 0
     """Semitones added to every agent note (a live control moves it by octaves)."""
     register_low: int = 36
@@ -79,6 +83,11 @@ class JamOptions:
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def fixed_key(self) -> tuple[int, bool] | None:
+        """(tonic pitch class, minor) fixed by ``key``; None for auto."""
+        return parse_key(self.key)
 
     @property
     def step_ns(self) -> int:
@@ -141,6 +150,7 @@ class JamOptions:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        parse_key(self.key)  # ConfigError (one line: what is accepted) for a key it cannot read
 
 
 ONE_BASED = ("channel", "input_channel")

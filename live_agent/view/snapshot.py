@@ -42,6 +42,9 @@ class JamSnapshot:
     """e.g. 'D major'; '-' before anything is heard."""
     key_sureness: str
     """'sure', 'fairly sure', 'guessing', 'nothing heard yet'."""
+    key_fixed: str
+    """The key the player fixed (``--key``, the panel), e.g. 'A minor'; '' when it is judged
+    from each call (auto)."""
     controls: dict[str, str]
     player_roll: np.ndarray
     """(W,) top pitch of the player's part per step, oldest first; -1 silent."""
@@ -96,7 +99,11 @@ def info_rows(snapshot: JamSnapshot) -> list[tuple[str, list[Segment]]]:
     )
     tempo = f"{snapshot.tempo_bpm:.1f} bpm from {snapshot.tempo_source}{confidence}"
     rows.append(("tempo", [(tempo, "")]))
-    rows.append(("key heard", [(f"{snapshot.key}, {snapshot.key_sureness}", "")]))
+    if snapshot.key_fixed:
+        heard = f"{snapshot.key}, {snapshot.key_sureness}" if snapshot.key != "-" else "nothing yet"
+        rows.append(("key", [(f"{snapshot.key_fixed} (fixed)", "good"), (f"; heard {heard}", "")]))
+    else:
+        rows.append(("key heard", [(f"{snapshot.key}, {snapshot.key_sureness}", "")]))
     mode = snapshot.mode + (" (answering now)" if snapshot.answering else "")
     rows.append(("style / mode", [(f"{snapshot.style} / {mode}", "")]))
     controls = ", ".join(f"{k} {v}" for k, v in snapshot.controls.items())
@@ -141,8 +148,8 @@ def roll_rows(snapshot: JamSnapshot) -> list[tuple[int, str, list[str]]]:
 
 
 def key_and_sureness(histogram: np.ndarray, tonic: int, minor: bool) -> tuple[str, str]:
-    """('D major', 'sure') from the key tracker's pitch-class histogram: how well the heard
-    notes correlate with the Krumhansl-Schmuckler profile of the chosen key (Pearson r)."""
+    """('D major', 'sure') from the call's pitch-class weights (``Decider.key_histogram``): how
+    well the heard notes correlate with the Krumhansl-Schmuckler profile of the chosen key (Pearson r)."""
     h = np.asarray(histogram, dtype=np.float64)
     if h.sum() <= 0:
         return "-", "nothing heard yet"
@@ -188,7 +195,8 @@ def take_snapshot(session: Any, ports: list[PortState], style: str) -> JamSnapsh
     # The grid step being played now; the windows' last column is the step before it. (A step
     # closed between this read and the windows' shifts the bars by a 16th for one refresh.)
     playing_step = int(getattr(session, "_closing_step", 0))
-    key, sureness = key_and_sureness(decider.key.histogram, decider.tonic, decider.minor)
+    key, sureness = key_and_sureness(decider.key_histogram, decider.tonic, decider.minor)
+    fixed = decider.fixed_key
     player, agent = decider.player.window(), decider.agent.window()
     stats = session.stats
     mode = session.mode
@@ -203,6 +211,7 @@ def take_snapshot(session: Any, ports: list[PortState], style: str) -> JamSnapsh
         tempo_confidence=confidence,
         key=key,
         key_sureness=sureness,
+        key_fixed="" if fixed is None else key_name(*fixed),
         controls={
             "temperature": f"{session.temperature:.2f}",
             "density": f"{session.density:.2f}",

@@ -7,7 +7,9 @@ is the view as JSON, drawn from the same ``JamSnapshot`` (``info_rows``, ``roll_
 ``bar_starts``) as the terminal's; ``POST /control`` with ``{"name": ..., "value": ...}`` turns
 the request into the CC that the controls file maps to it and puts it on the session's inbox,
 stamped like a MIDI input's message, so that the session carries it out exactly as it would
-the knob's: same mapping, same channel, the mode's one-beat hold, panic's all-notes-off.
+the knob's: same mapping, same channel, the mode's one-beat hold, panic's all-notes-off. The
+key has no CC: ``{"name": "key", "value": "A minor"}`` (or ``"auto"``) is read as ``--key`` is
+and handed to the session's decider (``Decider.fix_key``), whose frame takes it at the next turn.
 
 Requests from other web pages are refused: the Host header must name this server (no DNS
 rebinding), and a control must be posted as ``application/json`` (a cross-site form cannot).
@@ -26,6 +28,7 @@ from typing import Any
 
 from exports.errors import ConfigError, PortError
 from exports.midi import CONTROL_CHANGE, MAX_DATA
+from exports.tonality import KEY_AUTO, KEY_NAMES, describe_key, parse_key
 from live_agent.controls import SEMITONES_PER_OCTAVE, ControlMap, RangeControl
 from live_agent.protocols import InputEvent
 from live_agent.view.snapshot import JamSnapshot, info_rows, roll_rows
@@ -118,7 +121,7 @@ def cc_for(controls: ControlMap, name: str, value: object) -> tuple[int, int]:
             raise WebControlError("panic has no CC in the controls file; add a [panic] table")
         return controls.panic_cc, MAX_DATA
     raise WebControlError(
-        f"unknown control {name!r}; one of temperature, density, register, mode, panic"
+        f"unknown control {name!r}; one of temperature, density, register, mode, panic, key"
     )
 
 
@@ -159,6 +162,8 @@ def snapshot_json(snapshot: JamSnapshot, controls: ControlMap) -> dict[str, Any]
             }
             for name, r in ranges.items()
         },
+        "key": snapshot.key_fixed or KEY_AUTO,
+        "keys": [KEY_AUTO, *KEY_NAMES],
         "mode_enabled": controls.mode_cc is not None,
         "panic_enabled": controls.panic_cc is not None,
     }
@@ -235,6 +240,21 @@ class WebPanel:
                 self._cached = (now, json.dumps(data).encode())
             return self._cached[1]
 
+    def set_key(self, value: object) -> str:
+        """Fix the session's key (a key's name, as ``--key`` reads it) or hand it back to the
+        estimate (``'auto'``); the key's name as set. Raises WebControlError."""
+        if not isinstance(value, str):
+            raise WebControlError(f"key takes a key's name ('A minor') or 'auto', got {value!r}")
+        try:
+            key = parse_key(value)
+        except ConfigError as err:
+            raise WebControlError(str(err)) from err
+        self.session.decider.fix_key(key)
+        with self._lock:
+            self.controls_sent += 1
+            self._cached = None  # the next snapshot is fresh
+        return describe_key(key)
+
     def send_control(self, name: str, value: object) -> tuple[int, int]:
         """Put the CC for ``name`` = ``value`` on the session's inbox, on the channel the session
         takes controls from; the (controller, value) sent. Raises WebControlError."""
@@ -307,13 +327,17 @@ class PanelHandler(BaseHTTPRequestHandler):
         try:
             request = json.loads(self.rfile.read(length))
             name, value = request["name"], request.get("value")
+            if name == "key":
+                self._json(HTTPStatus.OK, {"name": name, "value": self.panel.set_key(value)})
+                return
             controller, cc_value = self.panel.send_control(str(name), value)
         except (ValueError, KeyError, TypeError) as err:
             message = (
                 str(err)
                 if isinstance(err, WebControlError)
                 else (
-                    'post {"name": "temperature", "value": 0.8} (or density, register, mode, panic)'
+                    'post {"name": "temperature", "value": 0.8} (or density, register, mode, '
+                    "panic, key)"
                 )
             )
             self._json(HTTPStatus.BAD_REQUEST, {"error": message})

@@ -7,10 +7,10 @@ The player's part comes from the corpus. Two kinds of episode, matching the live
 * **duet**: the agent plays along with ``duet_bars`` of a corpus line, after ``duet_lead_bars``
   of that line sounded alone.
 
-Each episode's key is what the live agent's ``KeyTracker`` would hold when the agent's turn
-starts: a decayed pitch-class histogram (``spec.key_decay_per_step``) over the lead-in (the call
-in answer episodes), then Krumhansl–Schmuckler. Everything after that is in the key-relative
-frame (``exports.tonality.key_shift``), and states come from the one encoder,
+Each episode's key is what the live agent judges when the agent's turn starts:
+``exports.tonality.estimate_call_key`` over the player's last ``spec.call_window_steps`` of the
+lead-in (the call in answer episodes), the window the call summary reads. Everything after that
+is in the key-relative frame (``exports.tonality.key_shift``), and states come from the one encoder,
 ``exports.encoding.encode_states``, exactly as the live agent builds them: player part =
 ``monophonic_window`` of the corpus line, agent part = its own actions.
 
@@ -55,8 +55,8 @@ from exports.encoding import (
 from exports.errors import ConfigError, CorpusError
 from exports.grid import sounding_pitches, validate_events
 from exports.selection import choose_actions, opening_mask
-from exports.spec import HOLD_EVENT, MIDI_PITCHES, PITCH_CLASSES, REST_EVENT, Spec
-from exports.tonality import decayed_histogram, estimate_key, key_shift
+from exports.spec import HOLD_EVENT, MIDI_PITCHES, REST_EVENT, Spec
+from exports.tonality import estimate_call_key, key_shift
 from exports.turns import DEFAULT_ANSWER_BARS_MAX, answer_steps
 from training.data.corpus_data import Corpus
 from training.env.reward import (
@@ -416,12 +416,13 @@ class MelodyEnv:
         seg = np.where((seg >= MIDI_PITCHES) | ((seg < 0) & (ep.segments >= 0)), REST_EVENT, seg)
         lead, w = self.lead_steps, self._w
         sounding = sounding_pitches(seg)  # (n, lead + T) absolute, -1 silence
-        # The key the live KeyTracker would hold at the end of the lead-in (the call).
-        lead_sounding = sounding[:, :lead]
-        chroma = np.zeros((n, lead, PITCH_CLASSES))
-        r, c = np.nonzero(lead_sounding >= 0)
-        chroma[r, c, lead_sounding[r, c] % PITCH_CLASSES] = 1.0
-        tonic, minor = estimate_key(decayed_histogram(chroma, self.spec.key_decay_per_step))
+        # The key the live agent judges at the end of the lead-in (the call), on the same window
+        # of the player's part that the call summary reads, absolute pitches.
+        cw = self.spec.call_window_steps
+        call = monophonic_window(sounding[:, lead - cw : lead], (seg >= 0)[:, lead - cw : lead])
+        tonic, minor, _ = estimate_call_key(
+            call.onset, call.chroma, call.top, self.spec.key_decay_per_step
+        )
         shift = key_shift(tonic)[:, None]
         rel_sounding = np.where(sounding >= 0, sounding - shift, -1)
         rel_events = np.where(seg >= 0, seg - shift, seg)
@@ -441,7 +442,6 @@ class MelodyEnv:
         self.recent_onsets[rows] = -1
         self.call_events[rows] = np.where(ep.answering[:, None], rel_events[:, :lead], HOLD_EVENT)
         # The call summary, fixed for the turn (live: made when the key frame may move).
-        cw = self.spec.call_window_steps
         heard = monophonic_window(
             rel_sounding[:, lead - cw : lead], (seg >= 0)[:, lead - cw : lead]
         )
