@@ -8,8 +8,12 @@
 * ``encode_states``: the encoder alone on the two windows, for scale.
 
     python3 benchmarks/decision_time.py [--model m.onnx] [--n 20000] [--temperature 0.5]
+    python3 benchmarks/decision_time.py --kind hybrid --window 128
 
 Without --model it writes a random MLP of the default spec (state_dim of the spec, 1130 since spec 2 -> 256 -> 256 -> 39).
+With --kind (and --window, the spec's window_steps) it exports a random network of that kind
+(``training.networks``: mlp, hybrid, dilated; hidden [256, 256]) through ``deepjam export``'s
+writer, parity with torch checked, and times that.
 """
 
 from __future__ import annotations
@@ -69,6 +73,31 @@ def write_mlp(path: Path, hidden: int = 256, seed: int = 0) -> Path:
     return path
 
 
+def write_network(path: Path, kind: str, window_steps: int, seed: int = 0) -> Path:
+    """A random ``kind`` network (``training.networks``) over a ``window_steps`` window, written
+    by ``exports.onnx_writer.export_onnx`` (parity with torch checked); needs torch."""
+    import dataclasses
+
+    import torch
+
+    from exports.metadata import ModelMetadata
+    from exports.onnx_writer import export_onnx
+    from exports.spec import DEFAULT_SPEC
+    from exports.state_samples import synthetic_states
+    from training.networks import build_q_network, network_args_for
+
+    spec = dataclasses.replace(DEFAULT_SPEC, window_steps=window_steps)
+    torch.manual_seed(seed)
+    network = build_q_network(network_args_for(spec, kind=kind))
+    meta = ModelMetadata(
+        spec=spec, reward_weights={"style": 1.0}, style_name=f"random-{kind}", corpus={}
+    )
+    states = synthetic_states(spec, 200, np.random.default_rng(seed))
+    report = export_onnx(network, meta, path, states)
+    print(f"{kind} W={window_steps}: parity max |dQ| {report.max_abs_diff:.2g}")
+    return path
+
+
 def timed(fn, n: int) -> np.ndarray:
     out = np.empty(n, dtype=np.int64)
     for i in range(n):
@@ -90,6 +119,8 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--temperature", type=float, default=0.5)
+    parser.add_argument("--kind", default=None, help="mlp | hybrid | dilated: a random network")
+    parser.add_argument("--window", type=int, default=32, help="window_steps with --kind (32)")
     args = parser.parse_args()
 
     from exports.encoding import StepContext, encode_states
@@ -102,13 +133,20 @@ def main() -> int:
     from live_agent.options import JamOptions
     from live_agent.recording import SilentSink
 
-    model = args.model or write_mlp(Path(tempfile.mkdtemp()) / "mlp256.onnx")
+    folder = Path(tempfile.mkdtemp())
+    if args.model is not None:
+        model = args.model
+    elif args.kind is not None:
+        model = write_network(folder / f"{args.kind}{args.window}.onnx", args.kind, args.window)
+    else:
+        model = write_mlp(folder / "mlp256.onnx")
     policy = load_model(model)
     policy.warm_up(200)
     n, t = args.n, args.temperature
     decider = Decider(policy, np.random.default_rng(0))
     chroma = np.zeros(12, dtype=bool)
-    for step in range(64):  # a realistic window: a C major line against held chords
+    # A realistic window: a C major line against held chords.
+    for step in range(2 * policy.spec.window_steps):
         chroma[:] = False
         pitch = 60 + (0, 2, 4, 5, 7, 9, 11)[step % 7]
         chroma[pitch % 12] = True

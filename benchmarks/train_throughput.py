@@ -1,6 +1,12 @@
 """Training throughput: our DQN trainer against Stable-Baselines3's DQN, same env, same network.
 
     python3 benchmarks/train_throughput.py [--budget-s 30] [--corpus default|PATH] [--sb3-envs 16]
+    python3 benchmarks/train_throughput.py --kind hybrid --window 128 --ours-only
+
+``--kind`` / ``--window`` set our Q-network's kind (``training.networks``) and the spec's window
+for our run and the style model in its env (SB3's policy is an MLP: with another kind, or with
+``--ours-only``, only our run is made, and it is timed in two parts too: the env alone, and the
+update alone on a full buffer).
 
 Four runs, each for a fixed wall-time budget after setup, all on one torch thread:
 
@@ -24,6 +30,7 @@ gradient steps. Prints a table and the ratio of env steps/s, ours against the be
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -101,11 +108,11 @@ def load_corpus(arg: str) -> Corpus:
         return synthetic_corpus()
 
 
-def style_log_probs_fn(spec: Spec) -> Any:
+def style_log_probs_fn(spec: Spec, kind: str = "mlp") -> Any:
     """An untrained style model of the Q-network's shape: log-softmax of its logits."""
     from training.networks import build_q_network, network_args_for
 
-    network = build_q_network(network_args_for(spec, HIDDEN)).eval()
+    network = build_q_network(network_args_for(spec, HIDDEN, kind=kind)).eval()
 
     @torch.no_grad()
     def log_probs(states: np.ndarray) -> np.ndarray:
@@ -116,7 +123,13 @@ def style_log_probs_fn(spec: Spec) -> Any:
 
 
 def run_ours(
-    spec: Spec, corpus: Corpus, n_envs: int, budget_s: float, learning_starts: int, seed: int
+    spec: Spec,
+    corpus: Corpus,
+    n_envs: int,
+    budget_s: float,
+    learning_starts: int,
+    seed: int,
+    kind: str = "mlp",
 ) -> RunResult:
     from training.config import LearnerConfig
     from training.dqn import DqnLearner
@@ -127,9 +140,9 @@ def run_ours(
         spec,
         corpus,
         EnvConfig(n_envs=n_envs, seed=seed),
-        style_log_probs=style_log_probs_fn(spec),
+        style_log_probs=style_log_probs_fn(spec, kind),
     )
-    args = network_args_for(spec, HIDDEN)
+    args = network_args_for(spec, HIDDEN, kind=kind)
     config = LearnerConfig(
         learning_rate=LEARNING_RATE,
         gamma=GAMMA,
@@ -148,11 +161,63 @@ def run_ours(
     learner.learn(env, until_step=10**12, deadline_s=start + budget_s)
     seconds = time.monotonic() - start
     return RunResult(
-        f"ours: DqnLearner + MelodyEnv x{n_envs}",
+        f"ours: DqnLearner + MelodyEnv x{n_envs}, {kind} W={spec.window_steps}",
         learner.global_step,
         learner.updates,
         seconds,
         f"{n_envs}",
+    )
+
+
+def time_parts(
+    spec: Spec, corpus: Corpus, n_envs: int, budget_s: float, seed: int, kind: str
+) -> str:
+    """The env alone (random actions, the style model's reward included) and the update alone
+    (batch 128, Double DQN as in training, on a buffer of env states); one line of figures."""
+    from training.config import LearnerConfig
+    from training.dqn import DqnLearner, ReplayBuffer
+    from training.env.environment import EnvConfig, MelodyEnv
+    from training.networks import build_q_network, network_args_for
+
+    env = MelodyEnv(
+        spec,
+        corpus,
+        EnvConfig(n_envs=n_envs, seed=seed),
+        style_log_probs=style_log_probs_fn(spec, kind),
+    )
+    rng = np.random.default_rng(seed)
+    slots = 64
+    buffer = ReplayBuffer(slots * n_envs, n_envs, spec.state_dim, gamma=GAMMA)
+    states = env.reset()
+    steps, start = 0, time.monotonic()
+    while time.monotonic() - start < budget_s / 2 or steps < slots:
+        actions = rng.integers(0, spec.n_actions, size=n_envs)
+        result = env.step(actions)
+        if steps < slots:
+            buffer.add(states, actions, result.rewards, result.dones)
+        states = result.states
+        steps += 1
+    env_s = time.monotonic() - start
+    args = network_args_for(spec, HIDDEN, kind=kind)
+    learner = DqnLearner(
+        build_q_network(args),
+        build_q_network(args),
+        LearnerConfig(batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE),
+        spec.state_dim,
+        10**9,
+        seed=seed,
+    )
+    updates, start = 0, time.monotonic()
+    while time.monotonic() - start < budget_s / 2:
+        learner.update(buffer)
+        updates += 1
+    update_s = time.monotonic() - start
+    per_transition = spec.state_dim * 2  # float16 states in the replay buffer
+    return (
+        f"{kind} W={spec.window_steps} (state_dim {spec.state_dim}): env alone "
+        f"{steps * n_envs / env_s:,.0f} env steps/s (x{n_envs}, style reward of the same kind); "
+        f"update alone {updates / update_s:,.1f} updates/s (batch {BATCH_SIZE}, Double DQN); "
+        f"replay of {BUFFER_SIZE:,} transitions {BUFFER_SIZE * per_transition / 2**20:,.0f} MiB"
     )
 
 
@@ -241,23 +306,31 @@ def main(argv: list[str] | None = None) -> int:
         "--learning-starts", type=int, default=2_000, help="transitions before updates (2000)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kind", default="mlp", help="our network: mlp | hybrid | dilated")
+    parser.add_argument("--window", type=int, default=32, help="the spec's window_steps (32)")
+    parser.add_argument("--ours-only", action="store_true", help="no SB3 runs; parts timed")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
-    spec = DEFAULT_SPEC
+    spec = dataclasses.replace(DEFAULT_SPEC, window_steps=args.window)
     corpus = load_corpus(args.corpus)
     print(
         f"corpus {corpus.name!r}: {corpus.n_tunes} tunes; state_dim {spec.state_dim}, "
-        f"{spec.n_actions} actions; MLP {HIDDEN}; batch {BATCH_SIZE}; {args.budget_s:.0f} s "
-        f"per run; torch threads {torch.get_num_threads()}",
+        f"{spec.n_actions} actions; {args.kind} {HIDDEN}; batch {BATCH_SIZE}; "
+        f"{args.budget_s:.0f} s per run; torch threads {torch.get_num_threads()}",
         flush=True,
     )
     results = []
     results.append(
-        run_ours(spec, corpus, args.n_envs, args.budget_s, args.learning_starts, args.seed)
+        run_ours(
+            spec, corpus, args.n_envs, args.budget_s, args.learning_starts, args.seed, args.kind
+        )
     )
     print(format_table(results[-1:]).splitlines()[-1], flush=True)
+    if args.ours_only or args.kind != "mlp" or args.window != DEFAULT_SPEC.window_steps:
+        print(time_parts(spec, corpus, args.n_envs, args.budget_s, args.seed, args.kind))
+        return 0
     matched_freq = max(1, args.n_envs // args.sb3_envs)  # same transitions per update as ours
     for n_envs, train_freq in ((1, 4), (args.sb3_envs, 1), (args.sb3_envs, matched_freq)):
         results.append(

@@ -40,6 +40,19 @@ def test_spec_rejects_bad_values_and_round_trips_through_dict() -> None:
         DEFAULT_SPEC.action_for_pitch(DEFAULT_SPEC.pitch_high + 1)
 
 
+def test_the_spec_names_its_action_vocabulary_and_refuses_an_unknown_one() -> None:
+    from exports.spec import ACTION_VOCABULARIES, MELODIC, SPEC_CHANGES, SPEC_VERSION
+
+    assert DEFAULT_SPEC.action_vocabulary == MELODIC and ACTION_VOCABULARIES == (MELODIC,)
+    assert DEFAULT_SPEC.to_dict()["action_vocabulary"] == MELODIC
+    older = {k: v for k, v in DEFAULT_SPEC.to_dict().items() if k != "action_vocabulary"}
+    assert Spec.from_dict(older) == DEFAULT_SPEC  # a spec written before the field: melodic
+    with pytest.raises(ValueError, match=r"'arpeggio' is not one .* known: \['melodic'\]"):
+        Spec(action_vocabulary="arpeggio")
+    # Every version says what it changed (the refusal line of older models).
+    assert set(SPEC_CHANGES) >= set(range(2, SPEC_VERSION + 1))
+
+
 def test_sounding_pitches_forward_fills_holds_and_honours_initial_note() -> None:
     events = np.array([[HOLD_EVENT, 60, HOLD_EVENT, REST_EVENT, HOLD_EVENT, 62]])
     assert sounding_pitches(events).tolist() == [[-1, 60, 60, -1, -1, 62]]

@@ -21,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 from exports.errors import ModelError
 from exports.metadata import INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, ModelMetadata
 from exports.model_file import decision_latency, load_model
-from exports.spec import SPEC_VERSION, Spec
+from exports.spec import ACTION_VOCABULARIES, MELODIC, SPEC_CHANGES, SPEC_VERSION, Spec
 from live_agent.cli import main
 
 SPEC = Spec(window_steps=4, pitch_low=60, pitch_high=72)
@@ -169,6 +169,65 @@ def test_tampered_metadata_is_refused_naming_the_problem_and_the_fix(
     assert expected in message
     assert "deepjam export" in message  # the fix
     assert "\n" not in message
+
+
+def test_the_action_vocabulary_travels_in_the_file_and_a_model_without_it_is_melodic(
+    model_path: Path,
+) -> None:
+    props = {p.key: p.value for p in onnx.load(str(model_path)).metadata_props}
+    assert json.loads(props[METADATA_PREFIX + "action_vocabulary"]) == MELODIC
+    assert json.loads(props[METADATA_PREFIX + "spec"])["action_vocabulary"] == MELODIC
+
+    def made_before_chords(props: dict[str, str]) -> None:
+        del props[METADATA_PREFIX + "action_vocabulary"]
+        spec = json.loads(props[METADATA_PREFIX + "spec"])
+        del spec["action_vocabulary"]
+        props[METADATA_PREFIX + "spec"] = json.dumps(spec)
+
+    model = load_model(tampered(model_path, made_before_chords))
+    assert model.spec.action_vocabulary == MELODIC and model.spec == SPEC
+
+
+@pytest.mark.parametrize("where", ["both", "spec", "top-level"])
+def test_a_model_with_an_unknown_action_vocabulary_is_refused_naming_the_known_ones(
+    model_path: Path, where: str
+) -> None:
+    def arpeggios(props: dict[str, str]) -> None:
+        if where in ("both", "top-level"):
+            props[METADATA_PREFIX + "action_vocabulary"] = json.dumps("arpeggio")
+        if where in ("both", "spec"):
+            spec = json.loads(props[METADATA_PREFIX + "spec"])
+            props[METADATA_PREFIX + "spec"] = json.dumps({**spec, "action_vocabulary": "arpeggio"})
+
+    with pytest.raises(ModelError) as caught:
+        load_model(tampered(model_path, arpeggios))
+    message = str(caught.value)
+    assert message == (
+        f"style.onnx plays the action vocabulary 'arpeggio', which this deepjam does not know "
+        f"(known: {list(ACTION_VOCABULARIES)}); upgrade deepjam to play it"
+    )
+
+
+def test_two_records_of_the_action_vocabulary_that_disagree_are_refused(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a second vocabulary is known, a file whose top-level field and spec disagree was
+    altered after export."""
+    monkeypatch.setattr("exports.metadata.ACTION_VOCABULARIES", (MELODIC, "chord"))
+    with pytest.raises(ModelError, match="'action_vocabulary' is 'chord' but its spec says"):
+        load_model(tampered(model_path, _set("action_vocabulary", "chord")))
+
+
+def test_an_older_spec_version_is_refused_saying_what_changed_and_to_retrain(
+    model_path: Path,
+) -> None:
+    with pytest.raises(ModelError) as caught:
+        load_model(tampered(model_path, _set("spec_version", SPEC_VERSION - 1)))
+    assert str(caught.value) == (
+        f"style.onnx was exported for model spec version {SPEC_VERSION - 1}, but this deepjam "
+        f"reads version {SPEC_VERSION} ({SPEC_CHANGES[SPEC_VERSION]}); retrain it with "
+        f"`deepjam train` and `deepjam export` of this version"
+    )
 
 
 def test_a_spec_changed_consistently_is_caught_by_the_graph_width(model_path: Path) -> None:
