@@ -29,6 +29,10 @@ from exports.errors import ConfigError, DeepjamError
 from live_agent.protocols import Policy
 
 CENTER = 64
+MODE_MESSAGES = 2
+"""The mode CC must say the same side this many times in a row, and stand for a beat, to
+switch the mode (a knob or fader turned past the middle sends a stream of values; one stray
+message is not a musician's choice)."""
 SEMITONES_PER_OCTAVE = 12
 
 
@@ -52,8 +56,8 @@ class RangeControl:
 
 @dataclass
 class ControlMap:
-    """CC number -> control. ``channel`` None: the channel the player plays on (the session
-    decides: its ``--input-channel``, else the channel of the player's latest note)."""
+    """CC number -> control. ``channel`` None: the session decides (``--input-channel``, else
+    channel 1; ``Session.control_channel``), never from the notes it hears."""
 
     channel: int | None = None
     temperature: RangeControl | None = field(default_factory=lambda: RangeControl(74, 0.0, 1.5))
@@ -135,7 +139,8 @@ def load_controls(path: Path | None = None) -> ControlMap:
     channel = data.get("channel", 0)
     if not isinstance(channel, int) or not 0 <= channel <= 16:
         raise ConfigError(
-            f"{source}: channel must be 0 (the channel you play on) or 1..16, got {channel!r}"
+            f"{source}: channel must be 0 (--input-channel, else channel 1) or 1..16, "
+            f"got {channel!r}"
         )
     slots: dict[int, Path] = {}
     for key, value in data.get("models", {}).items():

@@ -51,7 +51,7 @@ from exports.spec import PITCH_CLASSES
 from exports.turns import answer_steps
 from live_agent.agent import SILENT_STEP, Decider, ReadyPolicy, StepKey
 from live_agent.clock import InternalGrid, PlayerGrid, StepGrid
-from live_agent.controls import ControlMap, load_controls
+from live_agent.controls import MODE_MESSAGES, ControlMap, load_controls
 from live_agent.dynamics import VelocityFollower
 from live_agent.ledger import NoteLedger
 from live_agent.listener import (
@@ -75,6 +75,9 @@ from live_agent.scheduler import (
 from live_agent.tempo import TempoEstimate
 
 WARM_UP_DECISIONS = 64
+DEFAULT_CONTROL_CHANNEL = 0
+"""Channel 1: where live controls are heard when neither the controls file nor
+``--input-channel`` names one."""
 CLOCK_KINDS = frozenset((Kind.CLOCK, Kind.START, Kind.CONTINUE, Kind.STOP, Kind.SONG_POSITION))
 
 
@@ -146,6 +149,7 @@ class Session:
         out: NoteSink = RecordingSink(sink, self.recorder, clock) if self.recorder else sink
         self.notes = NoteLedger(out, clock)
         """The one ledger of open notes (the agent's and MIDI thru's), with the output gate."""
+        self.notes.panic_channels = (options.channel,)
         self.controls = controls if controls is not None else load_controls(options.controls)
         self.stats = SessionStats()
         self.rng = np.random.default_rng(options.seed)
@@ -183,10 +187,9 @@ class Session:
         """Absolute pitch the agent holds (register shift included), None when silent."""
         self._agent_onset = False
         self._key_folded = False
-        self._player_channel = 0
-        """Channel of the player's latest note (live controls listen there by default)."""
-        self._mode_request: tuple[str, int] | None = None
-        """(mode asked for by the mode CC, steps closed when it was asked)."""
+        self._mode_request: tuple[str, int, int] | None = None
+        """(mode asked for by the mode CC, steps closed when it was first asked, messages that
+        asked for it in a row)."""
         """The step closed last is in the key estimate already (see ``_close_step``)."""
         self._closed = False
         self._step_start_ns: int | None = None
@@ -322,7 +325,6 @@ class Session:
             if wanted is not None and message.channel != wanted:
                 self.stats.ignored["other_channel"] += 1
                 return
-            self._player_channel = message.channel
             if self.recorder is not None:
                 self.recorder.add(PLAYER, event.time_ns, event.data)
             if self.options.thru:
@@ -509,6 +511,7 @@ class Session:
         request = self._mode_request
         if (
             request is not None
+            and request[2] >= MODE_MESSAGES
             and self._steps_closed - request[1] >= self.decider.spec.steps_per_beat
         ):
             self._mode_request = None
@@ -524,13 +527,14 @@ class Session:
     @property
     def control_channel(self) -> int:
         """The one channel live controls (CCs, program changes) are taken from: the controls
-        file's channel; else ``--input-channel``; else the channel of the player's latest note
-        (channel 1 before any), so stray messages on other channels change nothing."""
+        file's ``channel``; with ``channel = 0`` (the packaged file) ``--input-channel``, else
+        channel 1. Fixed for the session, never the channel of the latest note: random traffic
+        on other channels changes nothing."""
         if self.controls.channel is not None:
             return self.controls.channel
         if self.options.input_channel is not None:
             return self.options.input_channel
-        return self._player_channel
+        return DEFAULT_CONTROL_CHANNEL
 
     def _control(self, event: InputEvent, message: Message) -> None:
         action = None
@@ -559,13 +563,17 @@ class Session:
                 self._silence_agent()
                 self.register_shift = int(action.value)
         elif action.name == "mode":
-            # Deliberate only: the mode changes once the control has stayed on the new side for
-            # a beat (``_change_mode_if_held``); a stray or wavering CC changes nothing.
+            # Deliberate only: the mode changes once the control has said the new side in
+            # MODE_MESSAGES messages in a row and stayed there for a beat
+            # (``_change_mode_if_held``); a stray or wavering CC changes nothing.
             asked = str(action.value)
+            request = self._mode_request
             if asked == self.mode.name:
                 self._mode_request = None
-            elif self._mode_request is None or self._mode_request[0] != asked:
-                self._mode_request = (asked, self._steps_closed)
+            elif request is None or request[0] != asked:
+                self._mode_request = (asked, self._steps_closed, 1)
+            else:
+                self._mode_request = (asked, request[1], request[2] + 1)
         elif action.name == "panic":
             self._pending_action = None
             self._sounding = None

@@ -9,10 +9,14 @@ everything) and holds the output gate:
   (CC 120) once on every channel used: the live panic control, and a port that came back
   (``reopen_then_panic``);
 * ``close_gate()`` is shutdown: from then on note-ons are dropped (counted), and the one final
-  panic runs; called again (the session's ``finally`` after the signal handler) it does nothing,
-  so Ctrl-C sends CC 123 / 120 once. A note that started less than ``MIN_NOTE_NS`` before the
-  gate closed is let sound that long first, so a signal landing on a step boundary cannot turn
-  the boundary's note-on into a click.
+  panic runs at once; called again (the session's ``finally`` after the signal handler) it does
+  nothing, so Ctrl-C sends CC 123 / 120 once.
+* ``stop_asked``: a check run before every note-on, under the lock. ``deepjam jam`` sets it to
+  a latch that knows the moment a signal lands (before Python's handler has run in the main
+  thread, which waits for the GIL): a note-on due just after the signal is not sent, and the
+  gate closes there and then, on the sending thread. So once a signal arrives no note-on goes
+  out, and every sounding note is released within the time it takes to send the note-offs,
+  wherever the signal lands (on a step boundary, too).
 """
 
 from __future__ import annotations
@@ -24,9 +28,6 @@ from collections.abc import Callable
 
 from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF, NOTE_OFF, NOTE_ON
 from live_agent.protocols import Clock, NoteSink
-
-MIN_NOTE_NS = 20_000_000
-"""The shortest note the gate lets through at shutdown (20 ms: heard as a note, not a click)."""
 
 
 class _WallClock:
@@ -57,6 +58,11 @@ class NoteLedger:
         self.dropped_after_stop = 0
         self.panics = 0
         self.closing = False
+        self.stop_asked: Callable[[], bool] | None = None
+        """Checked before each note-on: True once shutdown was asked for (the gate then closes
+        at once, before the note-on); None: only ``close_gate`` closes it."""
+        self.panic_channels: tuple[int, ...] = ()
+        """Channels that get CC 123 / 120 at every panic besides those used (the agent's)."""
         self._started_ns: dict[tuple[int, int], int] = {}
         self._lock = threading.RLock()  # re-entrant: a signal handler may run mid-send
 
@@ -65,7 +71,7 @@ class NoteLedger:
     def note_on(self, channel: int, pitch: int, velocity: int) -> None:
         """The agent's note-on (dropped once the gate is closed)."""
         with self._lock:
-            if self.closing:
+            if self._gate_closed():
                 self.dropped_after_stop += 1
                 return
             self.sink.note_on(channel, pitch, velocity)
@@ -87,7 +93,7 @@ class NoteLedger:
         status, channel = data[0] & 0xF0, data[0] & 0x0F
         with self._lock:
             if status == NOTE_ON and data[2] > 0:
-                if self.closing:
+                if self._gate_closed():
                     self.dropped_after_stop += 1
                     return
                 self.sink.send(data)
@@ -128,24 +134,27 @@ class NoteLedger:
             self.open_notes.clear()
             self.forwarded.clear()
             self._started_ns.clear()
-            for channel in sorted(self.channels_used | set(extra_channels)):
+            for channel in sorted(self.channels_used | {*extra_channels, *self.panic_channels}):
                 self.sink.control_change(channel, ALL_NOTES_OFF, 0)
                 self.sink.control_change(channel, ALL_SOUND_OFF, 0)
             self.panics += 1
             return sent
 
     def close_gate(self, extra_channels: tuple[int, ...] = ()) -> bool:
-        """Shutdown: no note-on passes from now on, then the one final ``panic`` (after letting
-        a note younger than ``MIN_NOTE_NS`` sound that long). Returns False, doing nothing, if
-        the gate was closed already."""
+        """Shutdown: no note-on passes from now on, then at once the one final ``panic``.
+        Returns False, doing nothing, if the gate was closed already."""
         with self._lock:
             if self.closing:
                 return False
             self.closing = True
-            if self._started_ns:
-                self.clock.sleep_until(max(self._started_ns.values()) + MIN_NOTE_NS)
             self.panic(extra_channels)
             return True
+
+    def _gate_closed(self) -> bool:
+        """Whether note-ons are refused; closes the gate first if shutdown was just asked for."""
+        if not self.closing and self.stop_asked is not None and self.stop_asked():
+            self.close_gate()
+        return self.closing
 
     def reopen_then_panic(self, reopen: Callable[[], None]) -> None:
         """For a sink whose port came back (``ByteSink.reopen_guard``): run ``reopen`` and then

@@ -10,7 +10,12 @@ Ctrl-C / SIGTERM and then runs the one shutdown path, in ``finally``:
     own ``finally``; the command then exits 1.
 
 The output gate is what keeps "all notes off within 50 ms of the signal" true even while the
-scheduler sleeps towards its next step (up to a 16th, 125 ms at 120 bpm).
+scheduler sleeps towards its next step (up to a 16th, 125 ms at 120 bpm). A signal that lands
+just before a step boundary is caught at the boundary: Python runs its handler in the main
+thread only once that thread has the GIL (a millisecond or more while the scheduler spins
+towards the boundary), but its C-level handler writes to the wakeup fd the moment the signal
+lands; ``SignalLatch`` reads that fd before each note-on (the ledger's ``stop_asked``), so the
+boundary's note-on is not sent and the gate closes there, on the scheduler thread.
 """
 
 from __future__ import annotations
@@ -114,6 +119,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "-v", "--verbose", action="store_true", help="also print the timing details at the end"
     )
     parser.set_defaults(func=run)
+
+
+class SignalLatch:
+    """Whether SIGINT or SIGTERM has landed, known the moment it does: Python's C-level signal
+    handler writes the signal's number to the wakeup fd at once, from whichever thread the
+    signal interrupted, while the Python-level handler waits for the main thread to run.
+    Call it from any thread (a non-blocking read of a pipe, a few microseconds); ``close()``
+    restores the previous wakeup fd. Install it from the main thread, after the handlers."""
+
+    SIGNALS = frozenset((signal.SIGINT, signal.SIGTERM))
+
+    def __init__(self) -> None:
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(self._write_fd, False)
+        self._previous_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        self.landed = False
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bool:
+        """True once SIGINT or SIGTERM has been delivered to this process."""
+        if self.landed:
+            return True
+        with self._lock:
+            try:
+                data = os.read(self._read_fd, 64)
+            except (BlockingIOError, OSError):
+                return self.landed
+            self.landed = self.landed or any(byte in self.SIGNALS for byte in data)
+            return self.landed
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._previous_fd)
+        os.close(self._read_fd)
+        os.close(self._write_fd)
 
 
 def _log(line: str) -> None:
@@ -335,6 +375,7 @@ def run(args: argparse.Namespace) -> int:
 
     started_s = time.monotonic()
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    latch = SignalLatch()
     switch_interval_s = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
@@ -370,8 +411,10 @@ def run(args: argparse.Namespace) -> int:
             link_report = link_grid.describe()
             _log(f"joined {link_report}; the first 16th falls on its next bar")
         session = Session(policy, options, midi_out, RealClock(), inbox, grid=link_grid)
+        session.notes.stop_asked = latch  # no note-on once a signal has landed
         midi_out.reopen_guard = session.notes.reopen_then_panic  # a port back: end its notes
         session.warm_up()
+        _log(f"live controls and program changes on channel {session.control_channel + 1} only")
         if session.controls.model_slots:
             slots = ModelSlots(
                 session.controls.model_slots,
@@ -475,6 +518,7 @@ def run(args: argparse.Namespace) -> int:
             _log("stopped FluidSynth")
         if session is not None and session.recorder is not None and options.record is not None:
             _log(f"recorded both parts to {session.recorder.write(options.record)}")
+        latch.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sys.setswitchinterval(switch_interval_s)

@@ -29,7 +29,12 @@ from typing import Any
 from exports.errors import ConfigError, PortError
 from exports.midi import CONTROL_CHANGE, MAX_DATA
 from exports.tonality import KEY_AUTO, KEY_NAMES, describe_key, parse_key
-from live_agent.controls import SEMITONES_PER_OCTAVE, ControlMap, RangeControl
+from live_agent.controls import (
+    MODE_MESSAGES,
+    SEMITONES_PER_OCTAVE,
+    ControlMap,
+    RangeControl,
+)
 from live_agent.protocols import InputEvent
 from live_agent.view.snapshot import JamSnapshot, info_rows, roll_rows
 
@@ -263,7 +268,10 @@ class WebPanel:
         event = InputEvent(
             self.session.clock.now_ns(), (CONTROL_CHANGE | channel, controller, cc_value)
         )
-        self.session.inbox.put(event)
+        # The mode takes a value said twice in a row (a knob turned past the middle sends a
+        # stream; one stray message is not taken): the button is a deliberate choice.
+        for _ in range(MODE_MESSAGES if name == "mode" else 1):
+            self.session.inbox.put(event)
         with self._lock:
             self.controls_sent += 1
             self._cached = None  # the next snapshot is fresh

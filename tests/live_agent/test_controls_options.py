@@ -46,7 +46,7 @@ def test_controls_file_with_channel_and_model_slots(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("[temperature]\ncc = 300\n", "cc must be a number 0..127"),
-        ("channel = 17\n", "channel must be 0 (the channel you play on) or 1..16"),
+        ("channel = 17\n", "channel must be 0 (--input-channel, else channel 1) or 1..16"),
         ("[models]\nx = 1\n", "[models] entries"),
         ("[[[", "is not valid TOML"),
     ],

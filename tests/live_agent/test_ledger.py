@@ -6,7 +6,7 @@ import threading
 
 from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF
 from live_agent.clock import FakeClock
-from live_agent.ledger import MIN_NOTE_NS, NoteLedger
+from live_agent.ledger import NoteLedger
 from tests.fakes import MS, RecordingNoteSink
 
 
@@ -33,9 +33,9 @@ def test_closing_the_gate_twice_sends_all_notes_off_once() -> None:
     assert sink.sounding() == set() and notes.panics == 1
 
 
-def test_after_the_gate_no_note_starts_and_a_boundary_note_is_not_a_click() -> None:
-    """A signal that lands just after a step's note-on: the note sounds MIN_NOTE_NS, not µs,
-    and nothing (agent or thru) starts after the gate closed."""
+def test_after_the_gate_no_note_starts_and_every_note_ends_at_once() -> None:
+    """A signal that lands just after a step's note-on: that note ends at once (shutdown within
+    3 ms, wherever the signal lands), and nothing (agent or thru) starts after the gate closed."""
     clock = FakeClock()
     sink = RecordingNoteSink(clock)
     notes = NoteLedger(sink, clock)
@@ -47,8 +47,31 @@ def test_after_the_gate_no_note_starts_and_a_boundary_note_is_not_a_click() -> N
     on = [e for e in sink.events if e[1] in ("on", "send")]
     off = [e for e in sink.events if e[1] == "off"]
     assert on == [(0, "on", 0, 64, 90)]
-    assert off == [(MIN_NOTE_NS, "off", 0, 64)]
+    assert off == [(40_000, "off", 0, 64)]
     assert notes.dropped_after_stop == 2
+
+
+def test_a_signal_that_landed_before_its_handler_ran_stops_the_next_note_on() -> None:
+    """``stop_asked`` turns True (the signal landed) while the handler has not run yet: the
+    note-on due now is not sent, and the gate closes there, with every note ended."""
+    clock = FakeClock()
+    sink = RecordingNoteSink(clock)
+    notes = NoteLedger(sink, clock)
+    notes.panic_channels = (3,)
+    landed = [False]
+    notes.stop_asked = lambda: landed[0]
+    notes.note_on(3, 60, 90)
+    clock.advance(125 * MS)
+    landed[0] = True
+    notes.note_on(3, 62, 90)
+    assert notes.closing and notes.dropped_after_stop == 1
+    assert sink.events == [
+        (0, "on", 3, 60, 90),
+        (125 * MS, "off", 3, 60),
+        (125 * MS, "cc", 3, ALL_NOTES_OFF, 0),
+        (125 * MS, "cc", 3, ALL_SOUND_OFF, 0),
+    ]
+    assert notes.close_gate() is False  # the handler's own close, later: nothing twice
 
 
 def test_a_forwarded_note_whose_note_off_was_lost_is_released() -> None:

@@ -146,10 +146,10 @@ def test_velocity_zero_note_on_is_a_note_off() -> None:
 
 
 def test_mode_change_by_cc_held_for_a_beat_releases_the_agent_note_and_switches() -> None:
-    # Duet; CC 77 < 64 asks for answer mode. It takes effect once it has stood for a beat (4
-    # steps): at the decision of step 7, the sounding note is released and, with nothing to
-    # answer, the agent stays silent.
-    events = [(3 * STEP + 10 * MS, (0xB0, 77, 0))]
+    # Duet; CC 77 < 64 asks for answer mode, twice (a knob turned past the middle). It takes
+    # effect once it has stood for a beat (4 steps) from the first message: at the decision of
+    # step 7, the sounding note is released and, with nothing to answer, the agent stays silent.
+    events = [(3 * STEP + 10 * MS, (0xB0, 77, 10)), (3 * STEP + 20 * MS, (0xB0, 77, 0))]
     script = [NOTE_C4] + [HOLD] * 9
     session, sink, _ = run_session(script, events, steps=10, mode="duet")
     assert sink.events == [
@@ -162,17 +162,66 @@ def test_mode_change_by_cc_held_for_a_beat_releases_the_agent_note_and_switches(
 
 
 def test_stray_mode_ccs_change_nothing() -> None:
-    """Random input: a mode CC that flips back within a beat, and one on a channel nobody plays
-    on (the player plays on channel 1), leave the mode alone."""
+    """Random input: a single mode CC held for bars, a mode CC that flips back within a beat,
+    and ones on another channel (even the channel the player plays on, 3, when the controls'
+    channel is 1), leave the mode alone."""
     events = [
-        (10 * MS, (0x90, 40, 60)),
-        (STEP, (0x80, 40, 0)),
+        (10 * MS, (0x92, 40, 60)),
+        (STEP, (0x82, 40, 0)),
         (2 * STEP, (0xB0, 77, 0)),
         (3 * STEP, (0xB0, 77, 127)),
-        (4 * STEP, (0xB5, 77, 0)),
+        (3 * STEP + MS, (0xB0, 77, 127)),
+        (4 * STEP, (0xB0, 77, 0)),
+        (5 * STEP, (0xB5, 77, 0)),
+        (5 * STEP + MS, (0xB5, 77, 0)),
+        (6 * STEP, (0xB2, 77, 0)),
+        (6 * STEP + MS, (0xB2, 77, 0)),
     ]
-    session, _, _ = run_session([HOLD], events, steps=16, mode="duet")
+    session, _, _ = run_session([HOLD], events, steps=32, mode="duet")
     assert session.mode.name == "duet"
+
+
+def test_random_controls_and_program_changes_on_other_channels_change_nothing() -> None:
+    """2,000 random CCs (every controller, mode and panic included, each sent twice in a row)
+    and program changes on channels 2..16, amid a player's notes on channel 2: the agent plays
+    exactly what it plays without them, and no control or style changed."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    notes = []
+    for k in range(0, 64, 4):
+        notes += [
+            (k * STEP + 5 * MS, (0x91, 60 + k % 12, 90)),
+            ((k + 2) * STEP, (0x81, 60 + k % 12, 0)),
+        ]
+    noise = []
+    for t in np.sort(rng.integers(0, 64 * STEP, 2_000)):
+        channel = int(rng.integers(1, 16))
+        if rng.random() < 0.8:
+            data = (0xB0 | channel, int(rng.integers(0, 128)), int(rng.integers(0, 128)))
+            noise += [(int(t), data), (int(t) + 1, data)]
+        else:
+            noise.append((int(t), (0xC0 | channel, int(rng.integers(0, 128)))))
+    script = [NOTE_C4, HOLD, NOTE_E4, REST, HOLD]
+    _, plain, _ = run_session(script, notes, steps=64, mode="duet")
+    programs: list[int] = []
+    clock = FakeClock()
+    sink = RecordingNoteSink(clock)
+    session = Session(
+        ScriptedPolicy(script),
+        JamOptions(bpm=120.0, temperature=0.0, seed=0, velocity=90, duet_wait_notes=0, mode="duet"),
+        sink,
+        clock,
+        inbox_of(sorted(notes + noise), close=False),
+        controls=ControlMap(),
+    )
+    session.program_handler = programs.append
+    session.run(threading.Event(), until_step=64, start_ns=0)
+    assert sink.events == plain.events
+    assert programs == []
+    assert session.mode.name == "duet" and session.notes.panics == 1  # the one at the end
+    assert (session.temperature, session.density, session.register_shift) == (0.0, 1.0, 0)
+    assert session.stats.ignored["program_change"] > 300
 
 
 def test_cc_changes_temperature_density_and_register() -> None:
@@ -197,7 +246,8 @@ def test_register_shift_moves_notes_and_limits_mask_them() -> None:
 
 
 def test_panic_cc_releases_everything_including_thru() -> None:
-    events = [(10 * MS, (0x91, 50, 80)), (STEP + 10 * MS, (0xB1, 119, 127))]
+    # The player plays on channel 2; the panic comes on the controls' channel (1).
+    events = [(10 * MS, (0x91, 50, 80)), (STEP + 10 * MS, (0xB0, 119, 127))]
     _, sink, _ = run_session([NOTE_C4, HOLD], events, steps=3, mode="duet", thru=True)
     assert sink.events[:8] == [
         (0, "on", 0, 60, 90),
