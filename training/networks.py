@@ -141,10 +141,12 @@ class TreeEncoder(nn.Module):
         self.out_features = channels[-1] * self.lengths[-1]
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        # 2-D throughout (rows = batch x positions), so each layer exports as a Gemm whose weight
+        # keeps its parameter's name (training.finetune matches a shipped file's weights by name).
         x = seq
-        for layer, length in zip(self.layers, self.lengths, strict=True):
-            x = torch.relu(layer(x.reshape(-1, length, layer.in_features)))  # (B, length, c)
-        return x.flatten(1)
+        for layer in self.layers:
+            x = torch.relu(layer(x.reshape(-1, layer.in_features)))  # (B * length, c)
+        return x.reshape(-1, self.out_features)
 
 
 def _tree_fits(window_steps: int, first_steps: int, layers: int) -> bool:

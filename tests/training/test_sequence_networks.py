@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -78,6 +79,10 @@ def test_a_sequence_network_exports_with_parity(kind: str, tmp_path: Path) -> No
     fresh = synthetic_states(LONG, 9, np.random.default_rng(3))
     for batch in (fresh[:1], fresh):  # the batch axis stays dynamic through the reshapes
         np.testing.assert_allclose(model.q_values(batch), _q(network, batch), atol=1e-5)
+    # Every weight is in the file under its parameter's name (fine-tuning from a shipped style
+    # reads them back by name).
+    initializers = {i.name for i in onnx.load(str(tmp_path / f"{kind}.onnx")).graph.initializer}
+    assert set(network.state_dict()) <= initializers
 
 
 @pytest.mark.parametrize("kind", ("mlp", *SEQUENCE_KINDS))
