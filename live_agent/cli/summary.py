@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from live_agent.scheduler import LATE_NS
+
 
 def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
@@ -17,13 +19,17 @@ def duration_text(seconds: float) -> str:
 
 
 def timing_text(late_steps: int, steps: int) -> str:
-    """How steady the timing was: ``'every 16th on time'``, or how many were late and why."""
+    """How steady the timing was: ``'every 16th on time'``, or how many were late, what that
+    sounds like and why. A 16th is late only when a note of it left more than
+    ``scheduler.LATE_NS`` (5 ms) after its beat, measured where it was sent."""
     if late_steps == 0:
         return "every 16th on time"
     share = late_steps / steps if steps else 1.0
     return (
-        f"{_plural(late_steps, '16th')} of {steps:,} came late ({share:.1%}: the computer was "
-        "busy; close other programs)"
+        f"{_plural(late_steps, '16th')} of {steps:,} came late ({share:.1%}: "
+        f"{'its note' if late_steps == 1 else 'their notes'} left more than {LATE_NS / 1e6:g} "
+        "ms after the "
+        "beat, which can be heard as a stumble; the computer was busy: close other programs)"
     )
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from exports.midi import key_name, pitch_name
 from exports.tonality import KEY_TEMPLATES, PITCH_CLASSES
+from live_agent.scheduler import LATE_NS
 
 ROLL_ROWS_MAX = 14
 SURE_R = 0.75
@@ -169,7 +170,9 @@ def problems_text(late_steps: int, steps: int, dropped: int) -> list[str]:
     lines = []
     if late_steps:
         lines.append(
-            f"{late_steps} of {steps} 16ths came late: the computer was busy (close other programs)"
+            f"{late_steps} of {steps} 16ths came late: notes left more than {LATE_NS / 1e6:g} ms "
+            "after the "
+            "beat, which can be heard; the computer was busy (close other programs)"
         )
     if dropped:
         lines.append(f"{dropped} MIDI messages could not be read and were ignored")

@@ -77,3 +77,18 @@ def test_clock_while_stopped_plays_nothing() -> None:
     _, sink, policy = run(ticks(0, 48), [NOTE_C4])
     assert policy.calls == 0
     assert [e for e in sink.events if e[1] == "on"] == []
+
+
+def test_ticks_quantized_by_a_jack_period_are_not_late_steps() -> None:
+    """Ticks that arrive on JACK period boundaries (5.3 ms at 256 frames) come up to a period
+    before or after the tick the smoothed tempo predicts, some before the decision made ahead of
+    it. The note still leaves on the tick: no step is late (only a note that left more than
+    LATE_NS after its tick is)."""
+    period = 5_333_333
+    times = [((10 * MS + i * TICK) // period + 1) * period for i in range(24 * 8)]
+    events = [(0, (START,)), *[(t, (CLOCK,)) for t in times]]
+    session, sink, _ = run(events, [NOTE_C4, NOTE_E4])
+    assert session.stats.steps == 32
+    assert session.stats.late_steps == 0
+    ons = [e[0] for e in sink.events if e[1] == "on"]
+    assert ons == [times[6 * k] for k in range(32)]
