@@ -1,10 +1,15 @@
 """Choosing an action from Q-values: the one implementation, for live play and evaluation.
 
 Greedy (temperature 0) or sampled from softmax(Q / temperature), over the actions a mask allows.
-``opening_mask`` is the mask of an answer's first step, which opens with a note.
+``opening_mask`` is the mask of an answer's first step, which opens with a note. A duet leaves
+room with ``consonant_mask`` (no 2nd, tritone or 7th against the player's sounding notes),
+``register_side_mask`` (below a melody, above a bass line) and ``oscillation_pitch`` (no
+two-note see-saw of 6 notes); each maps note pitches to a bool mask.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -47,3 +52,48 @@ def choose_actions(
     u = rng.random(q.shape[0]) * cdf[:, -1]
     actions = (cdf <= u[:, None]).sum(axis=1)
     return np.minimum(actions, q.shape[1] - 1).astype(np.int64)
+
+
+# --- a duet that leaves room: masks over the note actions, shared by live play and evaluation ---
+
+DISSONANT_INTERVAL_CLASSES = (1, 2, 6, 10, 11)
+"""2nds, the tritone and 7ths: the intervals a duet's onset avoids against a sounding note."""
+_CLASSES = np.arange(12)
+_CHROMA = (np.arange(1 << 12)[:, None] >> _CLASSES & 1).astype(np.int64)  # (4096, 12)
+_DISSONANT = np.isin((_CLASSES[None, :] - _CLASSES[:, None]) % 12, DISSONANT_INTERVAL_CLASSES)
+CONSONANT_WITH = (_CHROMA @ _DISSONANT.astype(np.int64)) == 0  # (4096, 12): [chroma, class]
+"""(4096, 12) bool: [chroma bits, pitch class] True when the pitch class forms no 2nd, tritone
+or 7th with any pitch class of the chroma (bit c: class c)."""
+
+
+def consonant_mask(pitches: np.ndarray, chroma_bits: int) -> np.ndarray:
+    """(N,) MIDI pitches -> (N,) bool: True where the pitch forms no 2nd, tritone or 7th with
+    any pitch class in ``chroma_bits`` (the other part's sounding notes; 0: all True)."""
+    return CONSONANT_WITH[chroma_bits & 0xFFF, np.mod(pitches, 12)]
+
+
+def register_side_mask(
+    pitches: np.ndarray, other_low: int, other_high: int, gap: int, split: int
+) -> np.ndarray:
+    """(N,) MIDI pitches -> (N,) bool: the register apart from another part heard within
+    ``other_low..other_high``. A part centred at or above ``split`` is a melody: the pitches at
+    least ``gap`` below its lowest note; else a bass line: at least ``gap`` above its highest.
+    When that side has no pitch, the other side."""
+    below = pitches <= other_low - gap
+    above = pitches >= other_high + gap
+    first, second = (below, above) if other_low + other_high >= 2 * split else (above, below)
+    return first if first.any() else second
+
+
+def oscillation_pitch(onsets: Sequence[int], run_notes: int = 6) -> int | None:
+    """The pitch whose onset next would make the last onsets (oldest first) a two-note
+    oscillation (A-B-A-B-...) of ``run_notes`` notes; None when no pitch would. Masking it keeps
+    every see-saw shorter than ``run_notes``."""
+    need = run_notes - 1
+    if len(onsets) < need:
+        return None
+    last = list(onsets)[-need:]
+    a, b = last[-1], last[-2]
+    if a == b or any(p != (a if i % 2 == 0 else b) for i, p in enumerate(reversed(last))):
+        return None
+    return b

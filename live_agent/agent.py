@@ -163,6 +163,7 @@ class Decider:
         takes the model's key-relative pitches to absolute ones. An int: numpy on scalars costs
         us."""
         self._masks: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self._pitches: dict[tuple[int, int, int, int], np.ndarray] = {}
         self._state = np.zeros((1, self.spec.state_dim), dtype=np.float32)
         self._bound = self._bind(policy)
         self._no_onsets = np.zeros(self.spec.n_actions, dtype=bool)
@@ -217,6 +218,7 @@ class Decider:
             self._state = np.zeros((1, spec.state_dim), dtype=np.float32)
         self._bound = self._bind(ready.policy)
         self._masks.clear()
+        self._pitches.clear()
         if self._no_onsets.shape[0] != spec.n_actions:
             self._no_onsets = np.zeros(spec.n_actions, dtype=bool)
             self._no_onsets[[HOLD, REST]] = True
@@ -296,6 +298,17 @@ class Decider:
             self._masks[key] = mask
         return mask
 
+    def note_pitches(self, register_shift: int) -> np.ndarray:
+        """(n_actions - FIRST_NOTE_ACTION,) int: the MIDI pitch each note action sounds now
+        (frame and register shift included). Cached per frame and shift: do not write to it."""
+        key = (self.frame_tonic_semitones, register_shift, -1, -1)
+        pitches = self._pitches.get(key)
+        if pitches is None:
+            spec = self.spec
+            pitches = np.arange(spec.pitch_low, spec.pitch_high + 1) + key[0] + register_shift
+            self._pitches[key] = pitches
+        return pitches
+
     def decide(
         self,
         step: int,
@@ -307,13 +320,17 @@ class Decider:
         low: int,
         high: int,
         note_required: bool = False,
+        gate: np.ndarray | None = None,
     ) -> int:
         """The action for grid ``step`` (an index into the model's vocabulary). With
         ``note_required`` (an answer's first step) it is a note, unless the density draw
-        forbids notes on this step or the register allows none."""
+        forbids notes on this step or the register allows none. ``gate`` (n_actions,) bool:
+        the actions a mode allows on this step (a duet's room), REST among them."""
         state = self.state(step, answering, progress)
         q = self._bound() if self._bound is not None else self.policy.q_values(state)  # (1, A)
         allowed = self.allowed_mask(register_shift, low, high)
+        if gate is not None:
+            allowed = allowed & gate
         if density < 1.0 and self.rng.random() >= density:
             allowed = allowed & self._no_onsets
         elif note_required:

@@ -392,6 +392,11 @@ class Session:
             self.stats.answers += 1
         answering, progress = self.mode.context(step)
         o = self.options
+        room = getattr(self.mode, "room", None)
+        gate = None
+        if room is not None:  # a duet leaves the player room (``DuetMode.room``)
+            pitches = self.decider.note_pitches(self.register_shift)
+            gate = room(step, pitches, self.listener.held, self.density, self.rng)
         action = self.decider.decide(
             step,
             answering,
@@ -402,6 +407,7 @@ class Session:
             o.register_low,
             o.register_high,
             note_required=self.mode.opens_turn(),
+            gate=gate,
         )
         self._pending_action = self.mode.restrict(action, self._held_steps)
         self.stats.decisions += 1
@@ -489,12 +495,16 @@ class Session:
         (the frame may move), fold it into the key now, so that the turn's first state is in
         the key of everything the player played before it, as in training; elsewhere the fold
         waits until after sending (``_key_folded`` False), off the decision path."""
+        sounding_mask = self.listener.step_sounding
         player = self.listener.close_step(self._steps_closed)
         if self.listener.timed_out_pitches:
             # The player's note-off was lost upstream: what thru forwarded must end too.
             for pitch in self.listener.timed_out_pitches:
                 self.notes.release_forwarded(pitch)
             self.listener.timed_out_pitches.clear()
+        hear_pitches = getattr(self.mode, "hear_pitches", None)
+        if hear_pitches is not None:
+            hear_pitches(sounding_mask)  # a duet keeps its register apart from the player's
         self.mode.observe_player_step(self._closing_step, player.onset, player.top >= 0)
         if self._sounding is None:
             agent = SILENT_STEP
