@@ -6,9 +6,11 @@ step has been folded in with ``observe_player_step``; a player's key going down 
 step (its bar position is ``step % steps_per_bar``); the modes count their turns themselves, so
 a grid that moves (the player's beat) does not stretch or cut a turn.
 
-Answer timing: ``phrase.PhraseTracker`` decides when the phrase has ended (from the phrase, not a
-fixed silence) and on which beat to answer; the answer lasts ``answer_length(call_steps)`` steps
-and its last note is not cut short: a note younger than a beat at the end rings on to a beat.
+Answer timing: before each downbeat, ``phrase.PhraseTracker.over_at`` decides whether the call is
+over there (from the phrase and the silence so far: ``exports.turns.call_over_at``, the one start
+rule that evaluation follows too); if so the answer starts on that downbeat. It lasts
+``answer_length(call_steps)`` steps and its last note is not cut short: a note younger than a beat
+at the end rings on to a beat.
 
 An answer opens with a note (``opens_turn``: the decision on its first step is among the notes
 the register allows). Whatever the mode, ``restrict`` applies the hard hold bound: no agent note is held longer than
@@ -317,7 +319,8 @@ class AnswerMode:
             self._finish()  # the answer is complete: wait for a new phrase
             return False
         self.phrase.expect(step)
-        if self.phrase.ended and self.phrase.answer_step(step):
+        if step % self.phrase.steps_per_bar == 0 and self.phrase.over_at(step):
+            self.phrase.answered()
             self.answer_steps = max(1, self.answer_length(self.phrase.call_steps()))
             self.turn_step = 0
             self.answers += 1
@@ -331,9 +334,9 @@ class AnswerMode:
 
     def opens_turn(self) -> bool:
         """The answer's first step is a note. The styles are trained with answers on the bar
-        line after the call, and there they always start at once. Live, the answer starts
-        where the phrase's end was heard (``PhraseTracker.answer_step``), off the bar line, and
-        there a network that has not started tends to keep waiting: over 400 held-out calls of
+        line after the call, and there they always start at once; live answers start on a
+        downbeat too, but a bar later when the call's close was not clear, and off the bar
+        line a network that has not started tends to keep waiting: over 400 held-out calls of
         the default corpus, with the answer 8 steps after the call's last sound, 29% of the
         shipped default's answers began half a bar late or more and 6% stayed silent
         (temperature 0.5). With the first note required: none, and 15.0 notes an answer (16.2

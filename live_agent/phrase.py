@@ -1,19 +1,19 @@
-"""When the player's phrase has ended, judged from the phrase itself.
+"""When the player's call is over, judged from the phrase itself, and decided before the downbeat
+on which the answer starts.
 
 ``PhraseTracker`` follows the player step by step on the grid (the player's own beat when it is
-locked) and decides the end from three cues, not a fixed count of silent steps:
+locked; step 0 of each bar is a downbeat). Before each downbeat the answer mode asks ``over_at``:
+the one start rule, ``exports.turns.call_over_at``, on what has been heard so far:
 
-* **a bar end**: the phrase, counted from the downbeat of the bar it began in, has run to within
-  ``BAR_END_TOLERANCE_STEPS`` of a bar line (phrases are mostly whole bars);
-* **a long final note**: the last note lasted at least a beat and twice the phrase's median
-  note (a held note closes a phrase; a run of short notes before a rest usually goes on);
-* **the player's usual gaps**: the 90th percentile of the rests this player leaves *inside*
-  phrases; the end needs a silence longer than those.
+* **the silence so far**: longer than a pause (2 beats, or the player's usual rest inside a
+  phrase when that is longer): the call is over. A call that only paused is not answered into;
+* **a long or cadential last note that reaches the bar line**: a beat or more, begun on beat 1
+  or 3 or twice the call's median note, ending at most an 8th before the downbeat or still
+  sounding: the call has filled its bars and closes there, so the answer starts on that very
+  downbeat, as the styles were trained (the answer on the bar line right after the call).
 
-With a bar end or a long final note, ``SHORT_END_STEPS`` of silence (an 8th) end the phrase;
-otherwise more than a beat (``LONG_END_STEPS``), so that a one-beat rest inside a phrase does not
-end it. ``answer_step`` then puts the answer on the next strong beat (beat 1 or 3), or the next
-beat when that strong beat has already passed.
+So the answer always starts on a downbeat, decided at that step's decision time (before its
+boundary: its first note is on time). When the player goes on, the answer yields at once.
 """
 
 from __future__ import annotations
@@ -23,19 +23,16 @@ from collections import deque
 import numpy as np
 
 from exports.spec import GRID_STEPS_PER_BEAT
+from exports.turns import answer_bars, call_over_at
 
 STEPS_PER_BEAT = GRID_STEPS_PER_BEAT
-BAR_END_TOLERANCE_STEPS = 2
-SHORT_END_STEPS = 2
-LONG_END_STEPS = 5
-MAX_END_STEPS = 8
-LONG_NOTE_BEATS = 1
 GAP_HISTORY = 32
 MIN_GAPS_FOR_HABIT = 3
 
 
 class PhraseTracker:
-    """Player steps in (grid step, onset, sounding); ``ended`` says when the phrase is over."""
+    """Player steps in (grid step, onset, sounding); ``over_at`` says whether the call is over on a
+    downbeat."""
 
     def __init__(self, steps_per_bar: int = 16) -> None:
         self.steps_per_bar = steps_per_bar
@@ -45,6 +42,9 @@ class PhraseTracker:
         """The grid step observed last (kept across phrases: the numbering is the grid's)."""
         self.renumbered = 0
         """Times the grid's step numbers jumped (a new grid took over) inside a phrase."""
+        self.usual_call_bars = 1
+        """Bars of the player's last answered call (a held note at an earlier bar line of the
+        next call is not taken for its close)."""
         self.reset()
 
     def reset(self) -> None:
@@ -101,44 +101,37 @@ class PhraseTracker:
         return int(np.ceil(np.percentile(np.array(self.inner_gaps), 90)))
 
     def call_steps(self) -> int:
-        """Length of the phrase, from its first onset to the end of its last note, in steps (as
-        ``exports.turns`` counts a call)."""
-        return max(1, self.end_step - self.start_step)
+        """Length of the phrase, from its first onset to the end of its last note (or to now,
+        while it sounds), in steps (as ``exports.turns`` counts a call)."""
+        end = self.end_step if self.silence_steps > 0 else self.last_step_heard() + 1
+        return max(1, end - self.start_step)
 
-    def at_bar_end(self) -> bool:
-        """Whether the phrase, counted from the downbeat of the bar it began in, ends within
-        ``BAR_END_TOLERANCE_STEPS`` of a bar line."""
-        bar_start = self.start_step - self.start_step % self.steps_per_bar
-        span = self.end_step - bar_start
-        offset = span % self.steps_per_bar
-        near = min(offset, self.steps_per_bar - offset) <= BAR_END_TOLERANCE_STEPS
-        return near and span >= self.steps_per_bar - BAR_END_TOLERANCE_STEPS
+    def last_step_heard(self) -> int:
+        return self.last_step if self.last_step is not None else self.start_step
 
-    def long_final_note(self) -> bool:
-        if not self.note_lengths:
+    def over_at(self, downbeat: int) -> bool:
+        """Whether the call is over on grid step ``downbeat`` (a bar line about to be decided;
+        the player's steps before it have been observed): ``exports.turns.call_over_at``."""
+        if not self.in_phrase:
             return False
-        last = self.note_lengths[-1]
-        median = float(np.median(self.note_lengths))
-        return last >= LONG_NOTE_BEATS * STEPS_PER_BEAT and last >= 2 * median
+        sounding = self.silence_steps == 0
+        last_end = None if sounding else self.end_step
+        lengths = self.note_lengths
+        if sounding:
+            lengths = [*lengths, max(1, downbeat - self.note_start)]
+        median = float(np.median(lengths)) if lengths else 1.0
+        return call_over_at(
+            downbeat,
+            self.start_step,
+            self.note_start,
+            last_end,
+            median,
+            self.steps_per_bar,
+            STEPS_PER_BEAT,
+            self.usual_gap_steps,
+            self.usual_call_bars,
+        )
 
-    def end_silence_steps(self) -> int:
-        """Silent steps after the last note that end this phrase (from the cues above)."""
-        usual = self.usual_gap_steps
-        if self.at_bar_end() or self.long_final_note():
-            return max(SHORT_END_STEPS, min(STEPS_PER_BEAT, usual + 1))
-        return min(MAX_END_STEPS, max(LONG_END_STEPS, usual + 2))
-
-    @property
-    def ended(self) -> bool:
-        """Whether the current phrase is over (there is one, and its end is clear)."""
-        return self.in_phrase and self.silence_steps >= self.end_silence_steps()
-
-    def answer_step(self, step: int) -> bool:
-        """Whether an answer to the ended phrase may start on grid ``step``: the first strong
-        beat after the phrase's end, or (if that has passed before the end was clear) the next
-        beat."""
-        half_bar = self.steps_per_bar // 2
-        strong = self.end_step + (-self.end_step) % half_bar
-        if step <= strong:
-            return step == strong
-        return step % STEPS_PER_BEAT == 0
+    def answered(self) -> None:
+        """The call is being answered: remember how many bars it lasted."""
+        self.usual_call_bars = answer_bars(self.call_steps(), self.steps_per_bar)

@@ -66,54 +66,61 @@ def test_tempo_follows_slow_drift() -> None:
 
 
 def feed(tracker: PhraseTracker, notes: list[tuple[int, int]], until: int) -> list[int]:
-    """(start, length) notes in steps; returns the steps after which the phrase had ended."""
+    """(start, length) notes in steps; returns the downbeats (asked before each, as the answer
+    mode does) on which the call was over."""
     sounding = {s for start, length in notes for s in range(start, start + length)}
     onsets = {start for start, _ in notes}
-    ended = []
+    over = []
     for step in range(until):
+        if step % 16 == 0:
+            tracker.expect(step)
+            if tracker.over_at(step):
+                over.append(step)
         tracker.observe(step, step in onsets, step in sounding)
-        if tracker.ended:
-            ended.append(step)
-    return ended
+    return over
 
 
-def test_phrase_ends_soon_after_a_long_final_note_at_the_bar_end() -> None:
+def test_a_long_final_note_at_the_bar_end_closes_the_call_on_that_downbeat() -> None:
     tracker = PhraseTracker(16)
     notes = [(0, 2), (2, 2), (4, 2), (6, 2), (8, 8)]  # a bar: four 8ths and a half note
-    ended = feed(tracker, notes, 24)
-    assert ended and ended[0] == 17  # 2 silent steps (16, 17) are enough
+    # Decided before step 16, while the half note still sounds: the answer starts on it.
+    assert feed(tracker, notes, 17) == [16]
     assert tracker.call_steps() == 16
-    assert tracker.answer_step(20) and not tracker.answer_step(18)  # strong beat 16 passed: beat 20
 
 
-def test_a_one_beat_rest_inside_a_phrase_does_not_end_it() -> None:
+def test_a_rest_of_two_beats_inside_a_call_is_not_answered_into() -> None:
     tracker = PhraseTracker(16)
-    # 8ths, then a beat's rest (steps 6..9) mid-bar, then the phrase goes on.
-    notes = [(0, 2), (2, 2), (4, 2), (10, 2), (12, 2), (14, 2), (16, 8)]
-    ended = feed(tracker, notes, 30)
-    # Only after the real end: its long last note makes 2 silent steps (24, 25) enough.
-    assert ended and ended[0] == 25, ended
-    assert tracker.answer_step(28) and not tracker.answer_step(26)  # strong beat 24 passed
+    # 8ths for two beats, a half rest up to the bar line, and the call goes on in bar 2.
+    notes = [(0, 2), (2, 2), (4, 2), (6, 2), (16, 2), (18, 2), (20, 2), (22, 2), (24, 8)]
+    assert feed(tracker, notes, 33) == [32]  # not 16: the rest was a pause; 32 closes it
+
+
+def test_a_call_that_stops_short_is_answered_after_more_than_a_pause() -> None:
+    tracker = PhraseTracker(16)
+    notes = [(0, 2), (2, 2), (4, 2), (6, 2), (8, 2), (10, 2), (12, 2), (14, 2), (16, 2)]
+    # It stops on a short note on the downbeat of bar 2: 14 silent steps by step 32.
+    assert feed(tracker, notes, 33) == [32]
+    short = PhraseTracker(16)
+    # Short notes to beat 3 of bar 2, a 2-beat silence to the bar line: a pause, then over.
+    notes = [(0, 4), (4, 4), (8, 4), (12, 4), (16, 2), (18, 2), (20, 2), (22, 2)]
+    assert feed(short, notes, 49) == [48]
 
 
 def test_a_grid_that_numbers_afresh_mid_phrase_moves_the_phrase_with_it() -> None:
-    # The bar of test_phrase_ends_soon_after_a_long_final_note_at_the_bar_end, but from step 5
-    # on the grid counts from 105 + 3 (a new grid, its downbeat 3 steps later than the old).
+    # The bar of test_a_long_final_note_at_the_bar_end_closes_the_call_on_that_downbeat, but
+    # from step 5 on the grid counts from 117 (a new grid took over: 7 bars further on).
     notes = [(0, 2), (2, 2), (4, 2), (6, 2), (8, 8)]
     sounding = {s for start, length in notes for s in range(start, start + length)}
     onsets = {start for start, _ in notes}
     tracker = PhraseTracker(16)
-    ended = []
-    for t in range(21):
-        step = t if t < 5 else t + 103
+    for t in range(16):
+        step = t if t < 5 else t + 112
         tracker.observe(step, t in onsets, t in sounding)
-        if tracker.ended:
-            ended.append(t)
-    assert ended and ended[0] == 17 and tracker.renumbered == 1
+    assert tracker.renumbered == 1
+    tracker.expect(128)
     assert tracker.call_steps() == 16  # the time it lasted, not a difference of numberings
-    assert tracker.end_step == 16 + 103  # where the silence began, in the new numbering
-    tracker.expect(124)  # step 120 (the strong beat) has passed: the next beat, 124
-    assert tracker.answer_step(124)
+    assert tracker.start_step == 112 and tracker.note_start == 120
+    assert tracker.over_at(128)  # the half note on beat 3 reaches the new grid's bar line
 
 
 def test_velocity_follows_the_players_level_with_a_small_accent() -> None:
@@ -227,8 +234,8 @@ def test_answer_lasts_as_many_bars_as_the_call(bars: int) -> None:
     notes = answer_to(bars, [DEFAULT_SPEC.action_for_pitch(60), HOLD, HOLD, HOLD])
     ons = [t for t, kind in notes if kind == "on"]
     offs = [t for t, kind in notes if kind == "off"]
-    # The call ends on its bar line with a long note: the answer starts on the next beat.
-    assert ons[0] == bars * 16 + 4
+    # The call ends on its bar line with a long note: the answer starts on that downbeat.
+    assert ons[0] == bars * 16
     assert len(ons) == 4 * bars
     assert offs[-1] - ons[0] == 16 * bars
 
@@ -301,9 +308,9 @@ def test_answer_to_a_call_heard_on_the_players_own_grid(late_s: float) -> None:
 
 def test_an_answer_opens_with_a_note_even_when_the_network_would_wait() -> None:
     # A network that would rest for ever: the answer's first step is still a note (the best
-    # note it allows), on the beat after the call; then the network has its way (rests).
+    # note it allows), on the downbeat after the call; then the network has its way (rests).
     notes = answer_to(2, [REST])
     ons = [t for t, kind in notes if kind == "on"]
-    assert ons == [2 * 16 + 4], notes
+    assert ons == [2 * 16], notes
     # The density draw still rules: at density 0 no note may start, not even the first.
     assert [t for t, kind in answer_to(2, [REST], density=0.0) if kind == "on"] == []

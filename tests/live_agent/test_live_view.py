@@ -168,7 +168,7 @@ def test_the_web_panel_serves_the_same_view_as_json() -> None:
         text = {row["label"]: "".join(s["text"] for s in row["segments"]) for row in data["rows"]}
         assert text["key heard"].startswith("D major, sure"), text
         assert text["tempo"].startswith("120.0 bpm from --bpm"), text
-        assert text["style / mode"] == "default / answer"
+        assert text["style / mode"].startswith("default / answer")  # answering from step 32
         assert data["mode"] == "answer" and data["modes"] == ["answer", "duet"]
         assert data["roll"]["bar_starts"] == [5, 21] and data["roll"]["columns"] == 32
         d4 = next(row for row in data["roll"]["rows"] if row["name"] == "D4")

@@ -151,8 +151,9 @@ def test_answers_live_equal_training_states_first_and_later_answers() -> None:
     for i in range(ANSWERS):
         tonic, minor = keys[i % len(keys)]
         line += _phrase(rng, tonic, minor, 2 * SPEC.steps_per_bar)
-        # The call ends; the silence before the answer, the answer and some rest after it.
-        line += [REST_EVENT] + [HOLD_EVENT] * (2 * answer_steps + 16)
+        # The call ends; the silence before the answer, the answer and some rest after it,
+        # to a bar line (each call starts on one, so its bars are the grid's).
+        line += [REST_EVENT] + [HOLD_EVENT] * (2 * answer_steps + 15)
     live, turns, played = _live_turns(options, line, len(line))
     assert len(turns) == ANSWERS and all(length >= answer_steps for _, length in turns), turns
     # An answer's last note may ring on past its length (decisions with progress held at its

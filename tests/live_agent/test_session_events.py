@@ -79,20 +79,20 @@ def test_stop_closes_the_sounding_note_then_all_notes_off() -> None:
     ]
 
 
-def test_answer_starts_on_the_strong_beat_after_the_phrase_end() -> None:
-    # The player holds C4 during steps 0 and 1 (released on boundary 2): a short note, mid-bar,
-    # so the end needs more than a beat of silence (steps 2..6); the answer starts on the next
-    # strong beat, step 8, and lasts one bar; its last note (from step 20) rings to a beat.
+def test_answer_starts_on_the_downbeat_after_the_phrase_end() -> None:
+    # The player holds C4 during steps 0 and 1 (released on boundary 2): a short note, so the
+    # end needs more than 2 beats of silence (steps 2..10); the answer starts on the next
+    # downbeat, step 16, and lasts one bar; its last note (from step 28) rings to a beat.
     call = [(0, (0x90, C4, 100)), (2 * STEP, (0x80, C4, 0))]
     session, sink, policy = run_session(
-        [NOTE_C4, HOLD, HOLD, HOLD], call, steps=26, mode="answer", answer_bars=1
+        [NOTE_C4, HOLD, HOLD, HOLD], call, steps=34, mode="answer", answer_bars=1
     )
     ons = [e for e in sink.events if e[1] == "on"]
-    assert ons[0] == (8 * STEP, "on", 0, 60, 90)
-    assert [e[0] // STEP for e in ons] == [8, 12, 16, 20]
-    # The answer's 16 steps end at 24: its note (4 steps old) is released there, nothing after.
-    assert (24 * STEP, "off", 0, 60) in sink.events
-    assert all(e[0] <= 24 * STEP for e in sink.events if e[1] in ("on", "off"))
+    assert ons[0] == (16 * STEP, "on", 0, 60, 90)
+    assert [e[0] // STEP for e in ons] == [16, 20, 24, 28]
+    # The answer's 16 steps end at 32: its note (4 steps old) is released there, nothing after.
+    assert (32 * STEP, "off", 0, 60) in sink.events
+    assert all(e[0] <= 32 * STEP for e in sink.events if e[1] in ("on", "off"))
     assert policy.calls == 17
     assert session.stats.answers == 1
     # The states said "answering" with progress 0 .. 15/16 (context: bar one-hot, minor, answering, progress)
@@ -105,7 +105,8 @@ def test_answer_starts_on_the_strong_beat_after_the_phrase_end() -> None:
 
 def test_answer_waits_while_the_sustain_pedal_holds_the_phrase() -> None:
     # Key up at boundary 2, but the pedal (CC 64) holds C4 until boundary 10: the last sounding
-    # step is 9, so the answer starts on the strong beat 16 after the end, not on step 8.
+    # step is 9, 6 silent steps before the bar line 16 may be a pause, so the answer starts on
+    # the downbeat 32, not on 16 (where a call released on boundary 2 is answered).
     call = [
         (0, (0x90, C4, 100)),
         (STEP // 2, (0xB0, 64, 127)),
@@ -113,27 +114,27 @@ def test_answer_waits_while_the_sustain_pedal_holds_the_phrase() -> None:
         (10 * STEP, (0xB0, 64, 0)),
     ]
     session, sink, _ = run_session(
-        [NOTE_C4, HOLD, HOLD, HOLD], call, steps=20, mode="answer", answer_bars=1
+        [NOTE_C4, HOLD, HOLD, HOLD], call, steps=36, mode="answer", answer_bars=1
     )
     ons = [e for e in sink.events if e[1] == "on"]
-    assert ons[0][0] == 16 * STEP, ons
+    assert ons[0][0] == 32 * STEP, ons
     assert session.stats.answers == 1
 
 
 def test_answer_stops_at_once_when_the_player_resumes() -> None:
-    resume_ns = 11 * STEP + 30 * MS  # inside step 11, during the answer
+    resume_ns = 19 * STEP + 30 * MS  # inside step 19, during the answer (from step 16)
     call = [
         (0, (0x90, C4, 100)),
         (2 * STEP, (0x80, C4, 0)),
         (resume_ns, (0x90, 62, 100)),
         (resume_ns + 200 * MS, (0x80, 62, 0)),
     ]
-    session, sink, _ = run_session([NOTE_E4, HOLD], call, steps=14, mode="answer", answer_bars=2)
+    session, sink, _ = run_session([NOTE_E4, HOLD], call, steps=22, mode="answer", answer_bars=2)
     agent = [e for e in sink.events if e[1] in ("on", "off")]
     assert agent == [
-        (8 * STEP, "on", 0, 64, 90),
-        (10 * STEP, "off", 0, 64),
-        (10 * STEP, "on", 0, 64, 90),
+        (16 * STEP, "on", 0, 64, 90),
+        (18 * STEP, "off", 0, 64),
+        (18 * STEP, "on", 0, 64, 90),
         (resume_ns, "off", 0, 64),  # the moment the player's key went down
     ]
     assert session.stats.interruptions == 1
@@ -141,8 +142,8 @@ def test_answer_stops_at_once_when_the_player_resumes() -> None:
 
 def test_velocity_zero_note_on_is_a_note_off() -> None:
     call = [(0, (0x90, C4, 100)), (2 * STEP, (0x90, C4, 0))]
-    _, sink, _ = run_session([NOTE_E4], call, steps=10, mode="answer")
-    assert [e for e in sink.events if e[1] == "on"][0][0] == 8 * STEP
+    _, sink, _ = run_session([NOTE_E4], call, steps=18, mode="answer")
+    assert [e for e in sink.events if e[1] == "on"][0][0] == 16 * STEP
 
 
 def test_mode_change_by_cc_held_for_a_beat_releases_the_agent_note_and_switches() -> None:
