@@ -44,8 +44,8 @@ DUET_ROOM_WINDOW_STEPS = 32
 DUET_STRUCK_ONSET_CHANCE = 0.2
 """duet: the chance of an onset allowed on the step after the player struck a note."""
 DUET_CROWDED_RATE = 0.5
-"""duet: a bar position where the player's onset rate is at least this is the player's (the
-agent's onset there has ``DUET_STRUCK_ONSET_CHANCE``)."""
+"""duet: a bar position where the player's onset rate is at least this is the player's: no
+agent onset there."""
 DUET_FILL_CHANCE = 0.35
 """duet: the chance (x density) that a step in the player's rest or long note, with the agent
 silent or on a note a beat old, starts an agent note."""
@@ -113,9 +113,10 @@ class DuetMode:
 
     - it sounds in at most ``DUET_ROOM_SHARE`` x density of the player's sounding time (kept
       over the player's last ``DUET_ROOM_WINDOW_STEPS`` sounding steps: over it, REST);
-    - its onsets go to the player's rests and long notes: on a step just after the player
-      struck a note an onset is allowed with chance ``DUET_STRUCK_ONSET_CHANCE``, and on a bar
-      position where the player has been striking, less often (``onset_rate``);
+    - its onsets go to the player's rests and long notes: none on a bar position where the
+      player has been striking (``onset_rate``), one with chance ``DUET_STRUCK_ONSET_CHANCE``
+      on the step after the player struck a note; in a rest or a long note, with the agent
+      silent or a beat into its note, a note is asked for with chance ``DUET_FILL_CHANCE``;
     - its own register: below a melody, above a bass line (``register_side_mask``, at least
       ``DUET_REGISTER_GAP`` semitones past the player's last two bars);
     - no onset forms a 2nd, tritone or 7th with a sounding player note (``consonant_mask``),
@@ -230,9 +231,12 @@ class DuetMode:
         if see_saw is not None:
             notes &= pitches != see_saw
         draw = rng.random()
-        crowded = self.onset_rate[step % self.steps_per_bar] >= DUET_CROWDED_RATE
-        if crowded or (player_held and self.player_struck):
-            # The player strikes here, or just has: an onset now would land on theirs.
+        if self.onset_rate[step % self.steps_per_bar] >= DUET_CROWDED_RATE:
+            # The player strikes here: an onset would land on theirs, and could clash with a
+            # note (a chord) not yet heard.
+            notes[:] = False
+        elif player_held and self.player_struck:
+            # The player just struck: let the note be heard first.
             if draw >= DUET_STRUCK_ONSET_CHANCE:
                 notes[:] = False
         elif (
