@@ -14,25 +14,14 @@ own call notes against the same grid (the machine's jitter, and JACK's one-perio
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def main() -> int:
@@ -40,17 +29,21 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="calls per case")
     parser.add_argument("--period", type=int, default=256, help="JACK period, frames")
     args = parser.parse_args()
-    for folder in ("tests", "tests/integration"):
-        sys.path.insert(0, str(ROOT / folder))
-    conftest = _load("deepjam_tests_conftest", ROOT / "tests" / "conftest.py")
-    test = _load("deepjam_test_link_clock", ROOT / "tests" / "integration" / "test_link_clock.py")
-    from link_peer import LinkPeer
+    sys.path.insert(0, str(ROOT))
+    from tests.integration import test_link_clock as test
+    from tests.support.jack_server import (
+        GIL_SWITCH_INTERVAL_S,
+        start_jack_server,
+        stop_jack_server,
+    )
+    from tests.support.link_peer import LinkPeer
+    from tests.support.scale_model import write_scale_model
 
-    sys.setswitchinterval(conftest.GIL_SWITCH_INTERVAL_S)  # the probe's callback needs the GIL
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # the probe's callback needs the GIL
     workdir = Path(tempfile.mkdtemp(prefix="deepjam-link-"))
-    scale = conftest.write_scale_model(workdir / "scale.onnx")
+    scale = write_scale_model(workdir / "scale.onnx")
     name = f"deepjam-bench-link-{os.getpid()}"
-    server = conftest.start_jack_server(name, workdir / "jackd.log", period_frames=args.period)
+    server = start_jack_server(name, workdir / "jackd.log", period_frames=args.period)
     os.environ["JACK_DEFAULT_SERVER"] = name
     rows = []
     try:
@@ -61,7 +54,7 @@ def main() -> int:
                 verdict = test.judge(run)
                 rows.append((change, run, verdict))
     finally:
-        conftest._stop(server.process)
+        stop_jack_server(server.process)
     period_ms = args.period / server.sample_rate * 1e3
     print(
         f"Answer onsets vs the Link peer's 16ths, ms (+ = after it); JACK dummy "

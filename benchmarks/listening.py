@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
+sys.path.insert(0, str(ROOT))
 
-from jack_probe import NOTE_OFF, NOTE_ON, jack_recorder, run_jam  # noqa: E402
-
-from tests.conftest import _stop, start_jack_server  # noqa: E402
+from tests.support.jack_probe import NOTE_OFF, NOTE_ON, jack_recorder, run_jam  # noqa: E402
+from tests.support.jack_server import start_jack_server, stop_jack_server  # noqa: E402
 
 DEEPJAM_IN = "deepjam-in:deepjam in"
 DEEPJAM_OUT = "deepjam-out:deepjam out"
@@ -199,7 +198,7 @@ def main() -> None:
             f"{len(after)} notes more than 2 bars after"
         )
     finally:
-        _stop(server.process)
+        stop_jack_server(server.process)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     ),
     "plot": ("matplotlib",),
     "link": ("aalink",),
-    "lowlatency": ("jack",),
     "scale": ("ray", "pandas", "pyarrow"),
 }
 """Extra name -> the modules it brings, by import name (JACK-Client imports as ``jack``)."""

@@ -8,13 +8,13 @@ import time
 
 import numpy as np
 import pytest
-from jack_probe import inbox_events
 
 from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF
 from live_agent.io.midi_io import MidiInput, MidiOutput
 from live_agent.io.ports import resolve_api
 from live_agent.ledger import NoteLedger
 from live_agent.protocols import InputEvent
+from tests.support.jack_probe import inbox_events
 
 pytestmark = pytest.mark.jack
 
@@ -77,10 +77,9 @@ def test_one_client_backend_places_notes_to_the_frame(jack_server: object) -> No
     """Messages sent 10 ms apart arrive about 480 frames apart (48 kHz), placed inside the
     period, where python-rtmidi snaps every message to a period start (gaps of k * 256 frames);
     input from a peer lands on the Inbox."""
-    from jack_probe import jack_recorder
-
     from live_agent.clock import RealClock
     from live_agent.io.midi_io import JackClientIO
+    from tests.support.jack_probe import jack_recorder
 
     clock = RealClock()
     inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()

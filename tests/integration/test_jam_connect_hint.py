@@ -7,9 +7,9 @@ import subprocess
 import time
 
 import pytest
-from jack_probe import run_jam
 
 from live_agent.io.ports import open_port, resolve_api
+from tests.support.jack_probe import run_jam
 
 pytestmark = pytest.mark.jack
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from jack_probe import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON, jack_recorder
 
 import exports.model_file
 from live_agent.cli import main
+from tests.support.jack_probe import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON, jack_recorder
 
 pytestmark = pytest.mark.jack
 

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jack_probe import (
+
+from exports.errors import ModelError
+from exports.midi import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON
+from tests.support.jack_probe import (
     JackRecorder,
     Received,
     grid_deviation_ms,
@@ -22,9 +25,6 @@ from jack_probe import (
     late_share,
     run_jam,
 )
-
-from exports.errors import ModelError
-from exports.midi import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON
 
 DEEPJAM_IN = "deepjam-in:deepjam in"
 DEEPJAM_OUT = "deepjam-out:deepjam out"
@@ -332,9 +332,8 @@ def test_synth_that_quits_and_returns_gets_all_notes_off_first(
 def test_rewriting_the_model_file_swaps_the_style_without_a_stuck_note(
     jack_server, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    from scale_model import write_scale_model
-
     from exports.spec import REST
+    from tests.support.scale_model import write_scale_model
 
     model = write_scale_model(tmp_path / "style.onnx")
     args = _jam_args(model, "--mode", "duet", "--bpm", "240", "--duet-wait-notes", "0")

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from jack_probe import jack_recorder, run_jam
 
 from exports.midi import NOTE_OFF, NOTE_ON
 from live_agent.io.synth import SYNTH_CLIENT_NAME, check_synth
+from tests.support.jack_probe import jack_recorder, run_jam
 
 pytestmark = pytest.mark.jack
 SILENT_PEAK = 1e-4

@@ -1,14 +1,14 @@
 """`deepjam jam --clock link` joins a real Ableton Link session (a second peer in this test, at
 100 bpm, not --bpm's 120) and answers on the session's grid, through real JACK ports.
 
-The peer's timeline (tests/link_peer.py, read with the test's own code) gives the session's
-beat at any perf_counter_ns instant; the probe's frames are turned into perf_counter_ns through
-the cycle starts it saw. Each answer onset is then compared with the peer's nearest 16th.
+The peer's timeline (tests/support/link_peer.py, read with the test's own code) gives the
+session's beat at any perf_counter_ns instant; the probe's frames are turned into perf_counter_ns
+through the cycle starts it saw. Each answer onset is then compared with the peer's nearest 16th.
 
 What to expect: deepjam (rtmidi, the default backend) sends on its boundary and JACK carries
 the note at the start of the next cycle, so an onset is up to one period (5.3 ms at 256
-frames) after the peer's 16th. The scale model (tests/scale_model.py) plays the degree of its
-bar position on every 16th, so its pitches also show that deepjam counts the session's bars.
+frames) after the peer's 16th. The scale model (tests/support/scale_model.py) plays the degree of
+its bar position on every 16th, so its pitches also show that deepjam counts the session's bars.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jack_probe import NOTE_OFF, NOTE_ON, JackRecorder, late_share, run_jam
-from link_peer import LinkPeer, Timeline, require_aalink
-from scale_model import SCALE_MODEL_DEGREES
+
+from tests.support.jack_probe import NOTE_OFF, NOTE_ON, JackRecorder, late_share, run_jam
+from tests.support.link_peer import LinkPeer, Timeline, require_aalink
+from tests.support.scale_model import SCALE_MODEL_DEGREES
 
 DEEPJAM_IN = "deepjam-in:deepjam in"
 DEEPJAM_OUT = "deepjam-out:deepjam out"

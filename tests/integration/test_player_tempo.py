@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jack_probe import NOTE_OFF, NOTE_ON, JackRecorder, jack_recorder, late_share, run_jam
+
+from tests.support.jack_probe import (
+    NOTE_OFF,
+    NOTE_ON,
+    JackRecorder,
+    jack_recorder,
+    late_share,
+    run_jam,
+)
 
 DEEPJAM_IN = "deepjam-in:deepjam in"
 DEEPJAM_OUT = "deepjam-out:deepjam out"

@@ -7,7 +7,6 @@ import queue
 import time
 
 import pytest
-from jack_probe import inbox_events
 
 from exports.midi import ALL_NOTES_OFF, ALL_SOUND_OFF
 from live_agent.io.midi_io import MidiInput, MidiOutput
@@ -15,6 +14,8 @@ from live_agent.io.ports import resolve_api
 from live_agent.io.watchdog import PortWatchdog
 from live_agent.ledger import NoteLedger
 from live_agent.protocols import InputEvent
+from tests.support.jack_probe import inbox_events
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.jack
 
@@ -68,15 +69,17 @@ def test_probe_keeps_a_live_input_and_reopens_a_dead_one(jack_server: object) ->
     watchdog = PortWatchdog(midi_in, None, lines.append, probe_after_s=0.1, dead_after_s=0.6)
     try:
         time.sleep(0.2)
+        probed_ns = time.perf_counter_ns()
         watchdog.check()  # quiet for 0.2 s: a probe goes out and answers
-        time.sleep(0.1)
-        assert time.perf_counter_ns() - midi_in.last_message_ns < 0.15e9
+        eventually(lambda: midi_in.last_message_ns >= probed_ns, timeout_s=2)
         assert midi_in.received == 0 and lines == []  # the probe is not a player message
         midi_in.port.handle.cancel_callback()  # the input goes deaf, as a stuck client does
-        deadline = time.monotonic() + 3
-        while watchdog.input_reopens == 0 and time.monotonic() < deadline:
+
+        def reopened() -> bool:
             watchdog.check()
-            time.sleep(0.1)
+            return watchdog.input_reopens > 0
+
+        eventually(reopened, timeout_s=3, interval_s=0.1)
         assert watchdog.input_reopens == 1, lines
         assert "reopening" in lines[0]
         keyboard.note_on(0, 60, 100)  # the keyboard's connection was restored
@@ -202,9 +205,8 @@ def test_an_unterminated_sysex_deafens_the_input_until_the_watchdog_ends_it(
     """The fault is real: a sysex whose 0xF7 never comes, from an outside JACK client, makes
     rtmidi's input hear nothing after it. With the watchdog running, every note played after
     such a sysex is heard within a 16th, and each recovery is counted and logged once."""
-    from jack_probe import NOTE_OFF, NOTE_ON, jack_recorder
-
     from exports.midi import SYSEX_START
+    from tests.support.jack_probe import NOTE_OFF, NOTE_ON, jack_recorder
 
     api = resolve_api("jack")
     inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()

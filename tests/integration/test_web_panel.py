@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from headless_browser import HeadlessBrowser
-from jack_probe import JackRecorder, jack_recorder, run_jam
 
 from exports.midi import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON
+from tests.support.headless_browser import HeadlessBrowser
+from tests.support.jack_probe import JackRecorder, jack_recorder, run_jam
 
 DEEPJAM_IN = "deepjam-in:deepjam in"
 DEEPJAM_OUT = "deepjam-out:deepjam out"

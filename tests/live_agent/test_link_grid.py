@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from link_peer import LinkPeer, Timeline, require_aalink
 
 from exports.errors import ConfigError
 from exports.model_file import load_model
@@ -23,6 +22,7 @@ from live_agent.link_clock import LinkGrid
 from live_agent.options import JamOptions
 from live_agent.view.snapshot import take_snapshot
 from tests.fakes import RecordingNoteSink, inbox_of
+from tests.support.link_peer import LinkPeer, Timeline, require_aalink
 
 require_aalink()
 

@@ -1,11 +1,11 @@
 """``deepjam train --ray --actors N``: a real 2-actor Ape-X run on a local Ray cluster.
 
-One ``ray.init(num_cpus=2)`` for the module; the runs are tiny (32 envs, a [32] network)."""
+On the session's one Ray cluster (``ray_local``, tests/conftest.py); the runs are tiny (32 envs,
+a [32] network)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +16,12 @@ pytest.importorskip("ray")
 
 from exports.errors import ConfigError  # noqa: E402
 from live_agent.cli import main as deepjam_main  # noqa: E402
-from tests.training.test_train_command import tiny_corpus, write_config  # noqa: E402
+from tests.support.corpus import tiny_corpus, write_config  # noqa: E402
 from training.checkpoint import load_checkpoint  # noqa: E402
 from training.cli.train_command import train  # noqa: E402
 from training.scale.apex import actor_epsilons  # noqa: E402
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[object]:
-    from training.scale.cluster import ray_cluster
-
-    with ray_cluster("tests", num_cpus=2) as ray:
-        yield ray
 
 
 def test_ape_x_epsilons() -> None:

@@ -1,9 +1,8 @@
-"""Scale-out on Ray, on one local cluster (``ray.init(num_cpus=2)``) for the whole module: the
-Ray corpus build equals the single-process one."""
+"""Scale-out on Ray, on the session's one local cluster (tests/conftest.py): the Ray corpus
+build equals the single-process one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,7 @@ from training.data.corpus_data import Corpus
 ray = pytest.importorskip("ray", reason="the scale extra (ray) is installed by .ci/setup")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster() -> Iterator[None]:
-    """One local Ray cluster of 2 CPUs for the module (it takes seconds to start)."""
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("ray_local")  # the session's one cluster (tests/conftest.py)
 
 
 def tune(pitches: list[int], seed: int) -> np.ndarray:

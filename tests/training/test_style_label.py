@@ -9,7 +9,7 @@ import pytest
 
 from exports.errors import ConfigError
 from live_agent.cli import main
-from tests.training.test_train_command import tiny_corpus, write_config
+from tests.support.corpus import tiny_corpus, write_config
 from training.checkpoint import load_checkpoint
 from training.cli.train_command import style_label, train
 
@@ -37,6 +37,7 @@ def test_the_default_corpus_and_a_named_preset_keep_their_own_label() -> None:
         style_label("default", "", "x", 1, "  ")
 
 
+@pytest.mark.slow  # a training run
 def test_the_name_reaches_the_checkpoint_the_model_and_inspect(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

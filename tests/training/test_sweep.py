@@ -1,5 +1,5 @@
 """``deepjam sweep``: a real 2-trial Ray Tune sweep of tiny trials, kill-and-resume, and the
-spec's one-line errors. One local Ray cluster (``ray.init(num_cpus=2)``) for the module."""
+spec's one-line errors. The session's one local Ray cluster (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from exports.errors import ConfigError
 from live_agent.cli import main as deepjam_main
-from tests.training.test_train_command import tiny_corpus
+from tests.support.corpus import tiny_corpus
+from tests.support.waiting import eventually
 from training.scale.sweep import TRIAL_RECORD, expand_trials, load_spec, rank, run_sweep
 
 ray = pytest.importorskip("ray")
@@ -59,13 +60,10 @@ learner.learning_rate = [1e-4, 3e-3]
 """
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
-    try:
-        yield str(ray.get_runtime_context().gcs_address)
-    finally:
-        ray.shutdown()
+@pytest.fixture
+def cluster(ray_local: Any) -> str:
+    """The address of the session's one Ray cluster (tests/conftest.py)."""
+    return str(ray_local.get_runtime_context().gcs_address)
 
 
 def write_sweep(
@@ -146,7 +144,9 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(
     assert not (out / "results.md").exists()  # killed before the end
     finished = first.read_text()
     stamps = {p: p.stat().st_mtime_ns for p in first.parent.rglob("*") if p.is_file()}
-    time.sleep(2)  # let the cluster reap the killed sweep's trial
+    # The cluster reaps the killed sweep's trial: its CPU comes back.
+    total_cpus = ray.cluster_resources().get("CPU", 0)
+    eventually(lambda: ray.available_resources().get("CPU", 0) >= total_cpus, timeout_s=30)
     result = run_sweep(load_spec(spec_path), out, resume=True, use_ray=True)
     assert result.skipped == ["trial-000"]
     assert not result.failed

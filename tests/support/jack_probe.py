@@ -1,7 +1,7 @@
 """Test-side tools for the live agent on JACK: a frame-exact MIDI recorder (its own JACK client,
 separate from deepjam), a `deepjam jam` subprocess runner, and a best-fit grid measure.
 
-Used by the integration tests and by benchmarks/live_latency.py.
+Used by the integration tests, the README-commands test and the JACK benchmarks.
 """
 
 from __future__ import annotations
