@@ -18,51 +18,24 @@ from typing import NamedTuple
 import numpy as np
 
 from exports.midi import (
-    ACTIVE_SENSING,
-    CHANNEL_PRESSURE,
+    BYTE_MAX,
+    CHANNEL_MASK,
     CONTINUE,
     CONTROL_CHANGE,
     MAX_DATA,
-    MTC_QUARTER_FRAME,
     NOTE_OFF,
     NOTE_ON,
-    PITCH_BEND,
-    POLY_PRESSURE,
     PROGRAM_CHANGE,
     SONG_POSITION,
-    SONG_SELECT,
     START,
+    STATUS_MASK,
+    STATUS_MIN,
     STOP,
     SYSEX_START,
-    SYSTEM_RESET,
     TIMING_CLOCK,
-    TUNE_REQUEST,
+    message_length,
 )
-
-PITCH_CLASSES = 12
-
-# Status (high nibble for channel messages, whole byte for system ones) -> total length in bytes.
-CHANNEL_MESSAGE_LENGTH = {
-    NOTE_OFF: 3,
-    NOTE_ON: 3,
-    POLY_PRESSURE: 3,
-    CONTROL_CHANGE: 3,
-    PROGRAM_CHANGE: 2,
-    CHANNEL_PRESSURE: 2,
-    PITCH_BEND: 3,
-}
-SYSTEM_MESSAGE_LENGTH = {
-    MTC_QUARTER_FRAME: 2,
-    SONG_POSITION: 3,
-    SONG_SELECT: 2,
-    TUNE_REQUEST: 1,
-    TIMING_CLOCK: 1,
-    START: 1,
-    CONTINUE: 1,
-    STOP: 1,
-    ACTIVE_SENSING: 1,
-    SYSTEM_RESET: 1,
-}
+from exports.spec import PITCH_CLASSES
 
 
 class Kind(Enum):
@@ -112,25 +85,20 @@ def classify(data: tuple[int, ...] | list[int], dropped: Counter[str]) -> Messag
         dropped["empty"] += 1
         return None
     status = data[0]
-    if not isinstance(status, int) or status > 0xFF or status < 0:
+    if not isinstance(status, int) or status > BYTE_MAX or status < 0:
         dropped["not_bytes"] += 1
         return None
-    if status < 0x80:
+    if status < STATUS_MIN:
         dropped["no_status"] += 1
         return None
     if status == SYSEX_START:
         dropped["sysex"] += 1
         return None
-    if status < SYSEX_START:
-        high = status & 0xF0
-        expected = CHANNEL_MESSAGE_LENGTH[high]
-    else:
-        high = status
-        length = SYSTEM_MESSAGE_LENGTH.get(status)
-        if length is None:
-            dropped["undefined_status"] += 1
-            return None
-        expected = length
+    high = status & STATUS_MASK if status < SYSEX_START else status
+    expected = message_length(status)
+    if expected is None:
+        dropped["undefined_status"] += 1
+        return None
     if n != expected:
         dropped["bad_length"] += 1
         return None
@@ -142,7 +110,7 @@ def classify(data: tuple[int, ...] | list[int], dropped: Counter[str]) -> Messag
         dropped["data_out_of_range"] += 1
         return None
     if high < SYSEX_START:
-        channel = status & 0x0F
+        channel = status & CHANNEL_MASK
         if high == NOTE_ON:
             return Message(Kind.NOTE_ON if b > 0 else Kind.NOTE_OFF, channel, a, b)
         if high == NOTE_OFF:

@@ -9,8 +9,9 @@ callback stamps ``time.perf_counter_ns()`` and puts an ``InputEvent`` on the inb
 Sysex. rtmidi's JACK input glues every event after an unterminated sysex (0xF0 without its
 0xF7) onto that sysex: the input goes deaf until an 0xF7 arrives. The watchdog sends a lone
 0xF7 every ``watchdog.SYSEX_END_EVERY_S``; rtmidi then hands over ``F0 <data> <the swallowed
-messages> F7`` as one "sysex", which ``split_swallowed`` cuts back into the messages (any
-status byte but a real-time one ends a sysex: MIDI 1.0). ``sysex_recoveries`` counts them.
+messages> F7`` as one "sysex", which ``exports.midi.split_swallowed`` cuts back into the
+messages (any status byte but a real-time one ends a sysex: MIDI 1.0). ``sysex_recoveries``
+counts them.
 
 Output. ``MidiOutput`` is the ``NoteSink`` the scheduler sends through, wrapped in the one
 ledger of open notes (``live_agent.ledger.NoteLedger``), which ends each note after a port comes
@@ -30,18 +31,13 @@ from typing import Any
 from exports.errors import PortError
 from exports.midi import (
     ACTIVE_SENSING,
-    CHANNEL_PRESSURE,
     CONTROL_CHANGE,
-    MTC_QUARTER_FRAME,
     NOTE_OFF,
     NOTE_ON,
-    PROGRAM_CHANGE,
-    SONG_POSITION,
-    SONG_SELECT,
-    STATUS_MASK,
     SYSEX_END,
     SYSEX_START,
     TIMING_CLOCK,
+    split_swallowed,
 )
 from live_agent.io.ports import (
     VIRTUAL_INPUT_NAME,
@@ -57,49 +53,6 @@ from live_agent.protocols import InputEvent
 # one ("deepjam-01"), so the ports are "deepjam-in:deepjam in" and "deepjam-out:deepjam out".
 INPUT_CLIENT_NAME = "deepjam-in"
 OUTPUT_CLIENT_NAME = "deepjam-out"
-STATUS_MIN = 0x80
-"""Bytes from here up are status bytes; below, data bytes."""
-
-
-def message_length(status: int) -> int:
-    """Bytes in a message with this status byte, the status included (MIDI 1.0); 1 for the
-    one-byte ones (real-time, tune request) and for the undefined 0xF4 / 0xF5."""
-    if status < SYSEX_START:
-        kind = status & STATUS_MASK
-        return 2 if kind in (PROGRAM_CHANGE, CHANNEL_PRESSURE) else 3
-    if status in (MTC_QUARTER_FRAME, SONG_SELECT):
-        return 2
-    return 3 if status == SONG_POSITION else 1
-
-
-def split_swallowed(data: list[int]) -> list[tuple[int, ...]]:
-    """The messages a "sysex" from rtmidi swallowed: ``F0 7D 01 90 3C 64 80 3C 00 F7`` ->
-    ``[(0x90, 60, 100), (0x80, 60, 0)]``. The sysex's own data bytes are dropped; a status byte
-    that is not real-time ends it (MIDI 1.0), and from there complete messages are cut out
-    (running status included); real-time bytes are messages of their own wherever they stand.
-    A truncated message and another sysex inside are dropped. Empty for a clean sysex."""
-    messages: list[tuple[int, ...]] = []
-    status = 0  # 0: inside a sysex (or before any status): data bytes are dropped
-    current: list[int] = []
-    for byte in data[1:]:
-        if byte >= TIMING_CLOCK:  # real-time: one byte, may stand anywhere
-            messages.append((byte,))
-            continue
-        if byte >= STATUS_MIN:
-            status = 0 if byte in (SYSEX_START, SYSEX_END) else byte
-            current = [byte] if status else []
-        elif status:
-            if not current:  # running status
-                current = [status]
-            current.append(byte)
-        else:
-            continue
-        if current and len(current) == message_length(current[0]):
-            messages.append(tuple(current))
-            current = []
-            if status >= SYSEX_START:
-                status = 0  # system common messages set no running status
-    return messages
 
 
 class MidiInput:
@@ -281,7 +234,7 @@ class JackClientIO(ByteSink):
     and every note leaves at the start of a cycle (up to one period late: the grid jitters by
     a period). Here the process callback stamps each input event with its frame, and places
     each output message at the frame it was sent at, one period later: constant latency, no
-    period quantization (shared/MEASUREMENTS.md).
+    period quantization (docs/measurements.md).
 
     Ports: ``<client>:deepjam in`` and ``<client>:deepjam out``; ``input`` / ``output`` name
     peers to connect (exact name or case-insensitive substring, as ``ports.match_port``).
@@ -329,8 +282,8 @@ class JackClientIO(ByteSink):
             import jack
         except ImportError as err:
             raise PortError(
-                "the jack-client backend needs the JACK-Client package; "
-                "pip install 'deepjam[lowlatency]' or use --backend rtmidi"
+                "the jack-client backend needs the JACK-Client package (a dependency of "
+                "deepjam): pip install JACK-Client, or use --backend rtmidi"
             ) from err
         try:
             client = jack.Client(self.client_name, no_start_server=True)
