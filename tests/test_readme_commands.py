@@ -250,6 +250,9 @@ class Workspace:
                 # No .pyc compile at install: it is most of torch's install time (pip then
                 # installs the same files; Python compiles them when they are first imported).
                 "PIP_NO_COMPILE": "1",
+                # One retry: where PyTorch's CPU index (the README's torch lines) cannot be
+                # reached, pip falls back on the other indexes in seconds, not minutes.
+                "PIP_RETRIES": os.environ.get("PIP_RETRIES", "1"),
                 "MPLBACKEND": "Agg",
             }
         )
@@ -467,10 +470,8 @@ def jack_alive(ws: Workspace) -> bool:
 
 def run_jam(words: list[str], ws: Workspace, venv: str) -> None:
     """A jam on the JACK server, a call played in, its answer heard; then SIGTERM, exit 0."""
-    sys.path.insert(0, str(ROOT / "tests" / "integration"))
-    from jack_probe import JackRecorder
-
     from exports.midi import NOTE_OFF, NOTE_ON
+    from tests.support.jack_probe import JackRecorder
 
     keyboard = option(words, "--input")
     synth = option(words, "--output")
