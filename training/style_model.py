@@ -329,13 +329,15 @@ def train_style_model(
     log: Callable[[str], None] | None = None,
     env_config: EnvConfig | None = None,
     kind: str = "mlp",
+    start: Callable[[nn.Module], None] | None = None,
 ) -> StyleModel:
     """Fit the next-action model (a ``kind`` network, ``training.networks``) on the training
     split; metrics on the validation split.
 
     Metrics (nats/step): ``style_val_log_lik``, ``style_val_accuracy``, ``style_uniform_log_lik``
     (the baseline), ``style_train_log_lik``; with no validation tunes the training split stands
-    in (and ``style_val_is_train`` is 1).
+    in (and ``style_val_is_train`` is 1). ``start``, when given, loads the fresh network's first
+    weights (fine-tuning from a shipped style, ``training.finetune``).
     """
     device = torch.device(device)
     rng = np.random.default_rng(seed)
@@ -349,6 +351,8 @@ def train_style_model(
     val_data = teacher_forced(spec, train if val_is_train else held_out)
     args = network_args_for(spec, hidden, dueling=False, kind=kind)
     network = build_q_network(args).to(device)
+    if start is not None:
+        start(network)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     n = min(train_data.n_samples, config.max_states)
     pool = rng.permutation(train_data.n_samples)[:n]

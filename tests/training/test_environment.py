@@ -173,7 +173,14 @@ def test_always_tonic_policy_gets_the_expected_theory_reward() -> None:
     assert np.all(totals["theory/tonic_end"] == rw.TONIC_END_REWARD)
     # The 5th..32nd onset of one pitch are excessive repetitions.
     assert np.all(totals["theory/repetition"] == (32 - 4) * rw.REPETITION_PENALTY)
-    assert np.all(totals["theory"] == 2.0 + 2.0 - 28.0)
+    # The 4th..32nd are a long same-pitch run; 31 repeats in 31 intervals, far from the
+    # corpus's 14%; the last onset (step 31) is off the beat, so no stable close.
+    assert np.all(totals["theory/same_pitch_run"] == 29 * rw.SAME_PITCH_RUN_PENALTY)
+    assert np.all(totals["theory/stable_close"] == 0)
+    rates = rw._rate_potential(np.array(0), np.array(31), np.array(31))
+    np.testing.assert_allclose(totals["theory/interval_rates"], rates)
+    expected = 2.0 + 2.0 - 28.0 + 29 * rw.SAME_PITCH_RUN_PENALTY + rates
+    np.testing.assert_allclose(totals["theory"], expected)
     # A C-sharp every step (out of key in every major and minor key) is penalised every step.
     env.reset()
     in_key = 0

@@ -286,9 +286,9 @@ def test_a_two_note_oscillation_is_penalised_a_turning_line_is_not() -> None:
     assert trill_theory < line_theory
 
 
-def test_long_same_pitch_runs_escalate() -> None:
+def test_long_same_pitch_runs_cost_from_the_fourth_note() -> None:
     values = score_melody(rw.same_pitch_run, mel("67 67 67 67 67 67 64"))
-    assert values.tolist() == [0, 0, 0, -0.5, -1.0, -1.0, 0]
+    assert values.tolist() == [0, 0, 0] + [rw.SAME_PITCH_RUN_PENALTY] * 3 + [0]
     assert score_melody(rw.same_pitch_run, mel("67 . . . . . . . . 65")).sum() == 0  # a hold
 
 

@@ -593,6 +593,7 @@ def setup_run(
     from training.config import apply_overrides, config_from_dict, load_config
     from training.data.corpus import resolve_corpus
     from training.dqn import DqnLearner
+    from training.finetune import load_start_weights, start_weights
     from training.networks import build_q_network, network_args_for
     from training.style_model import StyleModel, train_style_model
 
@@ -695,6 +696,13 @@ def setup_run(
         )
 
     # --- phase 1: the style model -----------------------------------------------------------
+    start = None  # a small corpus: fine-tune from a shipped style's weights (training.finetune)
+    if checkpoint is None:
+        style_args = network_args_for(
+            spec, config.network.hidden, dueling=False, kind=config.network.kind
+        )
+        fits = [build_q_network(style_args), build_q_network(run.network_args)]
+        start = start_weights(config.finetune, corpus.n_tunes, spec, fits, log)
     if checkpoint is not None and checkpoint.style_model is not None:
         style_model = StyleModel.from_dict(checkpoint.style_model, device)
     else:
@@ -715,6 +723,11 @@ def setup_run(
             log,
             env_config=run.env_config,
             kind=config.network.kind,
+            start=(
+                None
+                if start is None
+                else lambda net, w=start: load_start_weights(net, w, "style model", log)
+            ),
         )
     run.style_model = style_model
     sm = style_model.metrics
@@ -727,7 +740,10 @@ def setup_run(
     # --- the DQN learner --------------------------------------------------------------------
     q_network = build_q_network(run.network_args)
     target_network = build_q_network(run.network_args)
-    if checkpoint is None and config.network.init_from_style_model:
+    if start is not None:
+        # Fine-tuning: the shipped style's Q-values, not the freshly tuned style model's logits.
+        load_start_weights(q_network, start, "Q-network", log)
+    elif checkpoint is None and config.network.init_from_style_model:
         # RL Tuner: the Q-network starts as the style model.
         q_network.load_state_dict(style_model.network.state_dict())
     learner = DqnLearner(
@@ -823,7 +839,9 @@ def final_evaluation(run: TrainRun, log: TrainLog, rl_s: float, start: tuple[int
     (global_step, updates) when it began."""
     import numpy as np
 
+    from exports.selection import DEFAULT_TEMPERATURE
     from training.dqn import evaluate_policy, select_actions
+    from training.finetune import DEGENERATE_RUN_NOTES, answer_runs, degenerate_line, q_values
 
     learner, metrics, spec, config = run.learner, run.metrics, run.spec, run.config
     mean_return = log.mean_return()
@@ -858,6 +876,29 @@ def final_evaluation(run: TrainRun, log: TrainLog, rl_s: float, start: tuple[int
         "validation episodes, mean return: greedy Q {eval_greedy_return:.2f}, style model "
         "greedy {eval_style_greedy_return:.2f}, random {eval_random_return:.2f}".format(**metrics)
     )
+    terms = sorted(
+        k
+        for k in metrics
+        if k.startswith("eval_greedy_theory/") or k.startswith("eval_greedy_play/")
+    )
+    log.line(
+        "reward terms per step (greedy, validation): "
+        + ", ".join(f"{k.split('/', 1)[1]} {metrics[k]:+.3f}" for k in terms)
+    )
+    # Degenerate answers (one note repeated), at the live default temperature.
+    runs = answer_runs(
+        run.make_env(config.seed + 2, validation=True),
+        lambda s: q_values(learner.q_network, s, run.device),
+        DEFAULT_TEMPERATURE,
+        config.seed + 2,
+    )
+    degenerate_text, degenerate = degenerate_line(runs)
+    metrics["answer_longest_run_median"] = float(np.median(runs)) if len(runs) else 0.0
+    metrics["answer_long_run_share"] = (
+        float(np.mean(runs > DEGENERATE_RUN_NOTES)) if len(runs) else 0.0
+    )
+    metrics["degenerate"] = float(degenerate)
+    log.line(degenerate_text)
     run.save()
     (run.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     log.line(

@@ -136,7 +136,7 @@ PREFERRED_INTERVALS_SCALE = 0.25
 DIATONIC_THIRD_REWARD = 0.75
 DIATONIC_FIFTH_REWARD = 0.5
 
-# Following the call (issue 8): rhythm and register near the call's, a varied motif, not an echo.
+# Following the call: rhythm and register near the call's, a varied motif, not an echo.
 RHYTHM_NEAR_REWARD = 0.5
 """Per answer onset whose answer-so-far mean log2 IOI lies within RHYTHM_BAND_OCTAVES of the
 call's: the answer moves at the call's pace, in note values of its own."""
@@ -194,15 +194,15 @@ real continuations in 0%."""
 SAME_PITCH_RUN_FREE = 3
 """Onsets of one pitch in a row that cost nothing (two repeated notes)."""
 SAME_PITCH_RUN_PENALTY = -0.5
-"""Per onset beyond SAME_PITCH_RUN_FREE in a run of one pitch, times how far beyond (escalates:
--0.5 for the 4th, -1.0 for the 5th on top of ``repetition``)."""
+"""The 4th onset of one pitch in a row, and each one after it (on top of ``repetition``'s -1
+from the 5th on): a run longer than four notes costs -1.5 a note."""
 WIDE_LEAP_SEMITONES = 7
 """A leap is wider than a fifth (the issue's and ``training.eval``'s count)."""
 CORPUS_LEAP_RATE = 0.037
 CORPUS_REPEAT_RATE = 0.14
 """Shares of leaps wider than a fifth and of repeated notes among the intervals of real
 continuations (held-out folk tunes and chorales): 3.7% and 14%."""
-INTERVAL_RATE_WEIGHT = 0.5
+INTERVAL_RATE_WEIGHT = 0.25
 """Scale of the potential -(|leaps - 0.037 n| + |repeats - 0.14 n|) over the answer's n
 intervals; each onset earns the change in it, so the turn's sum is the final value: near the
 corpus's rates, not zero leaps and not zero repeats."""
@@ -629,13 +629,13 @@ def oscillation(x: RewardInputs) -> np.ndarray:
 
 
 def same_pitch_run(x: RewardInputs) -> np.ndarray:
-    """Long same-pitch runs: the 4th onset of one pitch in a row costs SAME_PITCH_RUN_PENALTY,
-    the 5th twice that (and ``repetition`` adds its own); a run of up to three is free."""
+    """Long same-pitch runs: the 4th onset of one pitch in a row, and each one after it, costs
+    SAME_PITCH_RUN_PENALTY (``repetition`` adds its own from the 5th); up to three is free
+    (the corpus repeats 14% of its notes, rarely three times in a row)."""
     pitch, onset = _onset_now(x)
-    prev = _pitch_at(x.agent_events, _prev(x, HISTORY_ONSETS))  # (N, K) latest first
-    same = np.cumprod(prev == pitch[:, None], axis=1).sum(axis=1)  # equal ones in a row
-    beyond = np.maximum(same + 1 - SAME_PITCH_RUN_FREE, 0)
-    return np.where(onset, SAME_PITCH_RUN_PENALTY * beyond, 0.0)
+    prev = _pitch_at(x.agent_events, _prev(x, SAME_PITCH_RUN_FREE))  # (N, 3) latest first
+    long_run = (prev == pitch[:, None]).all(axis=1)
+    return np.where(onset & long_run, SAME_PITCH_RUN_PENALTY, 0.0)
 
 
 def _rate_potential(leaps: np.ndarray, repeats: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -927,7 +927,7 @@ def no_copy(x: RewardInputs) -> np.ndarray:
 
 def not_cut_short(x: RewardInputs) -> np.ndarray:
     """Both modes: a note started in the last CUT_SHORT_STEPS steps of the turn would be cut at
-    once by the turn's end (issue 9: the answer's last note is not cut short)."""
+    once by the turn's end (the answer's last note is not cut short)."""
     _, onset = _onset_now(x)
     late = x.t >= x.turn_steps - CUT_SHORT_STEPS
     return np.where(onset & late, CUT_SHORT_PENALTY, 0.0)
