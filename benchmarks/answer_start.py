@@ -9,7 +9,7 @@ stand for that. Each gap is answered as trained (the network alone) and as live 
     python3 benchmarks/answer_start.py [--model live_agent/models/default.onnx]
         [--corpus default] [--calls 400] [--temperature 0.5]
 
-Stop 9 (shipped default, 400 calls, temperature 0.5): gap 8 without the opening note, 28.7% of
+Measured (shipped default, 400 calls, temperature 0.5): gap 8 without the opening note, 28.7% of
 answers began half a bar late or more and 6.0% stayed silent; with it, none.
 """
 

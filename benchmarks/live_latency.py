@@ -1,6 +1,6 @@
 """How fast the live agent decides, and how close to the grid its notes leave.
 
-1. Decision time (encode the state + ONNX Q-values + choose the action, H5's ``Decider``), in
+1. Decision time (encode the state + ONNX Q-values + choose the action, the live ``Decider``), in
    microseconds: back to back (>= 10,000 decisions) and at the live rate (one per 16th at
    --live-bpm: cold caches, as in play).
 2. Output timing: ``deepjam jam`` (duet, greedy, a model that starts a note every 16th) runs as a
@@ -16,28 +16,17 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 from decision_time import write_mlp  # the same random MLP, timed the same way
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def percentiles_us(durations_ns: np.ndarray) -> tuple[float, float, float]:
@@ -76,7 +65,8 @@ def measure_grid(
     bpm: float, seconds: float, scale_model: Path, server_env: dict[str, str], backend: str
 ) -> dict[str, Any]:
     """Run deepjam jam at ``bpm`` and measure its note-ons against the best-fit grid."""
-    probe = _load("jack_probe", ROOT / "tests" / "integration" / "jack_probe.py")
+    from tests.support import jack_probe as probe
+
     os.environ["JACK_DEFAULT_SERVER"] = server_env["JACK_DEFAULT_SERVER"]
     args = ["--model", str(scale_model), "--mode", "duet", "--temperature", "0", "--bpm", str(bpm)]
     args += ["--virtual", "--api", "jack", "--backend", backend]
@@ -132,8 +122,7 @@ def run(argv: list[str] | None, workdir: Path) -> int:
     parser.add_argument("--no-jack", action="store_true", help="measure decision time only")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests"))  # scale_model, imported by the tests' conftest
+    sys.path.insert(0, str(ROOT))  # tests.support: the JACK server, probe and scale model
     model = args.model
     default = ROOT / "live_agent" / "models" / "default.onnx"
     if model is None:
@@ -155,17 +144,19 @@ def run(argv: list[str] | None, workdir: Path) -> int:
     if args.no_jack:
         return 0
 
-    conftest = _load("deepjam_tests_conftest", ROOT / "tests" / "conftest.py")
-    scale = conftest.write_scale_model(workdir / "scale.onnx")
+    from tests.support.jack_server import start_jack_server, stop_jack_server
+    from tests.support.scale_model import write_scale_model
+
+    scale = write_scale_model(workdir / "scale.onnx")
     name = f"deepjam-bench-{os.getpid()}"
-    server = conftest.start_jack_server(name, workdir / "jackd.log", period_frames=args.period)
+    server = start_jack_server(name, workdir / "jackd.log", period_frames=args.period)
     results = []
     try:
         for backend in ("rtmidi", "jack-client"):
             for bpm in (120.0, 180.0):
                 results.append(measure_grid(bpm, args.seconds, scale, server.env, backend))
     finally:
-        conftest._stop(server.process)
+        stop_jack_server(server.process)
     period_ms = args.period / server.sample_rate * 1e3
     print(
         f"\nOutput onsets vs best-fit grid, ms (JACK dummy, {server.sample_rate} Hz, "

@@ -6,6 +6,7 @@ Every way a file can fail to fit raises ``ModelError`` with one line: what is wr
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,7 @@ def decision_latency(
     """Time ``calls`` back-to-back single-state decisions after ``warmup_calls``.
 
     ``state`` is one (1, state_dim) float32 state (zeros when None). Back to back is the best
-    case: a decision every few ms meets colder caches (MEASUREMENTS.md: 0.07-0.26 ms).
+    case: a decision every few ms meets colder caches (docs/measurements.md: 0.07-0.26 ms).
     """
     if calls < 1:
         raise ValueError(f"calls must be >= 1, got {calls}")
@@ -117,6 +118,18 @@ def first_line(err: BaseException) -> str:
     """The first line of an error message (at most 160 characters), or its type."""
     text = str(err).strip()
     return text.splitlines()[0][:160] if text else type(err).__name__
+
+
+_ORT_PREAMBLE = re.compile(
+    r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*(Load model from .*? failed:)?"
+)
+
+
+def onnxruntime_reason(err: BaseException) -> str:
+    """onnxruntime's message for a user: its first line without the ``[ONNXRuntimeError] : 7 :
+    INVALID_PROTOBUF : Load model from PATH failed:`` preamble ("Protobuf parsing failed")."""
+    text = _ORT_PREAMBLE.sub("", first_line(err)).strip().rstrip(".")
+    return text or type(err).__name__
 
 
 def _check_signature(session: Any, spec: Spec, name: str) -> None:
@@ -148,7 +161,7 @@ def _probe(session: Any, spec: Spec, name: str) -> None:
     except Exception as err:  # onnxruntime raises its own types for a graph that cannot run
         raise ModelError(
             f"{name}: the model does not run on a (1, {spec.state_dim}) state "
-            f"({first_line(err)}); {EXPORT_FIX}"
+            f"({onnxruntime_reason(err)}); {EXPORT_FIX}"
         ) from err
     if q.shape != (1, spec.n_actions):
         raise ModelError(
@@ -182,7 +195,7 @@ def load_model(path: str | Path, threads: int = 1) -> PolicyModel:
         )
     except Exception as err:  # onnxruntime raises its own types for every kind of bad file
         raise ModelError(
-            f"{path.name} is not a readable ONNX model ({first_line(err)}); {EXPORT_FIX}"
+            f"{path.name} is not a readable ONNX model ({onnxruntime_reason(err)}); {EXPORT_FIX}"
         ) from err
     metadata = ModelMetadata.from_props(
         dict(session.get_modelmeta().custom_metadata_map), source=path.name

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from exports.grid import note_list
+from exports.midi import pitch_name
+from exports.spec import DEFAULT_SPEC
 
 
 def pyplot() -> Any:
@@ -39,14 +41,16 @@ def plot_piano_rolls(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     out_path: Path,
     titles: Sequence[str] | None = None,
-    steps_per_bar: int = 16,
+    steps_per_bar: int = DEFAULT_SPEC.steps_per_bar,
 ) -> Path:
     """Piano rolls of (call, answer) pairs of absolute grid events, the answer after the call.
 
-    The call is drawn in grey, the answer in colour; bar lines every ``steps_per_bar`` steps.
-    Writes a PNG and returns its path.
+    The call is drawn in grey, the answer in colour; bar lines every ``steps_per_bar`` steps;
+    pitches by name on whole semitones (C4 is middle C). Writes a PNG and returns its path.
     """
     plt = pyplot()
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
     n = max(1, len(pairs))
     fig, axes = plt.subplots(n, 1, figsize=(10, 2.2 * n), squeeze=False)
     for i, ax in enumerate(axes[:, 0]):
@@ -67,7 +71,9 @@ def plot_piano_rolls(
         ax.set_xlim(0, total)
         if pitches:
             ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
-        ax.set_ylabel("MIDI pitch", fontsize=8)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda pitch, _: pitch_name(int(pitch))))
+        ax.set_ylabel("pitch", fontsize=8)
         ax.tick_params(labelsize=7)
         if titles is not None and i < len(titles):
             ax.set_title(titles[i], fontsize=9)

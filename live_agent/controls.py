@@ -253,6 +253,20 @@ class ModelSlots:
         self._requests.put(None)
 
 
+def check_slots(slots: dict[int, Path], loader: Callable[[Path], Policy]) -> None:
+    """Load each slot's model once, at the start of a jam, so that a missing file or one that is
+    not a deepjam model is one line then, not a surprise at its program change; raises
+    ConfigError naming the first such slot."""
+    for program, path in sorted(slots.items()):
+        try:
+            loader(path)
+        except DeepjamError as err:
+            raise ConfigError(
+                f"controls: [models] slot {program} cannot be played ({err}); fix that entry "
+                "or remove it"
+            ) from err
+
+
 def file_mtime_ns(path: Path) -> int | None:
     """The file's ``st_mtime_ns``; None when it cannot be read (missing, no permission)."""
     try:

@@ -26,6 +26,10 @@ DEFAULT_BPM = 120.0
 CALL_NOTE_VELOCITY = 90
 RENDER_PEAK_DBFS = -1.0
 """Renders are normalised to this peak: FluidSynth's own level peaks near -27 dBFS."""
+RENDER_TAIL_S = 0.5
+"""Release kept after the last audible sample of a render (FluidSynth adds seconds of silence)."""
+RENDER_SILENCE_LEVEL = 16
+"""A 16-bit sample at or below this (-66 dBFS, after normalising) is silence."""
 LIVE_ONLY_FLAGS = ("clock", "thru", "input_channel", "controls")
 """jam flags that mean nothing for a file (no clock, no thru port, no CCs): hidden here."""
 
@@ -217,8 +221,9 @@ def render_wav(midi_path: Path, wav_path: Path) -> None:
 
 
 def normalise_wav(path: Path, peak_dbfs: float) -> float:
-    """Scale a 16-bit PCM WAV in place so that its peak is ``peak_dbfs``; returns the gain in dB
-    (0 for a silent file, which is left as it is)."""
+    """Scale a 16-bit PCM WAV in place so that its peak is ``peak_dbfs``, and cut its silent tail
+    (FluidSynth renders seconds past the last note) to ``RENDER_TAIL_S`` of release; returns the
+    gain in dB (0 for a silent file, which is left as it is)."""
     import wave
 
     import numpy as np
@@ -235,9 +240,14 @@ def normalise_wav(path: Path, peak_dbfs: float) -> float:
     full_scale = 32767.0
     gain = full_scale * 10 ** (peak_dbfs / 20) / peak
     scaled = np.clip(np.round(samples * gain), -32768, 32767).astype("<i2")
+    by_frame = scaled.reshape(-1, params.nchannels)  # (frames, channels)
+    audible = np.flatnonzero(np.abs(by_frame).max(axis=1) > RENDER_SILENCE_LEVEL)
+    end = len(by_frame)
+    if audible.size:
+        end = min(end, int(audible[-1]) + 1 + int(RENDER_TAIL_S * params.framerate))
     with wave.open(str(path), "wb") as writer:
         writer.setparams(params)
-        writer.writeframes(scaled.tobytes())
+        writer.writeframes(by_frame[:end].tobytes())
     return float(20 * np.log10(gain))
 
 

@@ -47,7 +47,7 @@ BACKENDS = ("rtmidi", "jack-client")
 GIL_SWITCH_INTERVAL_S = 0.0002
 """MIDI callbacks (rtmidi's and JACK-Client's) run Python in JACK's realtime thread and need the
 GIL within a fraction of a period; with CPython's default 5 ms a busy scheduler thread makes
-them miss cycles (xruns, duplicated and lost MIDI; shared/MEASUREMENTS.md)."""
+them miss cycles (xruns, duplicated and lost MIDI; docs/measurements.md)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -311,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
     from exports.model_file import load_model
     from exports.paths import output_file
     from live_agent.clock import RealClock
-    from live_agent.controls import ModelSlots, ModelWatcher, file_mtime_ns
+    from live_agent.controls import ModelSlots, ModelWatcher, check_slots, file_mtime_ns
     from live_agent.engine import Session
     from live_agent.io.midi_io import ByteSink, JackClientIO, MidiInput, MidiOutput
     from live_agent.io.ports import instance_names, resolve_api
@@ -416,6 +416,7 @@ def run(args: argparse.Namespace) -> int:
         session.warm_up()
         _log(f"live controls and program changes on channel {session.control_channel + 1} only")
         if session.controls.model_slots:
+            check_slots(session.controls.model_slots, load_model)
             slots = ModelSlots(
                 session.controls.model_slots,
                 load_model,

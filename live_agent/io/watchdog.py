@@ -7,7 +7,7 @@ Three faults, found by polling every ``poll_s`` on the watchdog's own thread:
   ledger holds open, then CC 123 / CC 120 (``MidiOutput.reopen`` through the ledger's
   ``reopen_then_panic``), so no note hangs.
 * A dead input: on JACK a python-rtmidi input can stop receiving for good while JACK runs on
-  (shared/MEASUREMENTS.md). The watchdog's probe port sends Active Sensing (0xFE) to our input
+  (docs/measurements.md). The watchdog's probe port sends Active Sensing (0xFE) to our input
   whenever it has been quiet for ``probe_after_s``; the input callback counts it as a sign of
   life. Nothing (no message, no probe) for ``dead_after_s`` means the input's client gets no
   JACK cycles: it is reopened as a fresh client, with its JACK connections restored.

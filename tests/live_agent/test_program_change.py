@@ -1,5 +1,5 @@
 """Styles by program change: program change N on the control channel switches a running Session
-to the model in slot N of the controls file (issue 11 item 8).
+to the model in slot N of the controls file.
 
 Real ONNX models in every slot (the shipped ones from the packaged controls file, plus a random
 one with a name of its own), a real ``ModelSlots`` loader thread, and the ``ChargingClock``: fake

@@ -167,6 +167,7 @@ def _tiny_checkpoint(path, with_history=True):
     return path
 
 
+@pytest.mark.slow  # a tiny checkpoint and an evaluation run: seconds
 def test_deepjam_eval_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
     from live_agent.cli import main
     from training.eval.rl_tuner_metrics import TABLE1_ROWS
@@ -262,6 +263,7 @@ def test_eval_refuses_a_missing_model(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # an exported model and an evaluation run: seconds
 def test_deepjam_eval_on_an_onnx_model(tmp_path):
     """The live model file is a policy too (onnxruntime, the live reader); no style column."""
     import torch

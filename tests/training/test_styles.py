@@ -1,4 +1,4 @@
-"""The shipped styles' corpora (issue 11 item 8): two-voice chorales, reels, folk; the duet
+"""The shipped styles' corpora: two-voice chorales, reels, folk; the duet
 figures; the style figures of the model cards."""
 
 from __future__ import annotations

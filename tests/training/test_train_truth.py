@@ -1,4 +1,4 @@
-"""Training tells the truth (issue 11 item 7): the bar's total and ETA follow the budget that
+"""Training tells the truth: the bar's total and ETA follow the budget that
 binds first, Ctrl-C saves and prints the exact resume command, ``--resume`` of a finished run
 says so, and ``eval`` warns when its calls come from a few tunes. Real tiny runs; a real SIGINT
 to a real ``deepjam train`` process."""
@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_train_command import tiny_corpus, write_config
 
 from live_agent.cli import main as deepjam_main
+from tests.support.corpus import tiny_corpus, write_config
 from training.checkpoint import load_checkpoint
 from training.cli.train_command import CHECKPOINT_NAME, binding_budget, clock_text
 from training.eval.evaluate import MIN_CALL_TUNES, few_tunes_warning
@@ -164,6 +164,7 @@ def test_ctrl_c_saves_and_prints_the_resume_command_that_then_finishes_on_time(
     assert (out / CHECKPOINT_NAME).stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow  # an evaluation run
 def test_eval_on_a_tiny_corpus_warns_that_its_calls_come_from_a_few_tunes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

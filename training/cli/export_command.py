@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     from exports.onnx_writer import export_onnx, quantize_onnx
     from training.checkpoint import load_checkpoint
 
-    torch.set_num_threads(1)  # MEASUREMENTS.md: 2 threads collapse when anything else runs
+    torch.set_num_threads(1)  # docs/measurements.md: 2 threads collapse when anything else runs
 
     def say(line: str) -> None:
         print(line, flush=True)

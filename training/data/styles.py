@@ -1,4 +1,4 @@
-"""The corpora of the shipped styles (issue 11 item 8), all from music21's public-domain corpus.
+"""The corpora of the shipped styles, all from music21's public-domain corpus.
 
     folk      O'Neill's 1850, Ryan's Mammoth, Aird's Airs: the default corpus without Bach
     reels     the tunes of O'Neill's and Ryan's marked ``R: reel``: running 8ths at speed

@@ -1,4 +1,4 @@
-"""Does the answer follow the call? Listening figures for ``deepjam eval`` (issue 8).
+"""Does the answer follow the call? Listening figures for ``deepjam eval``.
 
 * **Spearman over held-out calls**: for each call and its answer, four phrase features (mean
   inter-onset interval in steps, mean onset pitch, notes per bar, share of 16th-note IOIs); the
