@@ -259,7 +259,8 @@ def degenerate_line(runs: np.ndarray) -> tuple[str, bool]:
         return "no answer episodes to check for repeated notes", False
     long_share = float(np.mean(runs > DEGENERATE_RUN_NOTES))
     figures = (
-        f"longest same-pitch run per answer: median {np.median(runs):.0f}, max {runs.max()}; "
+        f"longest same-pitch run per answer: median {np.median(runs):.0f}, 90th percentile "
+        f"{np.percentile(runs, 90):.0f}, max {runs.max()}; "
         f"{long_share:.0%} of {len(runs)} answers repeat one note more than "
         f"{DEGENERATE_RUN_NOTES} times"
     )
