@@ -23,7 +23,7 @@ import numpy as np
 
 from exports.errors import MidiFileError
 from exports.grid import note_list, validate_events
-from exports.midi import MIDI_CHANNELS
+from exports.midi import MAX_VELOCITY, MIDI_CHANNELS
 from exports.spec import GRID_STEPS_PER_BEAT, HOLD_EVENT, REST_EVENT
 
 STEPS_PER_QUARTER = GRID_STEPS_PER_BEAT
@@ -32,7 +32,6 @@ WRITE_TICKS_PER_QUARTER = 480
 DRUM_CHANNEL = 9
 """General MIDI percussion (channel 10 counted from 1): never part of a melody."""
 DEFAULT_VELOCITY = 90
-MAX_VELOCITY = 127
 END_MARKER = "deepjam:end"
 """Text of the marker meta event that records a written grid's length (its trailing silence)."""
 MIDI_SUFFIXES = (".mid", ".midi")

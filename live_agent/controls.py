@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from exports.midi import MAX_DATA
+from exports.midi import MAX_DATA, SEMITONES_PER_OCTAVE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,7 +33,6 @@ MODE_MESSAGES = 2
 """The mode CC must say the same side this many times in a row, and stand for a beat, to
 switch the mode (a knob or fader turned past the middle sends a stream of values; one stray
 message is not a musician's choice)."""
-SEMITONES_PER_OCTAVE = 12
 
 
 class ControlAction(NamedTuple):

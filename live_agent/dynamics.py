@@ -9,9 +9,9 @@ and ``deepjam answer`` both get their velocities from here (through the Session)
 
 from __future__ import annotations
 
+from exports.midi import MAX_VELOCITY
 from exports.spec import GRID_STEPS_PER_BEAT
 
-MAX_VELOCITY = 127
 MIN_VELOCITY = 1
 DEFAULT_LEVEL = 80.0
 """The level before the player has played a note."""
