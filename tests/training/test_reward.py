@@ -155,7 +155,7 @@ def test_new_rules_agree_with_the_table1_detectors_on_random_melodies() -> None:
         leap = score_melody(rw.leap_return, events)
         held = score_melody(rw.held_too_long, events)
         motif = score_melody(rw.half_bar_motif, events)
-        tracker, previous = LeapTracker(), []
+        tracker, previous = LeapTracker(), list[int]()
         for t, e in enumerate(events.tolist()):
             outcome = tracker.step(previous, e)
             expected = {1: rw.LEAP_RETURN_REWARD, -1: rw.LEAP_DOUBLED_PENALTY}.get(outcome, 0.0)
@@ -249,8 +249,8 @@ def test_compute_reward_weights_terms_and_style() -> None:
     total, terms = compute_reward(x, weights, style_log_prob=np.array([-2.0]))
     assert terms["theory/in_key"][0] == rw.OUT_OF_KEY_PENALTY
     assert terms["theory/preferred_intervals"][0] == -0.5 * rw.PREFERRED_INTERVALS_SCALE
-    theory = sum(v for k, v in terms.items() if k.startswith("theory/"))
-    play = sum(v for k, v in terms.items() if k.startswith("play/"))
+    theory = np.sum([v for k, v in terms.items() if k.startswith("theory/")], axis=0)
+    play = np.sum([v for k, v in terms.items() if k.startswith("play/")], axis=0)
     assert terms["theory"][0] == pytest.approx(theory[0])
     assert total[0] == pytest.approx(0.5 * -2.0 + 2.0 * theory[0] + 3.0 * play[0])
     no_style, terms = compute_reward(x, weights)
@@ -416,8 +416,20 @@ def test_every_rule_scores_a_batch_as_it_scores_each_row_alone() -> None:
         )
         for i in range(n)
     ]
+
+    def stacked(field: str) -> np.ndarray:
+        return np.concatenate([getattr(r, field) for r in rows])
+
     batch = rw.RewardInputs(
-        *(np.concatenate([r[k] for r in rows]) for k in range(9)), steps_per_bar=16
+        agent_events=stacked("agent_events"),
+        agent_sounding=stacked("agent_sounding"),
+        player_sounding=stacked("player_sounding"),
+        player_onset=stacked("player_onset"),
+        call_events=stacked("call_events"),
+        t=stacked("t"),
+        turn_steps=stacked("turn_steps"),
+        minor=stacked("minor"),
+        answering=stacked("answering"),
     )
     for name, rule in {**rw.THEORY_RULES, **rw.PLAY_RULES}.items():
         together = rule(batch)

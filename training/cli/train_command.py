@@ -585,6 +585,8 @@ def setup_run(
     checkpoint here, so a kill from then on resumes without retraining the style model.
     Returns the ``TrainRun``; nothing of the DQN phase has run yet.
     """
+    from functools import partial
+
     import numpy as np
     import torch
 
@@ -726,7 +728,7 @@ def setup_run(
             start=(
                 None
                 if start is None
-                else lambda net, w=start: load_start_weights(net, w, "style model", log)
+                else partial(load_start_weights, weights=start, what="style model", log=log)
             ),
         )
     run.style_model = style_model
