@@ -3,9 +3,15 @@
     deepjam eval CHECKPOINT_OR_ONNX --corpus default|PATH|DIR --out DIR [--compositions N]
                  [--seed S] [--temperature T]
 
-Writes ``DIR/eval.md`` (the tables), ``DIR/training_curves.png`` (from the run's TensorBoard
+The answers are played as ``deepjam jam`` plays them, through the same code: live's start step,
+answer length and opening note, at live's default temperature
+(``exports.selection.DEFAULT_TEMPERATURE``) unless ``--temperature`` says otherwise.
+
+Writes ``DIR/eval.md`` (the tables), ``DIR/figures.json`` (``EvalResult.figures`` per column),
+``DIR/training_curves.png`` (from the run's TensorBoard
 event files next to a checkpoint, else the checkpoint's metrics) and ``DIR/piano_rolls.png``
-(sample calls and answers), and prints the tables. Every number comes from code
+(sample calls and answers), and prints the tables. A degenerate style (one-note runs, trills,
+one pitch: ``training.eval.musicianship``) gets a warning in plain words. Every number comes from code
 (``training.eval.evaluate``); nothing is typed in except the paper's own Table 1 columns.
 """
 
@@ -46,8 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--temperature",
         type=float,
-        default=1.0,
-        help="softmax temperature of the sampled answers (default 1: RL Tuner's softmax(Q))",
+        default=None,
+        help="softmax temperature of the sampled answers (default: live's, "
+        "exports.selection.DEFAULT_TEMPERATURE = 0.5; 1 = RL Tuner's softmax(Q))",
     )
     parser.add_argument(
         "--key-calls",
@@ -59,8 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--answer-gap-steps",
         type=int,
         default=None,
-        help="silent steps between a call's last note and the answer (default: the checkpoint's "
-        "env.answer_gap_steps, as trained; 0 for an ONNX file = the bar line after the call)",
+        help="silent steps between a call's last note and the answer (default: where live "
+        "answers start, exports.turns; 0 = the bar line after the call, as trained)",
     )
     parser.set_defaults(func=run_eval)
 
@@ -102,14 +109,18 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--compositions must be >= 1, got {args.compositions}")
     if args.key_calls < 1:
         raise ConfigError(f"--key-calls must be >= 1, got {args.key_calls}")
+    if args.temperature is not None and not 0.0 <= args.temperature <= 10.0:
+        raise ConfigError(f"--temperature must be within 0..10, got {args.temperature}")
     model_path = Path(args.model)
+    from exports.selection import DEFAULT_TEMPERATURE
+
     _, written = evaluate_model(
         model_path,
         args.corpus,
         args.out,
         compositions=args.compositions,
         seed=args.seed,
-        temperature=args.temperature,
+        temperature=DEFAULT_TEMPERATURE if args.temperature is None else args.temperature,
         key_calls=args.key_calls,
         answer_gap_steps=args.answer_gap_steps,
     )
@@ -124,21 +135,27 @@ def evaluate_model(
     out: Path,
     compositions: int = DEFAULT_COMPOSITIONS,
     seed: int = 0,
-    temperature: float = 1.0,
+    temperature: float | None = None,
     key_calls: int = 200,
     answer_gap_steps: int | None = None,
 ) -> tuple[Any, list[Path]]:
     """``deepjam eval`` without the printing: evaluate ``model_path`` on ``corpus_arg``'s
     held-out tunes and write ``out/eval.md`` and the PNGs. Returns the
     ``training.eval.evaluate.EvalResult`` and the paths written (``deepjam sweep`` scores
-    trials by the result's figures)."""
+    trials by the result's figures). ``temperature`` None: live's default; ``answer_gap_steps``
+    None: live's start."""
+    import json
+
     import torch
 
     from exports.errors import ConfigError
     from training.data.corpus import resolve_corpus
     from training.eval.evaluate import (
         KEY_NAMES,
+        LIVE,
+        Q_COLUMN,
         STYLE_COLUMN,
+        degenerate_warning,
         evaluate_policies,
         few_tunes_warning,
         format_markdown,
@@ -154,16 +171,12 @@ def evaluate_model(
     torch.set_num_threads(1)
     spec, policies, metrics, checkpoint_path = load_policies(model_path)
     corpus = resolve_corpus(corpus_arg)
-    gap_steps = answer_gap_steps
-    if gap_steps is None:
-        gap_steps = 0
-        if checkpoint_path is not None:
-            from training.checkpoint import load_checkpoint
+    if temperature is None:
+        from exports.selection import DEFAULT_TEMPERATURE
 
-            env = load_checkpoint(checkpoint_path).config.get("env", {})
-            gap_steps = int(env.get("answer_gap_steps", 0))
-    if gap_steps < 0:
-        raise ConfigError(f"--answer-gap-steps must be >= 0, got {gap_steps}")
+        temperature = DEFAULT_TEMPERATURE
+    if answer_gap_steps is not None and answer_gap_steps < 0:
+        raise ConfigError(f"--answer-gap-steps must be >= 0, got {answer_gap_steps}")
     result = evaluate_policies(
         spec,
         policies,
@@ -172,14 +185,21 @@ def evaluate_model(
         seed=seed,
         temperature=temperature,
         key_calls=min(key_calls, compositions),
-        answer_gap_steps=gap_steps,
+        answer_gap_steps=LIVE if answer_gap_steps is None else answer_gap_steps,
     )
-    result.notes.append(
-        f"answers start {gap_steps} silent steps after the call's last note, at whatever bar "
-        "position that is (as live)"
-        if gap_steps
-        else "answers start on the bar line after the call"
-    )
+    if answer_gap_steps is None:
+        result.notes.append(
+            "answers are played as `deepjam jam` plays them: from the step where live answers "
+            "start, as many bars as live answers the call, opening with a note, temperature "
+            f"{temperature:g}"
+        )
+    else:
+        result.notes.append(
+            f"answers start {answer_gap_steps} silent steps after the call's last note (not "
+            "where live starts)"
+            if answer_gap_steps
+            else "answers start on the bar line after the call (as trained, not as live)"
+        )
     warning = few_tunes_warning(compositions, result.call_tunes, result.calls_from_training_tunes)
     if warning is not None:
         print(f"deepjam eval: warning: {warning}", file=sys.stderr, flush=True)
@@ -189,9 +209,18 @@ def evaluate_model(
             "an ONNX file carries the Q-network only: evaluate the checkpoint (.pt) to see the "
             "style model's column too"
         )
+    reasons = result.degenerate(Q_COLUMN)
+    if reasons:
+        line = degenerate_warning(reasons, f"the style in {model_path.name}")
+        print(f"deepjam eval: {line}", file=sys.stderr, flush=True)
+        result.notes.insert(0, f"**{line}**")
     out.mkdir(parents=True, exist_ok=True)
     report = format_markdown(result, title=f"deepjam evaluation of {model_path.name}")
     (out / "eval.md").write_text(report, encoding="utf-8")
+    figures = {name: result.figures(name) for name in policies}
+    (out / "figures.json").write_text(
+        json.dumps(figures, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
     curves = read_tensorboard_scalars(checkpoint_path.parent) if checkpoint_path else {}
     if not curves:
@@ -205,7 +234,12 @@ def evaluate_model(
         for s in result.samples
     ]
     plot_piano_rolls(pairs, out / "piano_rolls.png", titles, spec.steps_per_bar)
-    written = [out / "eval.md", out / "training_curves.png", out / "piano_rolls.png"]
+    written = [
+        out / "eval.md",
+        out / "figures.json",
+        out / "training_curves.png",
+        out / "piano_rolls.png",
+    ]
     if result.listening:  # call against answer, the first policy
         name, heard = next(iter(result.listening.items()))
         plot_listening(heard, out / "listening.png", title=f"{model_path.name}: {name}")

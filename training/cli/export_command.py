@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
         f"{report.max_abs_diff:.2e} (limit {report.tolerance:g}), same greedy action on "
         f"{report.argmax_agreement:.1%}"
     )
+    warn_if_degenerate(output, _corpus_argument(checkpoint, args.corpus), say)
     if args.quantize:
         quantized = quantize_onnx(output, int8_path(output), held_out)
         f, q = quantized.float_latency, quantized.int8_latency
@@ -248,3 +250,32 @@ def run(args: argparse.Namespace) -> int:
             f"int8 p50 {q.p50_us:.1f} us / p99 {q.p99_us:.1f} us"
         )
     return 0
+
+
+def warn_if_degenerate(model_path: Path, corpus_arg: str | None, say: Any) -> None:
+    """Answer held-out calls with the exported model as live plays
+    (``training.eval.musicianship.check_style``) and say, in plain words, when the style is
+    degenerate (one-note runs, trills, one pitch); a line saying why when there is no corpus to
+    cut calls from."""
+    from exports.errors import DeepjamError
+    from exports.model_file import load_model
+    from training.data.corpus import resolve_corpus
+    from training.eval.musicianship import degenerate_line
+
+    try:
+        corpus = resolve_corpus(corpus_arg or "default")
+    except DeepjamError as err:
+        say(f"degenerate-pattern check skipped: no corpus to cut calls from ({err})")
+        return
+    model = load_model(model_path)
+    try:
+        line = degenerate_line(
+            model.spec, model.q_values, corpus, f"the style in {model_path.name}"
+        )
+    except ValueError as err:  # no held-out call of 3+ notes in a tiny corpus
+        say(f"degenerate-pattern check skipped: {err}")
+        return
+    if line is None:
+        say("answers checked on held-out calls as live plays them: no degenerate pattern")
+    else:
+        print(f"deepjam export: {line}", file=sys.stderr, flush=True)

@@ -6,10 +6,13 @@ answer wrote, plus the style's figures beside its corpus and the other shipped s
         --eval-dir runs/chorale-eval --answer-png live_agent/models/chorale-answer.png \\
         --compare live_agent/models/folk.onnx=folk --out live_agent/models/chorale.md
 
-The style figures: the model's answers (T=0.5, the live default) to held-out 2-bar calls beside
-the tunes' own next two bars: note onsets per bar, the inter-onset-interval histogram (in 16ths,
+The style figures: the model's answers to held-out 2-bar calls, played as ``deepjam jam`` plays
+them (``training.eval.evaluate.answer_as_live``: live's start, length and opening note, at the
+live default temperature ``exports.selection.DEFAULT_TEMPERATURE``) beside the tunes' own next
+two bars: note onsets per bar, the inter-onset-interval histogram (in 16ths,
 the bins of ``exports.encoding.CALL_IOI_BIN_EDGES``) and the register (mean MIDI pitch, 10th and
-90th percentile of the onsets).
+90th percentile of the onsets). Then the eval's own figures (``EvalResult.figures``, which
+``deepjam eval`` writes to ``figures.json`` beside ``eval.md``).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from exports.encoding import CALL_IOI_BIN_EDGES
+from exports.selection import DEFAULT_TEMPERATURE
 from exports.spec import Spec
 
 CARD_CALLS = 300
-CARD_TEMPERATURE = 0.5
+CARD_TEMPERATURE = DEFAULT_TEMPERATURE
 
 
 class StyleFigures(NamedTuple):
@@ -58,19 +62,41 @@ def style_figures(melodies: list[np.ndarray], steps_per_bar: int) -> StyleFigure
 def answers_and_continuations(
     model_path: Path, corpus: Any, n: int = CARD_CALLS, seed: int = 0
 ) -> tuple[Spec, list[np.ndarray], list[np.ndarray]]:
-    """(spec, the model's 2-bar answers to ``n`` held-out 2-bar calls at T=0.5, the tunes' own
-    next 2 bars), absolute grid events."""
+    """(spec, the model's answers to ``n`` held-out 2-bar calls as live plays them at the live
+    default temperature, the tunes' own next 2 bars), absolute grid events."""
     from exports.model_file import load_model
-    from training.env.environment import answer_calls
-    from training.eval.evaluate import held_out_calls
+    from training.eval.evaluate import answer_as_live, held_out_calls
 
     policy = load_model(model_path)
     spec = policy.spec
     rng = np.random.default_rng(seed)
     calls = held_out_calls(corpus, spec, 2, 2, n, rng)
-    answers = answer_calls(spec, calls.events, policy.q_values, CARD_TEMPERATURE, rng)
+    answers = answer_as_live(spec, calls.events, policy.q_values, CARD_TEMPERATURE, rng)
     full = [c for c in calls.continuation if len(c) == 2 * spec.steps_per_bar]
     return spec, list(answers.events), full
+
+
+def eval_figures_table(eval_dir: Path) -> list[str]:
+    """Markdown rows of the eval's figures (``figures.json``, ``EvalResult.figures`` per
+    column), each with what it is (``training.eval.evaluate.FIGURES``); none when the eval
+    folder has no figures.json."""
+    import json
+
+    from training.eval.evaluate import FIGURES
+
+    path = eval_dir / "figures.json"
+    if not path.is_file():
+        return []
+    columns: dict[str, dict[str, float]] = json.loads(path.read_text(encoding="utf-8"))
+    names = list(columns)
+    out = [
+        "| Figure | " + " | ".join(names) + " | What it is |",
+        "|---|" + "---:|" * len(names) + "---|",
+    ]
+    for key, what in FIGURES.items():
+        cells = [f"{float(columns[n].get(key, float('nan'))):.3g}" for n in names]
+        out.append(f"| `{key}` | " + " | ".join(cells) + f" | {what} |")
+    return out
 
 
 def ioi_header() -> str:
@@ -184,6 +210,17 @@ def write_card(args: argparse.Namespace) -> str:
         "",
         *figures_table(rows),
         "",
+    ]
+    figures = eval_figures_table(Path(args.eval_dir))
+    if figures:
+        lines += [
+            f"The eval's figures at T={CARD_TEMPERATURE:g}, answers as live plays them "
+            "(`deepjam eval`, figures.json):",
+            "",
+            *figures,
+            "",
+        ]
+    lines += [
         "## An answer",
         "",
         f"`deepjam answer live_agent/examples/call.mid -o a.mid --model live_agent/models/{name} "

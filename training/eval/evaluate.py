@@ -2,8 +2,13 @@
 
 Everything a policy plays here goes through the live path: states from the environment's encoder
 (``training.env.environment``, which uses ``exports.encoding.encode_states``) and actions from
-``exports.selection.choose_actions`` (softmax(Q) sampling at temperature 1, as RL Tuner samples
-its compositions). No second encoder, no second action selection.
+``exports.selection.choose_actions``. No second encoder, no second action selection. And it is
+played as ``deepjam jam`` plays it (``answer_as_live``): the answer starts where live starts it
+(``exports.turns.answer_start_step``: on a downbeat, once the call is over), lasts as many bars
+as live's (``exports.turns.answer_bars``), opens with a note (``exports.selection.opening_mask``)
+and is sampled at live's default temperature (``exports.selection.DEFAULT_TEMPERATURE``, 0.5;
+RL Tuner sampled its compositions at 1). With one call and the same seeded generator, the notes
+are those ``deepjam answer`` plays (tests/training/test_musicianship.py).
 
 A *policy* is anything with ``q_values(states (B, D) float32) -> (B, A)``: a loaded ONNX model
 (``exports.model_file.PolicyModel``), a torch network wrapped in ``TorchPolicy``, or the style
@@ -41,6 +46,7 @@ import numpy as np
 from exports.grid import sounding_pitches, transpose
 from exports.midi import NOTE_NAMES
 from exports.model_file import Policy
+from exports.selection import DEFAULT_TEMPERATURE
 from exports.spec import HOLD_EVENT, PITCH_CLASSES, REST_EVENT, Spec
 from exports.tonality import estimate_key, key_shift, scale_mask, to_relative
 
@@ -199,12 +205,13 @@ def style_fidelity(generated: list[np.ndarray], reference: list[np.ndarray]) -> 
 # ------------------------------------------------------------------ answers in the call's key
 
 
-def in_key_fraction(answers: np.ndarray, tonic: np.ndarray, minor: np.ndarray) -> tuple[int, int]:
-    """(note onsets in key, note onsets) over absolute grid ``answers`` (N, T).
+def in_key_fraction(
+    answers: Sequence[np.ndarray], tonic: np.ndarray, minor: np.ndarray
+) -> tuple[int, int]:
+    """(note onsets in key, note onsets) over absolute grid ``answers`` (N rows, any lengths).
 
     ``tonic`` (N,) and ``minor`` (N,) are each call's key.
     """
-    answers = np.asarray(answers)
     in_key = 0
     total = 0
     for row, t, m in zip(answers, np.asarray(tonic), np.asarray(minor), strict=True):
@@ -262,7 +269,104 @@ class EvalResult:
     """True when the corpus held no tunes out, so the calls are training tunes."""
     duet: dict[str, Any] = field(default_factory=dict)
     """part name -> ``training.eval.duet.DuetFigures`` over held-out duet episodes."""
-    temperature: float = 1.0
+    temperature: float = DEFAULT_TEMPERATURE
+    musicianship: dict[str, Any] = field(default_factory=dict)
+    """policy name (and ``CONTINUATION_ROW``) -> ``training.eval.musicianship.PhraseFigures``."""
+    classifier_auc: dict[str, float] = field(default_factory=dict)
+    """policy name -> cross-validated AUC of a classifier telling its answers from the real
+    continuations (0.5: it cannot)."""
+
+    def figures(self, column: str = "deepjam Q-network") -> dict[str, float]:
+        """Every figure of ``column``'s answers, named as ``FIGURES`` lists them (nan where
+        undefined): what ``deepjam sweep`` ranks trials by and the model cards show."""
+        nan = float("nan")
+        out: dict[str, float] = {}
+        table = self.table1.get(column, {})
+        for row in TABLE1_FIGURE_ROWS:
+            out[f"table1.{row}"] = float(table.get(row, nan))
+        fid = self.fidelity.get(column)
+        for name in ("interval_js_bits", "ioi_js_bits", "pitch_class_js_bits"):
+            out[f"fidelity.{name}"] = float(getattr(fid, name)) if fid else nan
+        quality = self.answer_quality.get(column)
+        out["answer_quality.mean"] = float(quality.mean) if quality else nan
+        out["answer_quality.min"] = float(quality.minimum) if quality else nan
+        heard = self.listening.get(column)
+        spearman = [float(heard.policy[f]) if heard else nan for f in LISTENING_FEATURES]
+        for f, value in zip(LISTENING_FEATURES, spearman, strict=True):
+            out[f"listening.{f}"] = value
+        finite = [v for v in spearman if np.isfinite(v)]
+        out["listening.mean"] = float(np.mean(finite)) if finite else nan
+        probed = self.probe.get(column)
+        for name in ("slower_share", "ratio_share", "higher_share", "octave_share"):
+            out[f"probe.{name}"] = float(getattr(probed, name)) if probed else nan
+        out["motif_share"] = float(self.motif_share.get(column, nan))
+        heard_as = self.musicianship.get(column)
+        for name in MUSICIANSHIP_FIGURES:
+            out[f"musicianship.{name}"] = float(getattr(heard_as, name)) if heard_as else nan
+        out["musicianship.degenerate"] = float(bool(heard_as.degenerate())) if heard_as else nan
+        out["classifier_auc"] = float(self.classifier_auc.get(column, nan))
+        return out
+
+    def degenerate(self, column: str = "deepjam Q-network") -> list[str]:
+        """Plain-words reasons ``column``'s answers are degenerate (empty when they are not)."""
+        heard_as = self.musicianship.get(column)
+        return heard_as.degenerate() if heard_as else []
+
+
+TABLE1_FIGURE_ROWS = (
+    "notes_excessively_repeated",
+    "autocorrelation_lag1",
+    "autocorrelation_lag2",
+    "autocorrelation_lag3",
+    "notes_not_in_key",
+    "starting_with_tonic",
+    "leaps_resolved",
+    "unique_max_note",
+    "unique_min_note",
+    "notes_in_motif",
+    "notes_in_repeated_motif",
+)
+LISTENING_FEATURES = ("mean_ioi", "mean_pitch", "density", "sixteenth_share")
+MUSICIANSHIP_FIGURES = (
+    "leap_share",
+    "repeat_share",
+    "oscillation_share",
+    "run_share",
+    "median_same_pitch_run",
+    "max_same_pitch_run",
+    "median_top_pitch_share",
+)
+FIGURES: dict[str, str] = {
+    **{
+        f"table1.{row}": "RL Tuner Table 1 row of the Q-network's answers"
+        for row in TABLE1_FIGURE_ROWS
+    },
+    "fidelity.interval_js_bits": "melodic intervals vs held-out tunes, JS bits (0 = same)",
+    "fidelity.ioi_js_bits": "inter-onset intervals vs held-out tunes, JS bits",
+    "fidelity.pitch_class_js_bits": "key-relative pitch classes vs held-out tunes, JS bits",
+    "answer_quality.mean": "answer notes in the call's key, mean over the 12 keys",
+    "answer_quality.min": "answer notes in the call's key, the worst key",
+    **{
+        f"listening.{f}": "Spearman(call, answer) of this phrase feature (listening.py)"
+        for f in LISTENING_FEATURES
+    },
+    "listening.mean": "the mean of the four listening Spearman figures",
+    "probe.slower_share": "probe lines: quarters answered slower than 16ths",
+    "probe.ratio_share": "probe lines: quarters answered with >= 2x the 16ths' IOI",
+    "probe.higher_share": "probe lines: octave up answered higher than octave down",
+    "probe.octave_share": "probe lines: ... by >= 9 semitones",
+    "motif_share": "answer (interval, IOI) 3-grams found in the call",
+    "musicianship.leap_share": "intervals wider than a fifth, share (musicianship.py)",
+    "musicianship.repeat_share": "repeated notes, share of intervals",
+    "musicianship.oscillation_share": "answers with a two-note oscillation of >= 6 notes",
+    "musicianship.run_share": "answers with a stepwise run of >= 7 notes",
+    "musicianship.median_same_pitch_run": "longest same-pitch run, median over answers",
+    "musicianship.max_same_pitch_run": "longest same-pitch run, the longest answer's",
+    "musicianship.median_top_pitch_share": "the most frequent pitch's share, median answer",
+    "musicianship.degenerate": "1 when the answers are degenerate (musicianship.py), else 0",
+    "classifier_auc": "logistic regression telling answers from real continuations, CV AUC",
+}
+"""Every figure ``EvalResult.figures`` gives for one column, name -> what it is."""
 
 
 # ------------------------------------------------------------------ calls from held-out tunes
@@ -359,6 +463,134 @@ STYLE_COLUMN = "deepjam style model"
 CORPUS_COLUMN = "held-out corpus"
 PAPER_NOTE_RNN_COLUMN = "RL Tuner Note RNN (paper)"
 PAPER_Q_COLUMN = "RL Tuner Q (paper)"
+CONTINUATION_ROW = "real continuations"
+"""The held-out tunes' own next bars after each call (as long as the answer), the reference
+row of the fidelity and musicianship tables."""
+
+
+LIVE = -1
+"""``answer_gap_steps`` / ``answer_bars`` value meaning "as live": each call's own start
+(``live_start_step``) and length (``exports.turns.answer_bars``)."""
+
+
+def _last_sounding_step(call: np.ndarray) -> int:
+    sounding = np.flatnonzero(sounding_pitches(np.asarray(call, dtype=np.int64)) >= 0)
+    return int(sounding[-1]) if len(sounding) else len(call) - 1
+
+
+def live_start_step(call: np.ndarray, steps_per_bar: int) -> int:
+    """The grid step (from the call's first step, a bar line) on which the live answer mode
+    starts its answer to ``call`` heard alone: ``exports.turns.answer_start_step``, the rule
+    ``deepjam jam`` and ``deepjam answer`` follow."""
+    from exports.turns import answer_start_step
+
+    return int(answer_start_step(np.asarray(call, dtype=np.int64), steps_per_bar))
+
+
+def live_answer_bars(call: np.ndarray, steps_per_bar: int) -> int:
+    """Bars of the live answer to ``call``: ``exports.turns.answer_bars`` of the call's span
+    (first onset to the end of its last note), as the live phrase tracker counts it."""
+    from exports.turns import answer_bars
+
+    call = np.asarray(call, dtype=np.int64)
+    onsets = np.flatnonzero(call >= 0)
+    first = int(onsets[0]) if len(onsets) else 0
+    return answer_bars(_last_sounding_step(call) + 1 - first, steps_per_bar)
+
+
+@dataclass
+class LiveAnswers:
+    """Answers to calls, one row per call, each as long as its own answer."""
+
+    events: list[np.ndarray]
+    """Absolute grid events of each answer, from its first step."""
+    relative_events: list[np.ndarray]
+    """The same in the key-relative frame the answer was played in (tonic C)."""
+    tonic: np.ndarray  # (n,) int: pitch class of the key heard in each call
+    minor: np.ndarray  # (n,) bool
+    start_steps: np.ndarray
+    """(n,) int: the answer's first step, counted from the call's first step."""
+
+
+def answer_as_live(
+    spec: Spec,
+    calls: Sequence[np.ndarray],
+    policy_q: Any,
+    temperature: float,
+    rng: np.random.Generator,
+    answer_bars: int = LIVE,
+    answer_gap_steps: int = LIVE,
+) -> LiveAnswers:
+    """Answer each call (absolute grid events from a bar line) as ``deepjam jam`` does: from
+    the step ``live_start_step`` gives, for ``live_answer_bars`` bars, the first step among the
+    notes (``exports.selection.opening_mask``), sampled at ``temperature``
+    (``exports.selection.DEFAULT_TEMPERATURE`` is live's default) through
+    ``training.env.environment.answer_calls``: the one encoder, the one action selection.
+
+    ``answer_bars`` / ``answer_gap_steps`` >= 0 fix the length / the silent steps after the
+    call's last sound instead (0 steps: the next bar line). Calls that start at the same offset
+    for the same length are answered together, one batch each; with one call, the sampler draws
+    exactly as the live session seeded with the same generator does.
+    """
+    from training.env.environment import answer_calls
+
+    spb = spec.steps_per_bar
+    n = len(calls)
+    plans: list[tuple[int, int]] = []  # (gap after the last sound, or -1 = bar line; bars)
+    starts = np.zeros(n, np.int64)
+    for call in calls:
+        last = _last_sounding_step(call)
+        bars = answer_bars if answer_bars >= 0 else live_answer_bars(call, spb)
+        if answer_gap_steps == 0:
+            gap = -1
+            start = max(1, -(-len(call) // spb)) * spb
+        else:
+            start = (
+                last + 1 + answer_gap_steps if answer_gap_steps > 0 else live_start_step(call, spb)
+            )
+            gap = start - last - 1
+            if gap <= 0 and start % spb == 0:
+                gap = -1  # on the bar line right after the last sound
+            elif gap <= 0:
+                raise ValueError(
+                    f"expected the answer to start after the call's last sound (step {last}), "
+                    f"got step {start}"
+                )
+        plans.append((gap, bars))
+        starts[len(plans) - 1] = start
+    events: list[np.ndarray] = [np.zeros(0, np.int64)] * n
+    relative: list[np.ndarray] = [np.zeros(0, np.int64)] * n
+    tonic = np.zeros(n, np.int64)
+    minor = np.zeros(n, bool)
+    for plan in sorted(set(plans)):
+        rows = [i for i, p in enumerate(plans) if p == plan]
+        gap, bars = plan
+        if gap < 0:  # the call cut (or padded) to the bar line where the answer starts
+            group = []
+            for i in rows:
+                call = np.asarray(calls[i], dtype=np.int64)[: starts[i]]
+                pad = np.full(int(starts[i]) - len(call), HOLD_EVENT, np.int64)
+                if len(pad):
+                    pad[0] = REST_EVENT
+                group.append(np.concatenate([call, pad]))
+        else:
+            group = [np.asarray(calls[i], dtype=np.int64) for i in rows]
+        answers = answer_calls(
+            spec,
+            group,
+            policy_q,
+            temperature,
+            rng,
+            answer_bars=bars,
+            answer_gap_steps=max(gap, 0),
+            opening_note=True,
+        )
+        for k, i in enumerate(rows):
+            events[i] = np.asarray(answers.events[k])
+            relative[i] = np.asarray(answers.relative_events[k])
+            tonic[i] = int(answers.tonic[k])
+            minor[i] = bool(answers.minor[k])
+    return LiveAnswers(events, relative, tonic, minor, starts)
 
 
 def _answers(
@@ -368,18 +600,10 @@ def _answers(
     temperature: float,
     rng: np.random.Generator,
     answer_bars: int,
-    answer_gap_steps: int = 0,
-) -> Any:
-    from training.env.environment import answer_calls
-
-    return answer_calls(
-        spec,
-        calls,
-        policy.q_values,
-        temperature,
-        rng,
-        answer_bars=answer_bars,
-        answer_gap_steps=answer_gap_steps,
+    answer_gap_steps: int = LIVE,
+) -> LiveAnswers:
+    return answer_as_live(
+        spec, calls, policy.q_values, temperature, rng, answer_bars, answer_gap_steps
     )
 
 
@@ -405,7 +629,7 @@ def answer_quality(
     rng: np.random.Generator,
     answer_bars: int,
     keys: Sequence[int] = tuple(range(PITCH_CLASSES)),
-    answer_gap_steps: int = 0,
+    answer_gap_steps: int = LIVE,
 ) -> AnswerQuality:
     """Answer the calls moved to each tonic in ``keys`` (default all 12); fraction of answer
     notes in the call's own key (``call_key``: what a listener of the call hears), not the
@@ -427,16 +651,14 @@ def answer_quality(
     return AnswerQuality(per_key, notes_per_key)
 
 
-def _call_as_heard(call: np.ndarray, gap_steps: int) -> np.ndarray:
-    """The call as the answer follows it: cut after its last sounding step, then ``gap_steps``
-    silent steps (unchanged when the gap is 0: the answer starts on the next bar line)."""
+def _call_as_heard(call: np.ndarray, start_step: int) -> np.ndarray:
+    """The call as the answer follows it: cut after its last sounding step, then silence up to
+    ``start_step`` (the answer's first step, from the call's first)."""
     call = np.asarray(call, dtype=np.int64)
-    if gap_steps <= 0:
-        return call
-    sounding = np.flatnonzero(sounding_pitches(call) >= 0)
-    last = int(sounding[-1]) if len(sounding) else len(call) - 1
-    silence = np.full(gap_steps, HOLD_EVENT, np.int64)
-    silence[0] = REST_EVENT
+    last = _last_sounding_step(call)
+    silence = np.full(max(0, start_step - last - 1), HOLD_EVENT, np.int64)
+    if len(silence):
+        silence[0] = REST_EVENT
     return np.concatenate([call[: last + 1], silence])
 
 
@@ -446,30 +668,37 @@ def evaluate_policies(
     corpus: Any,
     n_compositions: int = 1000,
     seed: int = 0,
-    temperature: float = 1.0,
+    temperature: float = DEFAULT_TEMPERATURE,
     call_bars: int = 2,
-    answer_bars: int = 2,
+    answer_bars: int = LIVE,
     key_calls: int = 200,
     n_samples: int = 4,
     keys: Sequence[int] = tuple(range(PITCH_CLASSES)),
-    answer_gap_steps: int = 0,
+    answer_gap_steps: int = LIVE,
 ) -> EvalResult:
-    """Table 1, style fidelity and answer quality for each named policy.
+    """Table 1, style fidelity, musicianship and answer quality for each named policy.
 
-    Compositions are the policies' ``answer_bars``-bar answers (2 bars = RL Tuner's 32 steps) to
-    ``n_compositions`` held-out calls, sampled from softmax(Q / temperature). Answer quality uses
-    ``key_calls`` of those calls moved to each tonic in ``keys`` (default all 12). Answers start
-    ``answer_gap_steps`` silent steps after the call's last note (as live and as the policy was
-    trained; 0 = on the bar line after the call). ``samples`` keeps ``n_samples``
-    (call, answer) pairs of the first policy for the piano rolls.
+    Compositions are the policies' answers to ``n_compositions`` held-out ``call_bars``-bar
+    calls, played as live (``answer_as_live``): from live's start step, as many bars as live
+    answers the call, the first step among the notes, sampled from softmax(Q / temperature) at
+    live's default temperature unless told otherwise. ``answer_bars`` / ``answer_gap_steps``
+    >= 0 fix the length and the start instead. Answer quality uses ``key_calls`` of those
+    calls moved to each tonic in ``keys`` (default all 12). Each answer is compared with its
+    tune's own next bars, cut to the answer's length ("real continuations"). Table 1 scores the
+    first 32 steps of answers that long (RL Tuner's compositions are 32 steps). ``samples``
+    keeps ``n_samples`` (call, answer) pairs of the first policy for the piano rolls.
     """
+    from exports.turns import DEFAULT_ANSWER_BARS_MAX
     from training.eval.duet import duet_figures
     from training.eval.listening import listening, motif_share, probe, probe_lines
-    from training.eval.rl_tuner_metrics import PAPER_NOTE_RNN, PAPER_Q, table1
+    from training.eval.musicianship import classifier_auc, phrase_figures
+    from training.eval.rl_tuner_metrics import COMPOSITION_STEPS, PAPER_NOTE_RNN, PAPER_Q, table1
 
     rng = np.random.default_rng(seed)
-    calls = held_out_calls(corpus, spec, call_bars, answer_bars, n_compositions, rng)
+    continuation_bars = answer_bars if answer_bars >= 0 else DEFAULT_ANSWER_BARS_MAX
+    calls = held_out_calls(corpus, spec, call_bars, continuation_bars, n_compositions, rng)
     reference = relative_tunes(held_out(corpus))
+    heard_keys = [call_key(c) for c in calls.events]
     tables: dict[str, dict[str, float]] = {}
     fidelity: dict[str, StyleFidelity] = {}
     quality: dict[str, AnswerQuality] = {}
@@ -478,34 +707,55 @@ def evaluate_policies(
     listened: dict[str, Any] = {}
     probed: dict[str, Any] = {}
     motifs: dict[str, float] = {}
+    musicianship: dict[str, Any] = {}
+    aucs: dict[str, float] = {}
     lines = probe_lines(calls.events, PROBE_LINES)
+    continuations: list[np.ndarray] = []
     for name, policy in policies.items():
         answers = _answers(
             spec, calls.events, policy, temperature, rng, answer_bars, answer_gap_steps
         )
-        listened[name] = listening(spec, calls.events, list(answers.events), calls.continuation)
+        if not continuations:
+            # The tunes' own next bars, as long as the first policy's answer to each call.
+            continuations = [
+                c[: len(a)] for c, a in zip(calls.continuation, answers.events, strict=True)
+            ]
+        whole = [i for i, c in enumerate(continuations) if len(c) == len(answers.events[i])]
+        listened[name] = listening(spec, calls.events, answers.events, continuations)
         motifs[name] = float(
             np.nanmean(
                 [motif_share(c, a) for c, a in zip(calls.events, answers.events, strict=True)]
             )
         )
+        musicianship[name] = phrase_figures(answers.events)
+        aucs[name] = classifier_auc(
+            answers.events,
+            [t for t, _ in heard_keys],
+            [continuations[i] for i in whole],
+            [heard_keys[i][0] for i in whole],
+            seed=seed,
+        )
 
-        def answer(probe_calls: list[np.ndarray], policy: Policy = policy) -> np.ndarray:
-            return np.asarray(
-                _answers(
-                    spec, probe_calls, policy, temperature, rng, answer_bars, answer_gap_steps
-                ).events
-            )
+        def answer(probe_calls: list[np.ndarray], policy: Policy = policy) -> list[np.ndarray]:
+            return _answers(
+                spec, probe_calls, policy, temperature, rng, answer_bars, answer_gap_steps
+            ).events
 
         if lines:
             probed[name] = probe(spec, answer, lines)
-        relative = np.asarray(answers.relative_events)  # (N, answer_steps), tonic C
-        # RL Tuner's Table 1 is defined on C-major compositions: score the answers to calls
-        # the environment heard as major (minor answers' b3/b6/b7 are in *their* key).
-        major = ~np.asarray(answers.minor, dtype=bool)
-        tables[name] = table1(relative[major]) if major.any() else table1(relative[:0])
-        table1_counts[name] = int(major.sum())
-        fidelity[name] = style_fidelity(list(relative), reference)
+        # RL Tuner's Table 1 is defined on 32-step C-major compositions: score the first 32
+        # steps of the answers to calls the environment heard as major (minor answers' b3/b6/b7
+        # are in *their* key), in the key-relative frame (tonic C).
+        scored = [
+            r[:COMPOSITION_STEPS]
+            for r, m in zip(answers.relative_events, answers.minor, strict=True)
+            if not m and len(r) >= COMPOSITION_STEPS
+        ]
+        tables[name] = table1(
+            np.stack(scored) if scored else np.zeros((0, COMPOSITION_STEPS), np.int64)
+        )
+        table1_counts[name] = len(scored)
+        fidelity[name] = style_fidelity(answers.relative_events, reference)
         subset = Calls(
             calls.events[:key_calls],
             calls.tonic[:key_calls],
@@ -519,10 +769,11 @@ def evaluate_policies(
         )
         if not samples:
             for i in range(min(n_samples, len(calls.events))):
+                start = int(answers.start_steps[i])
                 samples.append(
                     {
                         "policy": name,
-                        "call": _call_as_heard(calls.events[i], answer_gap_steps),
+                        "call": _call_as_heard(calls.events[i], start),
                         "answer": np.asarray(answers.events[i]),
                         "tonic": int(calls.tonic[i]),
                         "minor": bool(calls.minor[i]),
@@ -531,20 +782,24 @@ def evaluate_policies(
                     }
                 )
     # The tunes' own continuations, in their key-relative frame: the human reference.
-    answer_steps = answer_bars * spec.steps_per_bar
-    # Major tunes only, as for the policies' answers (Table 1 is defined in C major).
-    human = [
+    relative_continuations = [
         np.where(c >= 0, to_relative(c, int(t)), c)
-        for c, t, m in zip(calls.continuation, calls.tonic, calls.minor, strict=True)
-        if len(c) == answer_steps and not m
+        for c, t in zip(continuations, calls.tonic, strict=True)
     ]
+    human = [
+        r[:COMPOSITION_STEPS]
+        for r, m in zip(relative_continuations, calls.minor, strict=True)
+        if len(r) >= COMPOSITION_STEPS and not m
+    ]
+    relative_continuations = [r for r in relative_continuations if len(r)]
     if human:
         tables[CORPUS_COLUMN] = table1(np.stack(human))
         table1_counts[CORPUS_COLUMN] = len(human)
+    if relative_continuations:
+        fidelity[CONTINUATION_ROW] = style_fidelity(relative_continuations, reference)
+        musicianship[CONTINUATION_ROW] = phrase_figures([c for c in continuations if len(c)])
     motifs[CORPUS_COLUMN] = float(
-        np.nanmean(
-            [motif_share(c, h) for c, h in zip(calls.events, calls.continuation, strict=True)]
-        )
+        np.nanmean([motif_share(c, h) for c, h in zip(calls.events, continuations, strict=True)])
     )
     tables[PAPER_NOTE_RNN_COLUMN] = dict(PAPER_NOTE_RNN)
     tables[PAPER_Q_COLUMN] = dict(PAPER_Q)
@@ -566,6 +821,8 @@ def evaluate_policies(
         calls_from_training_tunes=calls.from_training_tunes,
         duet=duet,
         temperature=temperature,
+        musicianship=musicianship,
+        classifier_auc=aucs,
     )
 
 
@@ -630,6 +887,7 @@ def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> st
             f"| {name} | {_fmt(f.interval_js_bits)} | {_fmt(f.ioi_js_bits)} | "
             f"{_fmt(f.pitch_class_js_bits)} | {f.generated_notes} | {f.reference_notes} |"
         )
+    lines += musicianship_markdown(result)
     lines += _listening_markdown(result)
     if result.duet:
         from training.eval.duet import duet_markdown
@@ -654,6 +912,107 @@ def format_markdown(result: EvalResult, title: str = "deepjam evaluation") -> st
             f"| {name} | " + " | ".join(cells) + f" | {_fmt(q.minimum, 2)} | {_fmt(q.mean, 2)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1%}" if np.isfinite(value) else "n/a"
+
+
+def musicianship_markdown(result: EvalResult) -> list[str]:
+    """The table a musician reads first: each policy's answers beside the real continuations
+    (JS divergences, leaps and repeats, trills and scale runs, listening, the classifier), the
+    degenerate patterns, and a plain verdict per policy."""
+    from training.eval.musicianship import OSCILLATION_NOTES, RUN_NOTES
+
+    if not result.musicianship:
+        return []
+    names = [n for n in result.musicianship if n != CONTINUATION_ROW]
+    columns = [CONTINUATION_ROW, *names]
+    nan = float("nan")
+
+    def fid(column: str, attr: str) -> float:
+        f = result.fidelity.get(column)
+        return float(getattr(f, attr)) if f else nan
+
+    def mus(column: str, attr: str) -> float:
+        f = result.musicianship.get(column)
+        return float(getattr(f, attr)) if f else nan
+
+    def spear(column: str, feature: str) -> float:
+        if column == CONTINUATION_ROW:
+            first = next(iter(result.listening.values()), None)
+            return float(first.continuation[feature]) if first else nan
+        heard = result.listening.get(column)
+        return float(heard.policy[feature]) if heard else nan
+
+    rows: list[tuple[str, Any]] = [
+        ("JS intervals (bits, vs held-out tunes)", lambda c: _fmt(fid(c, "interval_js_bits"))),
+        ("JS key-relative pitch classes (bits)", lambda c: _fmt(fid(c, "pitch_class_js_bits"))),
+        ("JS inter-onset intervals (bits)", lambda c: _fmt(fid(c, "ioi_js_bits"))),
+        ("leaps wider than a fifth, share of intervals", lambda c: _pct(mus(c, "leap_share"))),
+        ("repeated notes, share of intervals", lambda c: _pct(mus(c, "repeat_share"))),
+        (
+            f"answers with a two-note oscillation of >= {OSCILLATION_NOTES} notes",
+            lambda c: _pct(mus(c, "oscillation_share")),
+        ),
+        (
+            f"answers with a stepwise run of >= {RUN_NOTES} notes",
+            lambda c: _pct(mus(c, "run_share")),
+        ),
+        ("Spearman(call, answer): mean IOI", lambda c: _fmt(spear(c, "mean_ioi"), 2)),
+        ("Spearman(call, answer): register", lambda c: _fmt(spear(c, "mean_pitch"), 2)),
+        ("Spearman(call, answer): density", lambda c: _fmt(spear(c, "density"), 2)),
+        (
+            "classifier AUC, answers vs real continuations (0.5 = indistinguishable)",
+            lambda c: (
+                "0.5 by definition"
+                if c == CONTINUATION_ROW
+                else _fmt(result.classifier_auc.get(c, nan), 2)
+            ),
+        ),
+        (
+            "longest same-pitch run, median / max",
+            lambda c: (
+                f"{_fmt(mus(c, 'median_same_pitch_run'), 1)} / "
+                f"{int(mus(c, 'max_same_pitch_run')) if np.isfinite(mus(c, 'max_same_pitch_run')) else 'n/a'}"
+            ),
+        ),
+        (
+            "the most frequent pitch's share of an answer, median",
+            lambda c: _pct(mus(c, "median_top_pitch_share")),
+        ),
+    ]
+    phrases = result.musicianship[names[0]].phrases if names else 0
+    lines = [
+        "",
+        "## What a musician hears",
+        "",
+        f"Answers to {phrases} held-out calls played as `deepjam jam` plays them (live's start "
+        f"step, answer length and opening note; temperature {result.temperature:g}), beside the "
+        "tunes' own next bars cut to the answer's length (training/eval/musicianship.py).",
+        "",
+        "| Figure | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(c) for c in columns) + " |")
+    lines.append("")
+    for name in names:
+        reasons = result.musicianship[name].degenerate()
+        if reasons:
+            lines.append(f"- **{name} is degenerate**: " + "; ".join(reasons) + ".")
+        else:
+            lines.append(f"- {name}: no degenerate pattern (one-note runs, trills, one pitch).")
+    return lines
+
+
+def degenerate_warning(reasons: list[str], what: str) -> str:
+    """One plain line for a degenerate style (``EvalResult.degenerate``), for eval, train and
+    export to print."""
+    return (
+        f"warning: {what} is degenerate: " + "; ".join(reasons) + ". Its answers will sound "
+        "stuck; train it longer, on more tunes, or start from the shipped default"
+    )
 
 
 def _listening_markdown(result: EvalResult) -> list[str]:

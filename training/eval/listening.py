@@ -61,7 +61,7 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return (sums / counts)[inverse]
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Spearman's rank correlation over the pairs where both are finite (NaN if < 3)."""
     a, b = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(a) & np.isfinite(b)
@@ -152,10 +152,10 @@ def probe_lines(calls: Sequence[np.ndarray], n: int) -> list[list[int]]:
 
 def probe(
     spec: Spec,
-    answer: Callable[[list[np.ndarray]], np.ndarray],
+    answer: Callable[[list[np.ndarray]], Sequence[np.ndarray]],
     lines: Sequence[Sequence[int]],
 ) -> Probe:
-    """Answer each line in five versions with ``answer`` (calls -> (B, T) absolute answer
+    """Answer each line in five versions with ``answer`` (calls -> B absolute answers, grid
     events) and count the lines where the answer moved the same way as the call."""
     versions = {
         "16ths": [_line(p, 1) for p in lines],

@@ -21,7 +21,7 @@ plain (``learner.learning_rate = ...``) or quoted (``"learner.learning_rate" = .
     compositions = 200
     key_calls = 50
     seed = 0
-    temperature = 1.0
+    temperature = 0.5           # live's default (exports.selection.DEFAULT_TEMPERATURE)
 
     [overrides]                 # the same for every trial
     budget.log_interval_steps = 5000
@@ -57,6 +57,8 @@ from pathlib import Path
 from typing import Any
 
 from exports.errors import ConfigError
+from exports.selection import DEFAULT_TEMPERATURE
+from training.eval.evaluate import FIGURES as EVAL_FIGURES
 
 TRIALS_DIR = "trials"
 TRIAL_RECORD = "trial.json"
@@ -65,37 +67,8 @@ RESULTS_NAME = "results.md"
 PLOT_NAME = "trials.png"
 CORPUS_KEY = "corpus"
 
-_TABLE1_ROWS = (
-    "notes_excessively_repeated",
-    "autocorrelation_lag1",
-    "autocorrelation_lag2",
-    "autocorrelation_lag3",
-    "notes_not_in_key",
-    "starting_with_tonic",
-    "leaps_resolved",
-    "unique_max_note",
-    "unique_min_note",
-    "notes_in_motif",
-    "notes_in_repeated_motif",
-)
-_LISTENING = ("mean_ioi", "mean_pitch", "density", "sixteenth_share")
 METRICS: dict[str, str] = {
-    **{f"table1.{row}": "RL Tuner Table 1 row of the Q-network's answers" for row in _TABLE1_ROWS},
-    "fidelity.interval_js_bits": "melodic intervals vs held-out tunes, JS bits (0 = same)",
-    "fidelity.ioi_js_bits": "inter-onset intervals vs held-out tunes, JS bits",
-    "fidelity.pitch_class_js_bits": "key-relative pitch classes vs held-out tunes, JS bits",
-    "answer_quality.mean": "answer notes in the call's key, mean over the 12 keys",
-    "answer_quality.min": "answer notes in the call's key, the worst key",
-    **{
-        f"listening.{f}": "Spearman(call, answer) of this phrase feature (listening.py)"
-        for f in _LISTENING
-    },
-    "listening.mean": "the mean of the four listening Spearman figures",
-    "probe.slower_share": "probe lines: quarters answered slower than 16ths",
-    "probe.ratio_share": "probe lines: quarters answered with >= 2x the 16ths' IOI",
-    "probe.higher_share": "probe lines: octave up answered higher than octave down",
-    "probe.octave_share": "probe lines: ... by >= 9 semitones",
-    "motif_share": "answer (interval, IOI) 3-grams found in the call",
+    **EVAL_FIGURES,
     "train.eval_greedy_return": "greedy Q return on validation episodes (deepjam train)",
     "train.eval_style_greedy_return": "the style model's greedy return on them",
     "train.eval_random_return": "random play's return on them",
@@ -345,7 +318,9 @@ def _parse_spec(raw: dict[str, Any], path: Path) -> SweepSpec:
         ),
         "seed": number(evals, "eval", "seed", 0, "an integer", integer),
         "temperature": float(
-            number(evals, "eval", "temperature", 1.0, "a number > 0", lambda x: x > 0)
+            number(
+                evals, "eval", "temperature", DEFAULT_TEMPERATURE, "a number > 0", lambda x: x > 0
+            )
         ),
     }
     for key in ("name", "config", "corpus"):
@@ -447,31 +422,11 @@ def expand_trials(spec: SweepSpec) -> list[Trial]:
 
 
 def eval_figures(result: Any, train_metrics: dict[str, Any]) -> dict[str, float]:
-    """The METRICS figures of an ``EvalResult`` (the Q-network's column) and a run's
-    ``metrics.json``; NaN where a figure is undefined (e.g. no leap at all)."""
-    from training.eval.evaluate import Q_COLUMN
-
+    """The METRICS figures of an ``EvalResult`` (the Q-network's column,
+    ``EvalResult.figures``) and a run's ``metrics.json``; NaN where a figure is undefined (e.g.
+    no leap at all)."""
     nan = float("nan")
-    figures: dict[str, float] = {}
-    table = result.table1.get(Q_COLUMN, {})
-    for row in _TABLE1_ROWS:
-        figures[f"table1.{row}"] = float(table.get(row, nan))
-    fidelity = result.fidelity.get(Q_COLUMN)
-    for name in ("interval_js_bits", "ioi_js_bits", "pitch_class_js_bits"):
-        figures[f"fidelity.{name}"] = float(getattr(fidelity, name)) if fidelity else nan
-    quality = result.answer_quality.get(Q_COLUMN)
-    figures["answer_quality.mean"] = float(quality.mean) if quality else nan
-    figures["answer_quality.min"] = float(quality.minimum) if quality else nan
-    heard = result.listening.get(Q_COLUMN)
-    spearman = [float(heard.policy[f]) if heard else nan for f in _LISTENING]
-    for f, value in zip(_LISTENING, spearman, strict=True):
-        figures[f"listening.{f}"] = value
-    finite = [v for v in spearman if math.isfinite(v)]
-    figures["listening.mean"] = sum(finite) / len(finite) if finite else nan
-    probe = result.probe.get(Q_COLUMN)
-    for name in ("slower_share", "ratio_share", "higher_share", "octave_share"):
-        figures[f"probe.{name}"] = float(getattr(probe, name)) if probe else nan
-    figures["motif_share"] = float(result.motif_share.get(Q_COLUMN, nan))
+    figures: dict[str, float] = dict(result.figures())
     for name in METRICS:
         if name.startswith("train."):
             value = train_metrics.get(name[len("train.") :])
