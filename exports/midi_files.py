@@ -160,6 +160,26 @@ def read_melody(path: str | Path, data: bytes | None = None) -> np.ndarray:
     return events
 
 
+def read_melody_velocities(path: str | Path) -> np.ndarray:
+    """The velocity of each note ``read_melody`` keeps, by its onset step: (n_steps,) int16,
+    1..127 where a kept note starts, 0 elsewhere (the same grid: onsets rounded to the nearest
+    16th, and of the notes starting on one step the highest). Raises MidiFileError as
+    ``read_melody`` does."""
+    score, step_ticks, tracks = _melodic_tracks(Path(path))
+    notes = [t.notes.numpy() for t in tracks]
+    starts = np.concatenate([n["time"] for n in notes]).astype(np.float64) / step_ticks
+    pitches = np.concatenate([n["pitch"] for n in notes]).astype(np.int64)
+    velocities = np.concatenate([n["velocity"] for n in notes]).astype(np.int64)
+    steps = np.maximum(np.floor(starts + 0.5).astype(np.int64), 0)
+    order = np.lexsort((-pitches, steps))  # by start, highest pitch first: the kept note first
+    steps, velocities = steps[order], velocities[order]
+    first = np.ones(len(steps), dtype=bool)
+    first[1:] = steps[1:] != steps[:-1]
+    out = np.zeros(max(_score_steps(score, step_ticks), int(steps.max()) + 1), dtype=np.int16)
+    out[steps[first]] = np.clip(velocities[first], 1, MAX_VELOCITY)
+    return out
+
+
 def read_melodies(path: str | Path) -> list[tuple[str, np.ndarray]]:
     """Read each melodic track of a MIDI file as its own grid melody (its top line).
 

@@ -96,43 +96,64 @@ def _scale_table() -> np.ndarray:
     return np.stack(rows).astype(np.float64)
 
 
-SCALE_TABLE = _scale_table()
-
-
-# The call's key (``estimate_call_key``): every note counts by its onset and at most an 8th
-# note of its length, so a held last note does not outweigh the phrase; the phrase's first and
-# last notes are evidence of its tonic (phrases open and close on stable degrees: the tonic
-# first, then the fifth, then the third), which is what tells a minor key from its relative major.
-NOTE_CAP_STEPS = 2
-"""A note's sounding steps count up to this many (an 8th note): a held note weighs no more than a struck one."""
-ONSET_WEIGHT = 1.0
-"""What being struck adds to a note, in sounding steps: a run of 16ths counts as much as it is heard."""
-FIRST_NOTE_WEIGHT = 0.05
-LAST_NOTE_WEIGHT = 0.10
-"""Added to a key's correlation (Pearson r, -1..1) when the call's first / last note is its
-tonic; times ``END_DEGREE_STABILITY`` for the other degrees."""
-IN_SCALE_WEIGHT = 1.0
-"""Added to a key's correlation times the share of the call's weight on its scale's notes
-(``scale_mask``): a short call's few notes can correlate with a key whose scale they break
-(C D E F G, E-heavy, with E minor), never fit it."""
-END_DEGREE_STABILITY = {0: 1.0, 7: 0.5, 3: 0.25, 4: 0.25}
-"""Semitones above the tonic -> how stable a degree is to open or close a phrase on (the
-major key's third is 4, the minor key's 3; each key counts only its own third)."""
-
-
-def _end_degree_table() -> np.ndarray:
-    """(24, 12): row = key (as ``KEY_TEMPLATES``), column = absolute pitch class -> stability."""
+def _tonic_chord_table() -> np.ndarray:
+    """(24, 12) float: row = key (as ``KEY_TEMPLATES``), 1 on its tonic chord's pitch classes."""
     table = np.zeros((2 * PITCH_CLASSES, PITCH_CLASSES))
     for row in range(2 * PITCH_CLASSES):
         tonic, minor = row % PITCH_CLASSES, row >= PITCH_CLASSES
-        for degree, stability in END_DEGREE_STABILITY.items():
-            if degree in (3, 4) and degree != (3 if minor else 4):
-                continue
-            table[row, (tonic + degree) % PITCH_CLASSES] = stability
+        table[row, [(tonic + d) % PITCH_CLASSES for d in (0, 3 if minor else 4, 7)]] = 1.0
     return table
 
 
-END_DEGREE_TABLE = _end_degree_table()
+# The call's key (``estimate_call_key``): every note counts by its onset and at most an 8th
+# note of its length, so a held last note does not outweigh the phrase; a key whose scale the
+# call breaks loses by the share it breaks; a key whose tonic chord the call outlines gains by
+# the share on it; the phrase's first and last notes are evidence of its tonic. Weights chosen on generated calls in all 24 keys (benchmarks/key_holding.py) and
+# on bar-cut excerpts of folk tunes and chorale melodies against the whole tune's key, where
+# they were right more often than the decaying histogram (2 bars: folk 58% against 49%,
+# chorale sopranos 44% against 30%; excerpts cut on bar lines are often in a passing key).
+NOTE_CAP_STEPS = 2
+"""A note's sounding steps count up to this many (an 8th note): a held note weighs no more
+than a struck one."""
+ONSET_WEIGHT = 1.0
+"""What being struck adds to a note, in sounding steps: a run of 16ths counts as it is heard."""
+IN_SCALE_WEIGHT = 4.0
+"""Added to a key's correlation times the share of the call's weight on its scale's notes
+(``scale_mask``): a short call's few notes may correlate with a key whose scale they break
+(E-heavy C D E F G with E minor), but never fit it."""
+TONIC_CHORD_WEIGHT = 2.0
+"""Added to a key's correlation times the share of the call's weight on its tonic chord (tonic,
+third, fifth): a phrase outlines its key's tonic chord (C B A B C D E E, no G: A minor, whose
+chord A C E it spells, not E minor, whose E G B it does not)."""
+FIRST_NOTE_WEIGHT = 0.05
+LAST_NOTE_WEIGHT = 0.05
+"""Added to a key's correlation (Pearson r, -1..1) times how stable the call's first / last
+note is in that key (``OPENING_STABILITY`` / ``CLOSING_STABILITY``)."""
+OPENING_STABILITY = {0: 1.0, 7: 0.5, 3: 0.25, 4: 0.25}
+"""Semitones above the tonic -> how stable a degree is to open a phrase on (the major key's
+third is 4, the minor key's 3; each key counts its own third only)."""
+CLOSING_STABILITY = {0: 1.0, 7: 1.0, 3: 0.25, 4: 0.25}
+"""As ``OPENING_STABILITY``, to close one: a call closes on its 5th (a half cadence, a question)
+as readily as on its tonic, so the last note alone never moves the key a fifth."""
+
+
+def _degree_table(stability: dict[int, float]) -> np.ndarray:
+    """(12, 24): absolute pitch class -> each key's (as ``KEY_TEMPLATES``) stability of it."""
+    table = np.zeros((2 * PITCH_CLASSES, PITCH_CLASSES))
+    for row in range(2 * PITCH_CLASSES):
+        tonic, minor = row % PITCH_CLASSES, row >= PITCH_CLASSES
+        for degree, value in stability.items():
+            if degree in (3, 4) and degree != (3 if minor else 4):
+                continue
+            table[row, (tonic + degree) % PITCH_CLASSES] = value
+    return table.T
+
+
+OPENING_TABLE = _degree_table(OPENING_STABILITY)
+CLOSING_TABLE = _degree_table(CLOSING_STABILITY)
+SHARE_TABLE = (IN_SCALE_WEIGHT * _scale_table() + TONIC_CHORD_WEIGHT * _tonic_chord_table()).T
+"""(12, 24): histogram @ SHARE_TABLE / its total = each key's scale and tonic-chord shares,
+weighted."""
 
 
 def call_histogram(onset: np.ndarray, chroma: np.ndarray, decay: float) -> np.ndarray:
@@ -160,9 +181,9 @@ def estimate_call_key(
     ``onset`` (..., T) bool, ``chroma`` (..., T, 12) bool and ``top`` (..., T) absolute pitch
     (-1 silent) are the player's part over the call window, oldest first, absolute pitches.
     Each key's score is the Krumhansl–Schmuckler correlation of ``call_histogram`` with its
-    profile plus the tonic evidence of the phrase's first and last notes
-    (``FIRST_NOTE_WEIGHT``, ``LAST_NOTE_WEIGHT`` times ``END_DEGREE_STABILITY``): an A-minor call
-    ending on a held E stays in A minor. Nothing heard gives C major. The live agent and the
+    profile, plus ``IN_SCALE_WEIGHT`` times the share of the histogram on its scale and
+    ``TONIC_CHORD_WEIGHT`` times the share on its tonic chord, plus the tonic evidence of the phrase's first and last notes (``FIRST_NOTE_WEIGHT``,
+    ``LAST_NOTE_WEIGHT``): an A-minor call ending on a held E stays in A minor. Nothing heard gives C major. The live agent and the
     training environment both call this, on the same window: the key frame is the same in both.
     """
     onset = np.asarray(onset, dtype=bool)
@@ -178,12 +199,11 @@ def estimate_call_key(
     first_pc = np.take_along_axis(top, first[..., None], axis=-1)[..., 0] % PITCH_CLASSES
     last_pc = np.take_along_axis(top, last[..., None], axis=-1)[..., 0] % PITCH_CLASSES
     total = h.sum(axis=-1, keepdims=True)
-    in_scale = (h @ SCALE_TABLE.T) / np.where(total > 0, total, 1.0)  # (..., 24)
-    scores = scores + IN_SCALE_WEIGHT * in_scale
+    shares = (h @ SHARE_TABLE) / np.where(total > 0, total, 1.0)  # (..., 24)
+    scores = scores + shares
     scores = scores + np.where(
         heard[..., None],
-        FIRST_NOTE_WEIGHT * END_DEGREE_TABLE.T[first_pc]
-        + LAST_NOTE_WEIGHT * END_DEGREE_TABLE.T[last_pc],
+        FIRST_NOTE_WEIGHT * OPENING_TABLE[first_pc] + LAST_NOTE_WEIGHT * CLOSING_TABLE[last_pc],
         0.0,
     )
     best = np.argmax(scores, axis=-1)

@@ -158,6 +158,9 @@ class Decider:
         panel); None: the estimate. Set it with ``fix_key``."""
         self.frame_tonic, self.frame_minor = fixed_key if fixed_key is not None else (0, False)
         """The key the state and the actions are relative to (changes only at turn starts)."""
+        self.played_key = (self.frame_tonic, self.frame_minor)
+        """(tonic pitch class, minor): the frame of the last decision, i.e. the key the agent
+        last played in (the frame itself may have moved on since, between turns)."""
         self.frame_tonic_semitones = int(key_shift(self.frame_tonic))
         """The frame's tonic in semitones above C, -6..+5 (``key_shift(frame_tonic)``): what
         takes the model's key-relative pitches to absolute ones. An int: numpy on scalars costs
@@ -327,6 +330,7 @@ class Decider:
         forbids notes on this step or the register allows none. ``gate`` (n_actions,) bool:
         the actions a mode allows on this step (a duet's room), REST among them."""
         state = self.state(step, answering, progress)
+        self.played_key = (self.frame_tonic, self.frame_minor)
         q = self._bound() if self._bound is not None else self.policy.q_values(state)  # (1, A)
         allowed = self.allowed_mask(register_shift, low, high)
         if gate is not None:

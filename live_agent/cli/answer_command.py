@@ -2,8 +2,10 @@
 
 The call is fed to the same ``Session`` that ``deepjam jam`` runs, as timestamped input on a
 fake clock that jumps from deadline to deadline (as fast as the CPU allows), so what you hear here
-is what the live agent would have played. The output has the call and the answer on their own
-tracks; ``--render`` makes a WAV with FluidSynth, ``--plot`` a piano roll.
+is what the live agent would have played: the call's notes arrive with the file's own velocities,
+so the answer's dynamics follow the call's as they do live. The output has the call and the
+answer on their own tracks; ``--render`` makes a WAV with FluidSynth, ``--plot`` a piano roll.
+``answer_call`` is that path as a function (benchmarks and tests answer calls through it).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import argparse
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from exports.midi import NOTE_OFF, NOTE_ON, key_name
 from live_agent.cli.help_format import DefaultsHelpFormatter
@@ -20,10 +24,17 @@ from live_agent.cli.model_path import resolve_model_path
 from live_agent.options import add_jam_arguments
 from live_agent.recording import SilentSink
 
+if TYPE_CHECKING:
+    from live_agent.engine import Session, SessionStats
+    from live_agent.options import JamOptions
+    from live_agent.protocols import Policy
+    from live_agent.recording import Recorder
+
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 RENDER_RATE_HZ = 48000
 DEFAULT_BPM = 120.0
 CALL_NOTE_VELOCITY = 90
+"""A call note's velocity where none is given (the file's own are used)."""
 RENDER_PEAK_DBFS = -1.0
 """Renders are normalised to this peak: FluidSynth's own level peaks near -27 dBFS."""
 RENDER_TAIL_S = 0.5
@@ -77,21 +88,68 @@ def call_tempo_bpm(path: Path) -> float:
     return DEFAULT_BPM
 
 
-def run(args: argparse.Namespace) -> int:
+class Answered(NamedTuple):
+    """A call answered through the live Session (``answer_call``)."""
+
+    session: Session
+    recorder: Recorder
+    stats: SessionStats
+    answer: list[tuple[int, int, int]]
+    """(start_step, duration_steps, pitch) of the agent's notes, from the recording."""
+
+
+def answer_call(
+    policy: Policy,
+    options: JamOptions,
+    notes: Sequence[tuple[int, int, int]],
+    velocities: Sequence[int] | None = None,
+) -> Answered:
+    """Answer ``notes`` ((start_step, duration_steps, pitch), from step 0) offline: they reach
+    the same ``Session`` that ``deepjam jam`` runs, as note-on/note-off input on a fake clock
+    that jumps from deadline to deadline, with ``velocities`` (one per note, 1..127; None:
+    ``CALL_NOTE_VELOCITY`` each). Runs until the answer (or the duet's bar) is over."""
     import queue
     import threading
 
+    from live_agent.clock import FakeClock
+    from live_agent.engine import Session
+    from live_agent.protocols import InputEvent
+    from live_agent.recording import Recorder
+
+    if velocities is None:
+        velocities = [CALL_NOTE_VELOCITY] * len(notes)
+    step_ns = options.step_ns
+    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
+    timed = []
+    for (start, duration, pitch), velocity in zip(notes, velocities, strict=True):
+        timed.append(((start + duration) * step_ns, 0, (NOTE_OFF, pitch, 0)))
+        timed.append((start * step_ns, 1, (NOTE_ON, pitch, velocity)))
+    for time_ns, _, data in sorted(timed):  # a release before a re-attack on the same step
+        inbox.put(InputEvent(time_ns, data))
+
+    call_end = max(start + duration for start, duration, _ in notes)
+    steps_per_bar = policy.spec.steps_per_bar
+    if options.mode == "answer":
+        answer_bars = options.answer_bars or options.answer_bars_max
+        until = call_end + 2 * steps_per_bar + answer_bars * steps_per_bar + 1
+    else:
+        until = -(-call_end // steps_per_bar) * steps_per_bar + 1
+    clock = FakeClock()
+    recorder = Recorder(options.bpm, origin_ns=0)
+    session = Session(policy, options, SilentSink(), clock, inbox, recorder=recorder)
+    stats = session.run(threading.Event(), until_step=until, start_ns=0)
+    return Answered(session, recorder, stats, answer_notes(recorder, step_ns))
+
+
+def run(args: argparse.Namespace) -> int:
     from exports.errors import ConfigError
     from exports.extras import require_extra
     from exports.grid import note_list
-    from exports.midi_files import read_melody
+    from exports.midi_files import read_melody, read_melody_velocities
     from exports.model_file import load_model
     from exports.paths import output_file
-    from live_agent.clock import FakeClock
-    from live_agent.engine import Session
     from live_agent.options import options_from_args
-    from live_agent.protocols import InputEvent
-    from live_agent.recording import AGENT, PLAYER, Recorder
+    from live_agent.recording import AGENT, PLAYER
 
     # Everything this run needs is checked before anything is written.
     # The file's tempo is held to what the grid can play; the user's is refused when out of
@@ -112,33 +170,19 @@ def run(args: argparse.Namespace) -> int:
     notes = note_list(events)
     if not notes:
         raise ConfigError(f"{args.call} has no notes to answer; expected a melody")
-    step_ns = options.step_ns
-    inbox: queue.SimpleQueue[InputEvent | None] = queue.SimpleQueue()
-    timed = []
-    for start, duration, pitch in notes:
-        timed.append(((start + duration) * step_ns, 0, (NOTE_OFF, pitch, 0)))
-        timed.append((start * step_ns, 1, (NOTE_ON, pitch, CALL_NOTE_VELOCITY)))
-    for time_ns, _, data in sorted(timed):  # a release before a re-attack on the same step
-        inbox.put(InputEvent(time_ns, data))
+    on_steps = read_melody_velocities(args.call)  # the velocity of the note kept at each onset
+    velocities = [int(on_steps[start]) or CALL_NOTE_VELOCITY for start, _, _ in notes]
+    answered = answer_call(policy, options, notes, velocities)
+    session, stats, answer = answered.session, answered.stats, answered.answer
+    answered.recorder.write(args.output, names={PLAYER: "call", AGENT: "answer"})
+    if options.record is not None:  # the jam option, honoured here too: the same two tracks
+        answered.recorder.write(options.record, names={PLAYER: "call", AGENT: "answer"})
 
+    decider = session.decider
+    key = key_name(*decider.played_key)
+    key += " (fixed by --key)" if decider.fixed_key is not None else ""
     call_end = max(start + duration for start, duration, _ in notes)
     steps_per_bar = policy.spec.steps_per_bar
-    if options.mode == "answer":
-        answer_bars = options.answer_bars or options.answer_bars_max
-        until = call_end + 2 * steps_per_bar + answer_bars * steps_per_bar + 1
-    else:
-        until = -(-call_end // steps_per_bar) * steps_per_bar + 1
-    clock = FakeClock()
-    recorder = Recorder(options.bpm, origin_ns=0)
-    session = Session(policy, options, SilentSink(), clock, inbox, recorder=recorder)
-    stats = session.run(threading.Event(), until_step=until, start_ns=0)
-    recorder.write(args.output, names={PLAYER: "call", AGENT: "answer"})
-    if options.record is not None:  # the jam option, honoured here too: the same two tracks
-        recorder.write(options.record, names={PLAYER: "call", AGENT: "answer"})
-
-    answer = _answer_notes(recorder, step_ns)
-    tonic, minor = session.decider.tonic, session.decider.minor
-    key = key_name(tonic, minor)
     first = f", from step {answer[0][0]}" if answer else ""
     print(
         f"{args.output}: call {len(notes)} notes ({call_end} steps), answer {len(answer)} notes"
@@ -163,13 +207,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _answer_notes(recorder: object, step_ns: int) -> list[tuple[int, int, int]]:
+def answer_notes(recorder: Recorder, step_ns: int) -> list[tuple[int, int, int]]:
     """(start_step, duration_steps, pitch) of the agent's notes, from the recording."""
     from live_agent.recording import AGENT
 
     started: dict[int, int] = {}
     notes = []
-    for time_ns, data in recorder.parts[AGENT]:  # type: ignore[attr-defined]
+    for time_ns, data in recorder.parts[AGENT]:
         status, pitch = data[0] & 0xF0, data[1] if len(data) > 1 else 0
         if status == NOTE_ON and data[2] > 0:
             started[pitch] = time_ns

@@ -183,3 +183,49 @@ def test_render_without_fluidsynth_says_how_to_fix(
     argv = ["answer", str(call_file), "-o", str(tmp_path / "a.mid"), "--model", str(onnx_model)]
     assert main(argv + ["--render", str(tmp_path / "a.wav")]) == 2
     assert "apt-get install fluidsynth" in capsys.readouterr().err
+
+
+def _call_with_velocities(path: Path, velocities: list[int]) -> Path:
+    """CALL as a MIDI file whose notes have ``velocities`` (one each), 100 bpm."""
+    midi = mido.MidiFile(ticks_per_beat=4 * TICKS_PER_STEP)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100), time=0))
+    timed = []
+    for (start, length, pitch), velocity in zip(CALL, velocities, strict=True):
+        timed.append(
+            (start * TICKS_PER_STEP, 1, mido.Message("note_on", note=pitch, velocity=velocity))
+        )
+        end = (start + length) * TICKS_PER_STEP
+        timed.append((end, 0, mido.Message("note_off", note=pitch, velocity=0)))
+    tick = 0
+    for at, _, message in sorted(timed, key=lambda t: (t[0], t[1])):
+        track.append(message.copy(time=at - tick))
+        tick = at
+    midi.save(str(path))
+    return path
+
+
+def _velocities(track: mido.MidiTrack) -> list[int]:
+    return [m.velocity for m in track if m.type == "note_on" and m.velocity > 0]
+
+
+def test_answer_reads_the_call_files_velocities_and_its_dynamics_follow(
+    onnx_model: Path, tmp_path: Path
+) -> None:
+    """As live: the call's notes arrive with the file's velocities (not all 90), and the
+    answer's level follows them (``dynamics.VelocityFollower``)."""
+    answers = {}
+    for name, velocities in (
+        ("soft", [30, 34, 28, 36, 32, 30]),
+        ("loud", [118, 112, 120, 110, 116, 120]),
+    ):
+        call = _call_with_velocities(tmp_path / f"{name}.mid", velocities)
+        out = tmp_path / f"{name}-answer.mid"
+        argv = ["answer", str(call), "-o", str(out), "--model", str(onnx_model)]
+        assert main(argv + ["--temperature", "1.0", "--seed", "3", "--answer-bars", "1"]) == 0
+        midi = mido.MidiFile(str(out))
+        assert _velocities(midi.tracks[1]) == velocities, "the call as the file has it"
+        answers[name] = _velocities(midi.tracks[2])
+        assert answers[name], "the random model plays in a bar at temperature 1"
+    assert max(answers["soft"]) < 60 < min(answers["loud"]), answers
