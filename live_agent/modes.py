@@ -43,14 +43,13 @@ DUET_ROOM_WINDOW_STEPS = 32
 """duet: the share is kept over the player's last this many sounding steps (2 bars)."""
 DUET_STRUCK_ONSET_CHANCE = 0.2
 """duet: the chance of an onset allowed on the step after the player struck a note."""
-DUET_CROWDED_RATE = 0.5
-"""duet: a bar position where the player's onset rate is at least this is the player's: no
-agent onset there."""
+DUET_CROWDED_BARS = (1, 2, 4)
+"""duet: a step is the player's (no agent onset) when the player struck at the same bar
+position this many bars back, any of them: a player's rhythm repeats by the bar, the 2 and the
+4 bars."""
 DUET_FILL_CHANCE = 0.35
 """duet: the chance (x density) that a step in the player's rest or long note, with the agent
 silent or on a note a beat old, starts an agent note."""
-DUET_ONSET_RATE_WEIGHT = 0.5
-"""duet: how fast the player's onset rate at each bar position follows the latest bar."""
 DUET_REGISTER_STEPS = 32
 """duet: the player's register is read over its last this many sounding steps."""
 DUET_REGISTER_GAP = 3
@@ -114,9 +113,10 @@ class DuetMode:
     - it sounds in at most ``DUET_ROOM_SHARE`` x density of the player's sounding time (kept
       over the player's last ``DUET_ROOM_WINDOW_STEPS`` sounding steps: over it, REST);
     - its onsets go to the player's rests and long notes: none on a bar position where the
-      player has been striking (``onset_rate``), one with chance ``DUET_STRUCK_ONSET_CHANCE``
-      on the step after the player struck a note; in a rest or a long note, with the agent
-      silent or a beat into its note, a note is asked for with chance ``DUET_FILL_CHANCE``;
+      player struck 1, 2 or 4 bars back (``DUET_CROWDED_BARS``), one with chance
+      ``DUET_STRUCK_ONSET_CHANCE`` on the step after the player struck a note; in a rest or a
+      long note, with the agent silent or a beat into its note, a note is asked for with
+      chance ``DUET_FILL_CHANCE``;
     - its own register: below a melody, above a bass line (``register_side_mask``, at least
       ``DUET_REGISTER_GAP`` semitones past the player's last two bars);
     - no onset forms a 2nd, tritone or 7th with a sounding player note (``consonant_mask``),
@@ -144,8 +144,9 @@ class DuetMode:
         """Steps played in the current phrase (0 at its start)."""
         self.player_struck = False
         """A key went down in the player's last closed step."""
-        self.onset_rate = np.zeros(steps_per_bar)
-        """How often the player strikes at each bar position (recent bars weigh most)."""
+        self.struck = np.zeros(max(DUET_CROWDED_BARS) * steps_per_bar, dtype=bool)
+        """The player's onsets of the last bars, by grid step (a ring: step k at k mod size)."""
+        self._crowded_lags = [bars * steps_per_bar for bars in DUET_CROWDED_BARS]
         self.player_range: deque[tuple[int, int]] = deque(maxlen=DUET_REGISTER_STEPS)
         """(lowest, highest) pitch of the player's recent sounding steps."""
         self.shared: deque[bool] = deque(maxlen=DUET_ROOM_WINDOW_STEPS)
@@ -167,8 +168,7 @@ class DuetMode:
         else:
             self.player_silent_steps += 1
         self.player_struck = onset
-        position = step % self.steps_per_bar
-        self.onset_rate[position] += DUET_ONSET_RATE_WEIGHT * (onset - self.onset_rate[position])
+        self.struck[step % len(self.struck)] = onset
 
     def hear_pitches(self, sounding_mask: int) -> None:
         """The pitches the player sounded in the step just closed (bit p: pitch p), before
@@ -231,7 +231,8 @@ class DuetMode:
         if see_saw is not None:
             notes &= pitches != see_saw
         draw = rng.random()
-        if self.onset_rate[step % self.steps_per_bar] >= DUET_CROWDED_RATE:
+        size = len(self.struck)
+        if any(self.struck[(step - lag) % size] for lag in self._crowded_lags):
             # The player strikes here: an onset would land on theirs, and could clash with a
             # note (a chord) not yet heard.
             notes[:] = False
