@@ -43,7 +43,9 @@ class JamOptions:
     temperature: float = DEFAULT_TEMPERATURE
     """Softmax temperature over Q-values; 0 = always the best action (greedy)."""
     density: float = 1.0
-    """Chance, 0..1, that the agent may start a note on a step (1 = as the model likes)."""
+    """Chance, 0..1, that the agent may start a note on a step (1 = as the model likes); in
+    duet also the room it takes: it sounds in at most 40% x density of the player's sounding
+    time."""
     key: str = KEY_AUTO
     """The key the agent answers in: auto (judged from each call, the whole phrase) or a key
     that holds for the session, e.g. "A minor", Eb, "F# minor", Bbm."""
