@@ -36,14 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=2.0, help="style model budget (2)")
     parser.add_argument("--corpus", default="default", help="default | corpus .npz | MIDI folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--channels", default="", help="hybrid convolution widths, e.g. 32,32,32,32 (default)"
+    )
     args = parser.parse_args(argv)
 
     import torch
 
+    import training.networks
     from training.config import load_config
     from training.data.corpus import resolve_corpus
     from training.style_model import train_style_model
 
+    if args.channels:
+        training.networks.HYBRID_CHANNELS = tuple(int(c) for c in args.channels.split(","))
     torch.set_num_threads(1)
     config = load_config("default")
     spec = dataclasses.replace(config.build_spec(), window_steps=args.window)
@@ -64,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     params = sum(p.numel() for p in model.network.parameters())
     true, other = m["style_pair_val_log_lik"], m["style_pair_val_log_lik_other_call"]
     print(
-        f"| {args.kind} | {args.window} | {spec.state_dim} | {params:,} | "
+        f"| {args.kind} {args.channels} | {args.window} | {spec.state_dim} | {params:,} | "
         f"{m['style_updates']:,.0f} | {m['style_val_log_lik']:.3f} | "
         f"{m['style_val_accuracy']:.3f} | {true:.3f} | {other:.3f} | {true - other:.3f} | "
         f"{m['style_pair_val_ranks_true']:.0%} | {seconds:.0f} |"

@@ -433,7 +433,8 @@ def evaluate_policy(
     states = env.reset()
     running = np.zeros(len(states))
     returns: list[float] = []
-    reward_sum, terms_sum = 0.0, {}
+    reward_sum = 0.0
+    terms_sum: dict[str, float] = {}
     for _ in range(vector_steps):
         result = env.step(act(states))
         running += result.rewards

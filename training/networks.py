@@ -43,7 +43,7 @@ from exports.spec import Spec
 from training.config import NETWORK_KINDS as NETWORK_KINDS  # one home: the config checks it
 
 DEFAULT_HIDDEN = (256, 256)
-HYBRID_CHANNELS = (48, 64, 64, 64)
+HYBRID_CHANNELS: tuple[int, ...] = (48, 64, 64, 64)
 """The hybrid's convolution widths, a layer each: beats, then pairs (W = 128: 4 positions left)."""
 DILATED_WIDTH = 64
 """The dilated stack's width; it has log2(W) layers (7 for W = 128)."""
@@ -131,11 +131,13 @@ class TreeEncoder(nn.Module):
         super().__init__()
         self.first_steps = first_steps
         self.lengths: list[int] = []
+        self.widths: list[int] = []
         layers: list[nn.Module] = []
         width, length = in_features * first_steps, window_steps // first_steps
         for c in channels:
             layers.append(nn.Linear(width, c))
             self.lengths.append(length)
+            self.widths.append(width)
             width, length = 2 * c, length // 2
         self.layers = nn.ModuleList(layers)
         self.out_features = channels[-1] * self.lengths[-1]
@@ -144,8 +146,8 @@ class TreeEncoder(nn.Module):
         # 2-D throughout (rows = batch x positions), so each layer exports as a Gemm whose weight
         # keeps its parameter's name (training.finetune matches a shipped file's weights by name).
         x = seq
-        for layer in self.layers:
-            x = torch.relu(layer(x.reshape(-1, layer.in_features)))  # (B * length, c)
+        for layer, width in zip(self.layers, self.widths, strict=True):
+            x = torch.relu(layer(x.reshape(-1, width)))  # (B * length, c)
         return x.reshape(-1, self.out_features)
 
 

@@ -19,7 +19,7 @@ from exports.onnx_writer import export_onnx
 from exports.spec import DEFAULT_SPEC, Spec
 from exports.state_samples import synthetic_states
 from training.config import config_from_dict
-from training.networks import build_q_network, network_args_for
+from training.networks import SequenceQNetwork, build_q_network, network_args_for
 
 torch.set_num_threads(1)
 
@@ -61,6 +61,7 @@ def test_the_mlp_over_a_long_window_and_the_hybrid_read_the_same_flat_state() ->
     hybrid = _network("hybrid")
     states = synthetic_states(LONG, 3, np.random.default_rng(1))
     assert _q(mlp, states).shape == _q(hybrid, states).shape == (3, LONG.n_actions)
+    assert isinstance(hybrid, SequenceQNetwork)
     first = next(m for m in hybrid.mlp.modules() if isinstance(m, torch.nn.Linear))
     assert first.in_features == DEFAULT_SPEC.state_dim + hybrid.encoder.out_features
 
