@@ -57,6 +57,8 @@ def answer_steps(
 
 PAUSE_BEATS = 2
 """A silence of up to this many beats inside a call is a pause: the call goes on after it."""
+ONSET_SLACK_STEPS = 1
+"""A note heard a 16th before or after a beat (a player's timing, a step's edge) began on it."""
 CADENCE_REACH_STEPS = 2
 """A cadential last note that ends at most this many steps (an 8th) before a downbeat, or still
 sounds there, closes the call on that downbeat."""
@@ -88,7 +90,8 @@ def call_over_at(
     * the call has filled its bars, at least as many as this player's calls usually last (it
       began at most a beat after their first bar line, or earlier: a pickup), and its last note is cadential and reaches the bar line (ends at most
       ``CADENCE_REACH_STEPS`` before it, or still sounds): it lasts a beat or more and began
-      on a beat, either a strong one (beat 1 or 3) or lasting twice the call's median note.
+      on a beat, either a strong one (beat 1 or 3), or lasting two beats and twice the call's
+      median note.
       Calls are whole bars: one that fills its bars with a held close is done. (A held note at
       the end of bar 1 of a player's 2-bar calls is not taken for a close, one after their 1-bar
       calls is.)
@@ -106,11 +109,16 @@ def call_over_at(
     length = end - last_onset
     position = (last_onset - downbeat) % steps_per_bar
     filled = downbeat - first_onset >= usual_call_bars * steps_per_bar - steps_per_beat
-    if not filled or length < steps_per_beat:
+    if not filled or length < steps_per_beat - ONSET_SLACK_STEPS:
         return False
-    if position % steps_per_beat:
+    # The beat the last note began on; a player's note a 16th early or late is still on it.
+    beat = round(position / steps_per_beat) * steps_per_beat
+    if abs(position - beat) > ONSET_SLACK_STEPS:
         return False  # a long note off the beat is a syncopation, not a close
-    return position % (steps_per_bar // 2) == 0 or length >= 2 * median_note_steps
+    if beat % (steps_per_bar // 2) == 0:
+        return True
+    # On beat 2 or 4 only a note of two beats or more closes (a quarter there is a step on).
+    return length >= max(2 * median_note_steps, 2 * steps_per_beat - ONSET_SLACK_STEPS)
 
 
 def answer_start_from_notes(

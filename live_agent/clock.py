@@ -157,8 +157,10 @@ class PlayerGrid:
         e = self.tracker.estimate
         return e.step_ns if e is not None and e.locked else self.fallback.step_ns
 
-    def observe_onset(self, time_ns: int) -> None:
-        self.tracker.observe_onset(time_ns)
+    def observe_onset(self, time_ns: int, velocity: int | None = None) -> None:
+        """The player pressed a key at ``time_ns`` (``velocity``: how hard, when known: the
+        tracker hears the downbeat in accents)."""
+        self.tracker.observe_onset(time_ns, velocity)
         locked = self.tracker.locked
         if locked and not self._was_locked:
             self.locks += 1

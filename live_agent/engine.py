@@ -332,9 +332,11 @@ class Session:
             if kind is Kind.NOTE_ON:
                 self.listener.note_on(message.data1, self._steps_closed)
                 self.dynamics.observe(message.data2)
-                if self.grid is not None:
-                    self.grid.observe_onset(event.time_ns)
+                if isinstance(self.grid, PlayerGrid):
+                    self.grid.observe_onset(event.time_ns, message.data2)  # accents: downbeat
                     self._log_tempo()
+                elif self.grid is not None:
+                    self.grid.observe_onset(event.time_ns)
                 if self.mode.player_onset():
                     self._silence_agent()
                     self.stats.interruptions += 1

@@ -48,14 +48,15 @@ def test_answer_writes_call_and_answer_tracks_and_answers_after_the_silence(
     assert [(t // TICKS_PER_STEP, p) for t, p in call_notes] == [(s, p) for s, _, p in CALL]
     answer = notes_of(midi.tracks[2])
     assert answer, "a random model at temperature 1 plays something in 16 steps"
-    # The call's last note sounds through step 15 and ends on the bar line with a long note: the
-    # call closes there, and the answer (it opens with a note) starts on that downbeat, 16.
-    assert min(t for t, _ in answer) == 16 * TICKS_PER_STEP
-    assert max(t for t, _ in answer) < 32 * TICKS_PER_STEP
+    # The call's last note, a quarter on beat 4, sounds through step 15: a quarter there is a
+    # step on, not a close, so the answer (it opens with a note) starts on the downbeat after
+    # more than 2 beats of silence, 32 (on 16 when the call closes with a held note).
+    assert min(t for t, _ in answer) == 32 * TICKS_PER_STEP
+    assert max(t for t, _ in answer) < 52 * TICKS_PER_STEP
     assert all(t % TICKS_PER_STEP == 0 for t, _ in answer)
     assert mido.tempo2bpm(midi.tracks[0][0].tempo) == pytest.approx(100)  # the call's tempo
     out = capsys.readouterr().out
-    assert "from step 16" in out
+    assert "from step 32" in out
     # (The printed key is the live estimate, which still counts this random model's own notes
     # until the player-only key frame lands.)
 

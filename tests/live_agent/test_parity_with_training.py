@@ -144,7 +144,9 @@ def _training_states(
 
 def test_answers_live_equal_training_states_first_and_later_answers() -> None:
     rng = np.random.default_rng(11)
-    options = JamOptions(mode="answer", temperature=0.0, seed=0, answer_bars=2)
+    # The grid is the session's own (the player's beat would renumber it where the random
+    # line's accents put the downbeat: the states are compared step for step).
+    options = JamOptions(mode="answer", clock="internal", temperature=0.0, seed=0, answer_bars=2)
     answer_steps = 2 * SPEC.steps_per_bar
     line: list[int] = []
     keys = [(0, False), (9, True), (7, False), (2, True), (5, False), (4, True), (10, False)]
@@ -200,7 +202,9 @@ def test_duet_live_equals_training_first_phrase_whole_state_later_phrases_player
     frame moves at each phrase start, to the key of everything the player played before it);
     the agent's part differs by design: training's duet turn starts with the agent silent."""
     rng = np.random.default_rng(5)
-    options = JamOptions(mode="duet", temperature=0.0, seed=0, duet_bars=4, duet_wait_notes=0)
+    options = JamOptions(
+        mode="duet", clock="internal", temperature=0.0, seed=0, duet_bars=4, duet_wait_notes=0
+    )
     phrase_steps = options.duet_bars * SPEC.steps_per_bar
     line: list[int] = []
     for tonic, minor in [(7, False), (2, True), (10, False)]:
