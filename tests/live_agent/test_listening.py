@@ -314,3 +314,81 @@ def test_an_answer_opens_with_a_note_even_when_the_network_would_wait() -> None:
     assert ons == [2 * 16], notes
     # The density draw still rules: at density 0 no note may start, not even the first.
     assert [t for t, kind in answer_to(2, [REST], density=0.0) if kind == "on"] == []
+
+
+def play_call(
+    notes: list[tuple[int, int]], bpm: float, downbeat_ns: int, clock: str = "auto"
+) -> tuple[Session, list[int]]:
+    """A Session (``--bpm 120``) hearing ``notes`` ((step, length) on the player's grid, step 0
+    the call's downbeat at ``downbeat_ns``, played at ``bpm`` with accents on the downbeats);
+    returns it and its note-on times."""
+    step_ns = 60e9 / bpm / 4
+    events = []
+    for i, (start, length) in enumerate(notes):
+        velocity = 100 if start % 16 == 0 else (88 if start % 4 == 0 else 72)
+        pitch = (60, 62, 64, 65, 67)[i % 5]
+        on = round(downbeat_ns + start * step_ns)
+        events += [
+            (on, (0x90, pitch, velocity)),
+            (round(on + 0.9 * length * step_ns), (0x80, pitch, 0)),
+        ]
+    clock_ = FakeClock()
+    sink = RecordingNoteSink(clock_)
+    session = Session(
+        ScriptedPolicy([DEFAULT_SPEC.action_for_pitch(60), HOLD]),
+        JamOptions(mode="answer", clock=clock, bpm=120.0, temperature=0.0),  # type: ignore[arg-type]
+        sink,
+        clock_,
+        inbox_of(sorted(events), close=False),
+        controls=ControlMap(),
+    )
+    end_ns = downbeat_ns + (notes[-1][0] + 48) * step_ns
+    session.run(threading.Event(), until_step=int(end_ns / 125e6), start_ns=0)
+    return session, [e[0] for e in sink.events if e[1] == "on"]
+
+
+@pytest.mark.parametrize("bpm", [90.0, 112.0, 140.0])
+@pytest.mark.parametrize("pickup", [[(-2, 2)], [(-4, 4)], [(-2, 1), (-1, 1)]])
+def test_a_call_with_a_pickup_is_answered_on_its_downbeat(
+    bpm: float, pickup: list[tuple[int, int]]
+) -> None:
+    # A pickup, then two bars closing on a half note on beat 3: the downbeat is after the
+    # pickup, and the answer enters on the bar line after the two bars (not an 8th or a beat
+    # off it, as when the bar was taken from the call's first note).
+    body = [(0, 4), (4, 2), (6, 2), (8, 4), (12, 4), (16, 2), (18, 2), (20, 4), (24, 8)]
+    step_ns = 60e9 / bpm / 4
+    downbeat_ns = round(1.7e9)
+    session, ons = play_call(pickup + body, bpm, downbeat_ns)
+    assert session.tempo is not None and session.tempo.bpm == pytest.approx(bpm, rel=0.01)
+    assert ons, "no answer"
+    entry = (ons[0] - downbeat_ns) / step_ns
+    assert abs(entry - 32) * step_ns < 5 * MS, entry
+
+
+def test_a_call_that_pauses_is_not_answered_into() -> None:
+    # Bar 1: 8ths for two beats, then a half rest; bar 2 goes on and closes on a half note.
+    notes = [(0, 2), (2, 2), (4, 2), (6, 2), (16, 2), (18, 2), (20, 2), (22, 2), (24, 8)]
+    session, ons = play_call(notes, 120.0, 0, clock="internal")
+    assert ons and min(ons) == 32 * 125 * MS  # nothing during the call: on the bar line after
+    assert session.stats.interruptions == 0
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        [(0, 4), (4, 4), (8, 8)],
+        [(0, 2), (2, 2), (4, 4), (8, 8)],
+        [(0, 4), (4, 2), (6, 2), (8, 4), (12, 4)],
+    ],
+)
+def test_a_short_call_is_answered_on_the_players_tempo(notes: list[tuple[int, int]]) -> None:
+    # 3-5 onsets at 100 bpm against --bpm 120: the answer plays on the player's 16ths.
+    step_ns = 60e9 / 100.0 / 4
+    downbeat_ns = round(1.3e9)
+    session, ons = play_call(notes, 100.0, downbeat_ns)
+    assert session.tempo is not None and session.tempo.bpm == pytest.approx(100.0, rel=0.01)
+    assert ons
+    for t in ons:
+        x = (t - downbeat_ns) / step_ns
+        assert abs(x - round(x)) * step_ns < 5 * MS, x
+    assert round((ons[0] - downbeat_ns) / step_ns) % 16 == 0  # on a downbeat
