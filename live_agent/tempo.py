@@ -160,6 +160,8 @@ def downbeat_scores(
     typical = float(np.median(gaps)) if len(gaps) else 1.0
     lengths = np.append(gaps, 2 * typical if closed else typical)  # (N,)
     weight = 1.0 + np.clip(np.log2(np.maximum(lengths, 1.0) / max(typical, 1.0)), 0.0, 2.0)
+    if started and n:
+        weight[0] = 1.0  # a first note's length says little: a quarter pickup is long too
     if velocities is not None and n:
         v = np.asarray(velocities, dtype=np.float64)
         weight = weight + np.clip((v - np.median(v)) / ACCENT_VELOCITY, 0.0, 1.0)
