@@ -5,8 +5,9 @@ Scripted calls are played to a live ``Session`` (``--clock auto``: the player's 
 with a few ms of human timing jitter and accents on the player's downbeats. The player's bars
 are the truth: a call's downbeat is after its pickup. Kinds of call:
 
-* ``bars``: 1-, 2- and 4-bar calls from a bar line, most closing on a held note, some on
-  short notes;
+* ``bars``: 1-, 2- and 4-bar calls from a bar line closing on a held note (half, dotted half
+  or whole note); ``open``: the same closing on quarters or 8ths (answered a bar later: a
+  quarter there is a step on, so the silence decides);
 * ``pickup``: the same, after a pickup of an 8th, two 16ths, a quarter or two 8ths;
 * ``rest``: 2-bar calls with a rest of 1 or 2 beats inside;
 * ``short``: calls of 3-5 onsets.
@@ -17,6 +18,11 @@ downbeat after the call (``next``), answers entering while the call still had no
 and for short calls how far the answer's notes fall from the player's 16th grid (ms).
 
     python3 benchmarks/answer_entry.py [--model live_agent/models/default.onnx] [--seeds 2]
+
+Measured (shipped default, 2 seeds, 2 cores): on the next downbeat, bars 100% (192), open 0%
+(all on the downbeat after: 100%), pickup 96.7% (480), rest 93.1% (72); false starts 0% in
+every kind; short calls on a downbeat 90.3%, their answers p50 7.4 ms, p99 36.8 ms off the
+player's 16ths (3 onsets with 4 ms jitter give the tempo to about 1%, extrapolated over bars).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exports.model_file import load_model  # noqa: E402
+from exports.model_file import PolicyModel, load_model  # noqa: E402
 from live_agent.clock import FakeClock  # noqa: E402
 from live_agent.controls import ControlMap  # noqa: E402
 from live_agent.engine import Session  # noqa: E402
@@ -78,7 +84,8 @@ def calls(rng: np.random.Generator) -> list[Call]:
         closes = (*HELD_CLOSE, *SHORT_CLOSE) if bars > 1 else (*ONE_BAR, *SHORT_CLOSE)
         for close in closes:
             body = [x for _ in range(bars - 1) for x in BODY[int(rng.integers(len(BODY)))]]
-            out.append(Call("bars", line(body + list(close)), bars))
+            kind = "bars" if close[-1] >= 8 else "open"  # a held close, or short notes
+            out.append(Call(kind, line(body + list(close)), bars))
     for pickup in PICKUPS:
         for bars in (1, 2):
             for close in HELD_CLOSE if bars > 1 else ONE_BAR[:4]:
@@ -108,10 +115,10 @@ class Heard:
     grid_errors_ms: list[float]
 
 
-def play(call: Call, bpm: float, model: object, rng: np.random.Generator) -> Heard:
+def play(call: Call, bpm: float, model: PolicyModel, rng: np.random.Generator) -> Heard:
     step_ns = 60e9 / bpm / 4
     downbeat_ns = 1e9 + float(rng.uniform(0, 16 * step_ns))  # the player's bar vs the session's
-    events = []
+    events: list[tuple[int, tuple[int, ...]]] = []
     for i, (start, length) in enumerate(call.notes):
         on = downbeat_ns + start * step_ns + rng.normal(0, JITTER_MS * 1e6)
         off = downbeat_ns + (start + length * 0.9) * step_ns
@@ -124,7 +131,7 @@ def play(call: Call, bpm: float, model: object, rng: np.random.Generator) -> Hea
     options = JamOptions(mode="answer", clock="auto", bpm=120.0, seed=int(rng.integers(1 << 30)))
     session = Session(
         model, options, sink, clock, inbox_of(events, close=False), controls=ControlMap()
-    )  # type: ignore[arg-type]
+    )
     end_ns = downbeat_ns + (16 * call.bars + 48) * step_ns
     session.run(threading.Event(), until_step=int(end_ns / (60e9 / 120 / 4)) + 8, start_ns=0)
     ons = [e[0] for e in sink.events if e[1] == "on"]
@@ -166,7 +173,7 @@ def main() -> None:
             for bpm in TEMPI:
                 heard.append(play(call, bpm, model, rng))
     print(f"answer entry, {args.model}, {args.seeds} seeds x {len(TEMPI)} tempi 90-140 bpm")
-    for kind in ("bars", "pickup", "rest", "short"):
+    for kind in ("bars", "open", "pickup", "rest", "short"):
         rows = [h for h in heard if h.kind == kind]
         judged = np.array([judge(h) for h in rows], dtype=bool)  # (n, 3)
         silent = sum(h.entry_steps is None for h in rows)
