@@ -67,7 +67,7 @@ CLOSE_BONUS = 0.25
 """Score of a finished phrase's last note on beat 1 or 3 (phrases close on strong beats)."""
 KEEP_MARGIN = 0.05
 """A downbeat chosen in this phrase moves only for one that scores this much better."""
-MOVE_MARGIN = 0.3
+MOVE_MARGIN = 0.12
 """A downbeat kept from an earlier phrase moves only for one that scores this much better, on
 ``MOVE_MIN_ONSETS`` onsets of the new phrase or more: the player clearly moved the bar."""
 MOVE_MIN_ONSETS = 6

@@ -392,3 +392,30 @@ def test_a_short_call_is_answered_on_the_players_tempo(notes: list[tuple[int, in
         x = (t - downbeat_ns) / step_ns
         assert abs(x - round(x)) * step_ns < 5 * MS, x
     assert round((ons[0] - downbeat_ns) / step_ns) % 16 == 0  # on a downbeat
+
+
+def test_a_new_phrase_keeps_the_bar_unless_the_player_clearly_moves_it() -> None:
+    step_ns = 60e9 / 100.0 / 4
+    bar = [(0, 4), (4, 2), (6, 2), (8, 4), (12, 4)]  # accents on the downbeats
+    tracker = TempoTracker()
+
+    def play(start_step: int, notes: list[tuple[int, int]], accent_at: int) -> None:
+        for s, _ in notes:
+            step = start_step + s
+            velocity = 100 if (step - accent_at) % 16 == 0 else 80
+            tracker.observe_onset(round(1e9 + step * step_ns), velocity)
+
+    def downbeat_step() -> float:
+        e = tracker.estimate
+        assert e is not None and e.locked
+        return ((1e9 - e.origin_ns) / e.step_ns) % 16
+
+    play(0, [*bar, *[(16 + s, n) for s, n in bar], (32, 8)], accent_at=0)
+    assert downbeat_step() == pytest.approx(0, abs=0.1) or downbeat_step() > 15.9
+    # A second phrase that starts on beat 3, 3 beats after the first ended: the bar stays.
+    play(56, [(0, 2), (2, 2), (4, 2), (6, 2), (8, 8)], accent_at=0)
+    assert min(downbeat_step(), 16 - downbeat_step()) < 0.1 and tracker.bar_moves == 0
+    # A phrase whose long notes and accents all say "the bar begins a beat later": it moves.
+    moved = [(s + 4, n) for s, n in [*bar, *[(16 + s, n) for s, n in bar], (32, 8)]]
+    play(80, moved, accent_at=84)
+    assert abs(downbeat_step() - 12) < 0.1 and tracker.bar_moves == 1  # old step 0 is now 12
