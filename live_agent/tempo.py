@@ -12,8 +12,12 @@ once) and, on each new onset, fits a grid to them:
 2. **Fit**: each onset gets its grid index; a least-squares line (time against index) gives the
    period and the phase exactly, and follows slow drift because only the recent window is fitted.
    Onsets further than ``STRAY_FRACTION`` of a step off the line are strays: dropped from the fit
-   (an isolated wrong note does not move the grid). The bar's downbeat is the beat on which the
-   phrase that first locked the grid began; it is kept across refits.
+   (an isolated wrong note does not move the grid).
+3. **Bar**: which 16th is the downbeat is the phrase's to say (``downbeat_scores``): where its
+   long notes and accents (velocity) fall on the metrical grid, and its first onset or the one
+   after a pickup of up to a beat. Not the first onset alone: a call with a pickup has its
+   downbeat after it. The downbeat follows the phrase that placed it; a later phrase keeps it
+   unless its long notes and accents alone clearly move it. Refits keep the bar line.
 
 The confidence (0..1) is the share of onsets that fit times how tightly they fit; the grid is
 locked while it stays above ``LOCK_CONFIDENCE``. All times are ``perf_counter_ns`` nanoseconds.
