@@ -138,7 +138,7 @@ def main() -> None:
     policy = load_model(args.model)
     spec = policy.spec
     rng = np.random.default_rng(args.seed)
-    sets = {
+    sets: dict[str, list[tuple[int, bool, int | None]]] = {
         "minor calls ending on the 5th": [(t, True, 7) for t in range(PITCH_CLASSES)],
         "major calls (12 keys)": [(t, False, None) for t in range(PITCH_CLASSES)],
         "minor calls (12 keys)": [(t, True, None) for t in range(PITCH_CLASSES)],

@@ -192,7 +192,7 @@ def estimate_call_key(
     centered = h - h.mean(axis=-1, keepdims=True)
     norm = np.linalg.norm(centered, axis=-1, keepdims=True)
     scores = (centered / np.where(norm > 0, norm, 1.0)) @ KEY_TEMPLATES.T  # (..., 24) Pearson r
-    heard = onset.any(axis=-1)
+    heard = np.asarray(onset.any(axis=-1))  # (...)
     t = onset.shape[-1]
     first = np.argmax(onset, axis=-1)
     last = t - 1 - np.argmax(onset[..., ::-1], axis=-1)

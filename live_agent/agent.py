@@ -88,6 +88,10 @@ class PartHistory:
         s, e = self._next, self._next + self.window_steps
         return PartWindow(self.onset[:, s:e], self.chroma[:, s:e], self.top[:, s:e])
 
+    def oldest_sounds(self) -> bool:
+        """Whether the window's oldest step (the one the next ``push`` drops) had a sound."""
+        return bool(self.chroma[0, self._next].any())
+
     def last(self) -> StepKey:
         """The step pushed last."""
         j = self._next + self.window_steps - 1
@@ -153,6 +157,8 @@ class Decider:
         (changes as notes are heard)."""
         self.key_histogram = np.zeros(PITCH_CLASSES)
         """(12,) the call's pitch-class weights behind ``tonic``/``minor`` (the view's sureness)."""
+        self._key_stale = False
+        """A sound entered or left the call window since the key was last judged."""
         self.fixed_key = fixed_key
         """(tonic pitch class, minor) that the frame takes instead of the estimate (``--key``, the
         panel); None: the estimate. Set it with ``fix_key``."""
@@ -217,6 +223,7 @@ class Decider:
         if spec.call_window_steps != self.spec.call_window_steps:
             self.heard = self.heard.resized(spec.call_window_steps)
         self.policy, self.spec = ready.policy, spec
+        self._key_stale = True  # another window or half-life may judge the call otherwise
         if self._state.shape[1] != spec.state_dim:
             self._state = np.zeros((1, spec.state_dim), dtype=np.float32)
         self._bound = self._bind(ready.policy)
@@ -249,6 +256,9 @@ class Decider:
         The key estimate follows in ``update_key``."""
         self.agent.push(agent)
         self.player.push(player)
+        # The call's key changes only when a sound enters or leaves its window (silence only
+        # scales the window's weights): ``update_key`` judges it again only then.
+        self._key_stale |= bool(player.chroma_bits) or self.heard.oldest_sounds()
         self.heard.push(player)
 
     def fix_key(self, key: tuple[int, bool] | None) -> None:
@@ -266,9 +276,11 @@ class Decider:
         # Only the player's notes feed the key, as in training (the environment judges each
         # turn's key from the player's part alone): the agent must follow, not lead itself astray.
         fixed = self.fixed_key
-        if (move_frame and fixed is None) or self.player.last().chroma_bits:
+        if self._key_stale and ((move_frame and fixed is None) or self.player.last().chroma_bits):
             # Between the frame's moves only a sounding step refreshes the estimate (the view's
-            # "key heard"): that keeps the work off the steps of a silent player.
+            # "key heard"): that keeps the work off the steps of a silent player, and off the
+            # silence before an answer's first decision.
+            self._key_stale = False
             heard = self.heard.window()
             tonic, minor, histogram = estimate_call_key(
                 heard.onset, heard.chroma, heard.top, self.spec.key_decay_per_step
@@ -276,10 +288,10 @@ class Decider:
             self.tonic, self.minor = int(tonic[0]), bool(minor[0])
             self.key_histogram = histogram[0]
         if move_frame:
-            tonic, minor = fixed if fixed is not None else (self.tonic, self.minor)
-            self.frame_minor = minor
-            if tonic != self.frame_tonic:
-                self.frame_tonic = tonic
+            frame = fixed if fixed is not None else (self.tonic, self.minor)
+            self.frame_minor = frame[1]
+            if frame[0] != self.frame_tonic:
+                self.frame_tonic = frame[0]
                 self.frame_tonic_semitones = int(key_shift(self.frame_tonic))
             # The call summary moves with the frame: what the player played up to now.
             assert self._context.call is not None

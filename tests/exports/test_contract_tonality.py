@@ -120,6 +120,19 @@ def test_a_minor_call_ending_on_its_held_fifth_stays_minor_in_every_key(tonic: i
         assert _call_key(notes) == (NAMES[(9 + tonic) % 12], True), call
 
 
+MINOR_CALLS = [
+    [(0, 2), (3, 2), (7, 2), (8, 2), (7, 4), (5, 2), (3, 2), (2, 2), (-1, 2), (0, 12)],
+    [(7, 4), (3, 4), (5, 2), (3, 2), (2, 2), (0, 2), (3, 4), (2, 4), (3, 12)],
+]
+
+
+@pytest.mark.parametrize("tonic", range(12))
+def test_minor_calls_ending_on_the_tonic_or_third_give_their_key_in_every_key(tonic: int) -> None:
+    for call in MINOR_CALLS:
+        notes = [(57 + tonic + degree, length) for degree, length in call]
+        assert _call_key(notes) == (NAMES[(9 + tonic) % 12], True), call
+
+
 @pytest.mark.parametrize("tonic", range(12))
 def test_major_calls_give_their_key_in_every_key(tonic: int) -> None:
     for call in MAJOR_CALLS:
