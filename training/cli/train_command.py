@@ -901,6 +901,17 @@ def final_evaluation(run: TrainRun, log: TrainLog, rl_s: float, start: tuple[int
     )
     metrics["degenerate"] = float(degenerate)
     log.line(degenerate_text)
+    if not degenerate:  # trills and one circled pitch too, in answers played as live plays them
+        from training.eval.musicianship import degenerate_line as heard_degenerate_line
+
+        try:
+            heard = heard_degenerate_line(
+                spec, lambda s: q_values(learner.q_network, s, run.device), run.corpus, "this style"
+            )
+        except ValueError:  # no held-out call of 3+ notes (a tiny corpus): nothing to answer
+            heard = None
+        if heard is not None:
+            log.line(heard)
     run.save()
     (run.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     log.line(

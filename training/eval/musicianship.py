@@ -318,17 +318,3 @@ def degenerate_line(spec: Any, q_values: Any, corpus: Any, what: str) -> str | N
 
     reasons = check_style(spec, q_values, corpus).degenerate()
     return degenerate_warning(reasons, what) if reasons else None
-
-
-def torch_q_values(network: Any, device: Any = "cpu") -> Any:
-    """states (B, D) float32 -> Q (B, A) numpy, from a torch Q-network on ``device``, without
-    gradients and without changing its train/eval mode."""
-
-    def q_values(states: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            x = torch.as_tensor(np.asarray(states, dtype=np.float32), device=device)
-            return network(x).cpu().numpy()  # (B, n_actions)
-
-    return q_values
