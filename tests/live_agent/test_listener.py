@@ -142,7 +142,12 @@ def test_100k_random_messages_never_raise_are_counted_and_leave_no_stuck_note() 
     assert dropped == expected_dropped
     assert stats.steps > 400
     assert sink.sounding() == set()
-    assert stats.notes_sent > 0
+    # The noise's notes went out through thru (and every one of them ended). The duet itself may
+    # stay silent: the noise holds keys of every pitch class, so no onset of its would be consonant.
+    forwarded = [
+        e for e in sink.events if e[1] == "send" and e[2][0] & 0xF0 == 0x90 and e[2][2] > 0
+    ]
+    assert len(forwarded) > 1_000
 
 
 def test_sustain_pedal_holds_released_keys_until_it_comes_up() -> None:

@@ -189,7 +189,8 @@ def test_duet_never_holds_past_the_bound_whatever_the_network_says() -> None:
     offs = [e for e in agent if e[1] == "off"]
     assert ons and offs
     assert ons[0][0] >= 12 * step  # it waited for the player's 4 notes (a beat each)
-    assert offs[0][0] - ons[0][0] == 32 * step  # released at the 2-bar bound
+    # Released at the 2-bar bound at the latest (the duet's room rule may end it sooner).
+    assert 0 < offs[0][0] - ons[0][0] <= 32 * step
 
 
 def test_duet_falls_silent_after_the_player_stops_and_comes_back() -> None:
