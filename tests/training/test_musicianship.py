@@ -124,8 +124,16 @@ def _answer_notes(path: Path) -> list[tuple[int, int]]:
     return notes
 
 
-@pytest.mark.parametrize("seed", [3, 11])
-def test_eval_answers_a_call_exactly_as_deepjam_answer_does(tmp_path: Path, seed: int) -> None:
+HELD_CLOSE = [67, 69, 71, 72, 74, 72, 71, 69, 67, 66, 64, 66]
+"""A G-major call in 8ths that ends on a held tonic: answered on the next bar line."""
+RUNNING_ON = [67, 69, 71, 72, 74, 72, 71, 69, 67, 66, 64, 66, 67, 69, 71, 74]
+"""The same in 8ths to the end, no close: answered a bar later."""
+
+
+@pytest.mark.parametrize(("seed", "line", "start"), [(3, HELD_CLOSE, 32), (11, RUNNING_ON, 48)])
+def test_eval_answers_a_call_exactly_as_deepjam_answer_does(
+    tmp_path: Path, seed: int, line: list[int], start: int
+) -> None:
     """The same call, the same seed: evaluation's answer (answer_as_live) and `deepjam answer`'s
     (the live session on a fast clock) are the same notes on the same steps. Both read the
     shipped model with onnxruntime; both use live's default temperature and start."""
@@ -135,9 +143,9 @@ def test_eval_answers_a_call_exactly_as_deepjam_answer_does(tmp_path: Path, seed
     from live_agent.cli import main
     from training.eval.evaluate import answer_as_live
 
-    # A two-bar G-major call in 8ths and quarters, ending on a held tonic.
-    call = _eighths([67, 69, 71, 72, 74, 72, 71, 69, 67, 66, 64, 66])
-    call = np.concatenate([call, np.array([67, H, H, H, H, H, H, R])])
+    call = _eighths(line)
+    if len(call) < 32:
+        call = np.concatenate([call, np.array([67, H, H, H, H, H, H, R])])
     assert len(call) == 32
     call_path = tmp_path / "call.mid"
     write_melodies(call_path, [("call", call)], bpm=120.0)
@@ -150,7 +158,7 @@ def test_eval_answers_a_call_exactly_as_deepjam_answer_does(tmp_path: Path, seed
     answers = answer_as_live(
         policy.spec, [events], policy.q_values, DEFAULT_TEMPERATURE, np.random.default_rng(seed)
     )
-    start = int(answers.start_steps[0])
+    assert int(answers.start_steps[0]) == start
     answer = answers.events[0]
     offline = [(start + int(t), int(answer[t])) for t in np.flatnonzero(answer >= 0)]
     assert len(offline) >= 3

@@ -568,7 +568,9 @@ class CallEpisodes:
             self._with_gap(spec, calls, gap_steps)
             return
         bars = [max(1, -(-len(c) // spb)) for c in calls]
-        self.lead_steps = max(max(bars) * spb, -(-spec.window_steps // spb) * spb)
+        # The lead-in holds the key's window too (call_window_steps may exceed the call).
+        context = max(spec.window_steps, spec.call_window_steps)
+        self.lead_steps = max(max(bars) * spb, -(-context // spb) * spb)
         segments = np.full((len(calls), self.lead_steps + answer_steps), HOLD_EVENT, np.int64)
         for i, (call, n_bars) in enumerate(zip(calls, bars, strict=True)):
             start = self.lead_steps - n_bars * spb  # the call starts on a bar line
@@ -585,7 +587,7 @@ class CallEpisodes:
         for call in calls:
             sounding = np.flatnonzero(sounding_pitches(np.asarray(call, dtype=np.int64)) >= 0)
             last.append(int(sounding[-1]) if len(sounding) else len(call) - 1)
-        need = max(max(last) + 1 + gap_steps, spec.window_steps)
+        need = max(max(last) + 1 + gap_steps, spec.window_steps, spec.call_window_steps)
         self.lead_steps = -(-need // spb) * spb
         width = self.lead_steps + self.answer_steps
         segments = np.full((len(calls), width), HOLD_EVENT, np.int64)

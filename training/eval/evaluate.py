@@ -549,8 +549,10 @@ def answer_as_live(
                 last + 1 + answer_gap_steps if answer_gap_steps > 0 else live_start_step(call, spb)
             )
             gap = start - last - 1
-            if gap <= 0 and start % spb == 0:
-                gap = -1  # on the bar line right after the last sound
+            if start % spb == 0:
+                # On a bar line (live's answers always are): the call and the silence after it
+                # as whole bars before it, as the environment lays out a bar-line answer.
+                gap = -1
             elif gap <= 0:
                 raise ValueError(
                     f"expected the answer to start after the call's last sound (step {last}), "
