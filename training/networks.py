@@ -28,7 +28,7 @@ nanoGPT, so a checkpoint can rebuild its own network:
 
     {"kind": "mlp", "state_dim": 1130, "n_actions": 39, "hidden": [256, 256], "dueling": False}
     {"kind": "hybrid", ..., "window_steps": 128, "features_per_step": 17, "local_steps": 32,
-     "channels": [48, 64, 64, 64]}
+     "channels": [32, 32, 32, 32]}
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ from exports.spec import Spec
 from training.config import NETWORK_KINDS as NETWORK_KINDS  # one home: the config checks it
 
 DEFAULT_HIDDEN = (256, 256)
-HYBRID_CHANNELS: tuple[int, ...] = (48, 64, 64, 64)
-"""The hybrid's convolution widths, a layer each: beats, then pairs (W = 128: 4 positions left)."""
+HYBRID_CHANNELS: tuple[int, ...] = (32, 32, 32, 32)
+"""The hybrid's convolution widths, a layer each: beats, then pairs (W = 128: 4 positions left).
+Measured on the style model (2 minutes, default corpus): 32 wide made twice the updates of
+(48, 64, 64, 64) in the same time and scored better (-1.069 against -1.102 nats/step)."""
 DILATED_WIDTH = 64
 """The dilated stack's width; it has log2(W) layers (7 for W = 128)."""
 HYBRID_FIRST_STEPS = 4
