@@ -21,7 +21,7 @@ from exports.midi import MIDI_PITCHES as MIDI_PITCHES  # kept importable from he
 
 # Bump whenever the meaning of a state or an action changes; a model made for another version is
 # refused at load time (exports.model_file).
-SPEC_VERSION = 2
+SPEC_VERSION = 3
 # Version 3 is written up below and takes effect when SPEC_VERSION says 3, with models retrained
 # for it (a 128-step window, network kind "hybrid").
 SPEC_CHANGES = {

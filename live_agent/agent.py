@@ -32,7 +32,7 @@ from exports.encoding import (
     encode_states,
     summarize_call,
 )
-from exports.selection import choose_actions, opening_mask
+from exports.selection import SeeSaw, choose_actions, opening_mask
 from exports.spec import FIRST_NOTE_ACTION, HOLD, PITCH_CLASSES, REST, Spec
 from exports.tonality import estimate_call_key, key_shift
 from live_agent.protocols import Policy
@@ -177,6 +177,8 @@ class Decider:
         self._bound = self._bind(policy)
         self._no_onsets = np.zeros(self.spec.n_actions, dtype=bool)
         self._no_onsets[[HOLD, REST]] = True
+        self.see_saw = SeeSaw(1)
+        """The agent's last notes: no two-note see-saw of ``SEE_SAW_NOTES`` (as evaluation)."""
         # The context of the decided step, as arrays of one, rewritten per decision; the call
         # summary only when the frame may move (``update_key``), as training fixes it per turn.
         self._context = StepContext(
@@ -293,6 +295,7 @@ class Decider:
             if frame[0] != self.frame_tonic:
                 self.frame_tonic = frame[0]
                 self.frame_tonic_semitones = int(key_shift(self.frame_tonic))
+                self.see_saw.clear()  # the same note action is another pitch now
             # The call summary moves with the frame: what the player played up to now.
             assert self._context.call is not None
             self._context.call[:] = summarize_call(
@@ -353,7 +356,9 @@ class Decider:
             notes = opening_mask(allowed)
             if notes.any():
                 allowed = notes
-        return int(choose_actions(q, temperature, self.rng, allowed)[0])
+        action = choose_actions(q, temperature, self.rng, self.see_saw.mask(allowed))
+        self.see_saw.played(action)
+        return int(action[0])
 
     def note_change(self, action: int, sounding: int | None, register_shift: int) -> NoteChange:
         """The MIDI effect of ``action`` (absolute pitches, register shift included)."""

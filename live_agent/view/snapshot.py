@@ -19,6 +19,11 @@ SURE_R = 0.75
 FAIRLY_SURE_R = 0.5
 
 
+ROLL_STEPS = 32
+"""The piano roll shows the last two bars of both parts, whatever window the model hears (a
+sequence model's 8 bars would not fit a terminal's width)."""
+
+
 @dataclass
 class PortState:
     role: str
@@ -220,10 +225,10 @@ def take_snapshot(session: Any, ports: list[PortState], style: str) -> JamSnapsh
             "density": f"{session.density:.2f}",
             "register": f"{session.register_shift:+d} semitones",
         },
-        player_roll=np.array(player.top[0]),
-        player_onsets=np.array(player.onset[0]),
-        agent_roll=np.array(agent.top[0]),
-        agent_onsets=np.array(agent.onset[0]),
+        player_roll=np.array(player.top[0, -ROLL_STEPS:]),
+        player_onsets=np.array(player.onset[0, -ROLL_STEPS:]),
+        agent_roll=np.array(agent.top[0, -ROLL_STEPS:]),
+        agent_onsets=np.array(agent.onset[0, -ROLL_STEPS:]),
         newest_step=playing_step - 1,
         steps_per_bar=int(decider.spec.steps_per_bar),
         temperature=float(session.temperature),

@@ -87,7 +87,7 @@ def test_ticks_quantized_by_a_jack_period_are_not_late_steps() -> None:
     period = 5_333_333
     times = [((10 * MS + i * TICK) // period + 1) * period for i in range(24 * 8)]
     events = [(0, (START,)), *[(t, (CLOCK,)) for t in times]]
-    session, sink, _ = run(events, [NOTE_C4, NOTE_E4])
+    session, sink, _ = run(events, [NOTE_C4, NOTE_E4, NOTE_C4 + 7])  # C E G: no trill
     assert session.stats.steps == 32
     assert session.stats.late_steps == 0
     ons = [e[0] for e in sink.events if e[1] == "on"]

@@ -19,6 +19,7 @@ from tests.fakes import MS, RecordingNoteSink, ScriptedPolicy, inbox_of
 STEP = 125 * MS
 NOTE_C4 = DEFAULT_SPEC.action_for_pitch(60)
 NOTE_E4 = DEFAULT_SPEC.action_for_pitch(64)
+NOTE_G4 = DEFAULT_SPEC.action_for_pitch(67)
 
 
 def test_a_signal_landing_on_a_boundary_stops_that_boundary_s_note_on() -> None:
@@ -27,7 +28,7 @@ def test_a_signal_landing_on_a_boundary_stops_that_boundary_s_note_on() -> None:
     clock = FakeClock()
     sink = RecordingNoteSink(clock)
     session = Session(
-        ScriptedPolicy([NOTE_C4, NOTE_E4]),
+        ScriptedPolicy([NOTE_C4, NOTE_E4, NOTE_G4]),  # (two notes in turn would be a trill)
         JamOptions(mode="duet", temperature=0.0, velocity=90, duet_wait_notes=0, channel=2),
         sink,
         clock,
@@ -42,8 +43,8 @@ def test_a_signal_landing_on_a_boundary_stops_that_boundary_s_note_on() -> None:
         (STEP, "off", 2, 60),
         (STEP, "on", 2, 64, 90),
         (2 * STEP, "off", 2, 64),
-        (2 * STEP, "on", 2, 60, 90),
-        (3 * STEP, "off", 2, 60),  # the boundary's note change: its note-off goes out ...
+        (2 * STEP, "on", 2, 67, 90),
+        (3 * STEP, "off", 2, 67),  # the boundary's note change: its note-off goes out ...
         (3 * STEP, "cc", 2, 123, 0),  # ... its note-on does not; the gate closes there
         (3 * STEP, "cc", 2, 120, 0),
     ]

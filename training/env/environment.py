@@ -54,7 +54,7 @@ from exports.encoding import (
 )
 from exports.errors import ConfigError, CorpusError
 from exports.grid import sounding_pitches, validate_events
-from exports.selection import choose_actions, opening_mask
+from exports.selection import SeeSaw, choose_actions, opening_mask
 from exports.spec import HOLD_EVENT, MIDI_PITCHES, REST_EVENT, Spec
 from exports.tonality import estimate_call_key, key_shift
 from exports.turns import DEFAULT_ANSWER_BARS_MAX, answer_steps
@@ -635,7 +635,8 @@ def answer_calls(
     (by default);
     the key is estimated from the call as the live agent does. ``policy_q`` maps states
     (B, state_dim) to Q-values (B, n_actions); actions are chosen with
-    ``exports.selection.choose_actions`` (``temperature`` 0 = greedy, ``allowed`` masks). No
+    ``exports.selection.choose_actions`` (``temperature`` 0 = greedy, ``allowed`` masks; no
+    two-note see-saw of ``SEE_SAW_NOTES``, ``exports.selection.SeeSaw``, as live). No
     transposition. Returns the answers in absolute pitches plus per-step rewards. With
     ``answer_gap_steps`` > 0 the answer starts that many silent steps after the call's last
     sounding step instead (as live, and as training with ``EnvConfig.answer_gap_steps``).
@@ -654,11 +655,13 @@ def answer_calls(
     env._states = env._encode()
     states = env.states()
     rewards, terms_per_step = [], []
+    see_saw = SeeSaw(len(calls))  # as the live Decider: no two-note see-saw of 6 notes
     for t in range(answer_steps):
-        mask = allowed
+        mask = np.ones(spec.n_actions, bool) if allowed is None else allowed
         if opening_note and t == 0:
-            mask = opening_mask(np.ones(spec.n_actions, bool) if allowed is None else allowed)
-        actions = choose_actions(policy_q(states), temperature, rng, mask)
+            mask = opening_mask(mask)
+        actions = choose_actions(policy_q(states), temperature, rng, see_saw.mask(mask))
+        see_saw.played(actions)
         result = env.step(actions)
         states = result.states
         rewards.append(result.rewards)

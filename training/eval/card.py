@@ -189,8 +189,7 @@ def write_card(args: argparse.Namespace) -> str:
         args.train_command,
         "```",
         "",
-        "on the project's shared 2-core machine (seven engineers' jobs running; 1 torch thread; "
-        "no GPU). Its log:",
+        f"{args.machine_note} Its log:",
         "",
         "```",
         train_log,
@@ -250,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus-note", default="")
     parser.add_argument("--train-log", type=Path, required=True)
     parser.add_argument("--train-command", required=True)
+    parser.add_argument(
+        "--machine-note",
+        required=True,
+        help="where and beside what it trained, e.g. 'On 2 idle cores, 1 torch thread, no GPU.'",
+    )
     parser.add_argument("--eval-dir", type=Path, required=True)
     parser.add_argument("--eval-command", required=True)
     parser.add_argument("--answer-png", type=Path, required=True)
