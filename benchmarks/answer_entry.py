@@ -143,10 +143,6 @@ def play(call: Call, bpm: float, model: PolicyModel, rng: np.random.Generator) -
     return Heard(call.kind, bpm, entry, call.notes[-1][0], 16 * call.bars, errors)
 
 
-def on_point(x: float, point: int) -> bool:
-    return abs(x - point) <= ON_GRID_FRACTION
-
-
 def judge(h: Heard) -> tuple[bool, bool, bool]:
     """(on a player's downbeat after the call, on the first downbeat after the call, a false
     start). The answer mode enters on downbeats only (no pickup), so an entry a beat before

@@ -72,7 +72,10 @@ class Spec:
     pitch_high: int = 84
     """Highest key-relative MIDI pitch the agent may start, inclusive (84 = C6 in C)."""
     key_half_life_steps: float = 64.0
-    """Half-life of the decaying pitch-class histogram behind the tonic estimate (4 bars)."""
+    """Recency weight inside the call window (4 bars): the key is judged over the whole
+    ``call_window_steps`` window by ``exports.tonality.estimate_call_key``, and a step of it
+    counts half as much as one this many steps later, so an earlier phrase in the window counts
+    less than the call just heard. Nothing outside the window counts."""
     call_window_steps: int = 96
     """Steps of the player's part before the agent's turn that the call summary reads (6 bars:
     a 4-bar call and its final rest)."""

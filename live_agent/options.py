@@ -31,7 +31,8 @@ class JamOptions:
     """How the agent plays. Channels are 0-based here; the CLI shows 1..16."""
 
     mode: str = "answer"
-    """answer: wait for the player's phrase to end, then answer it; duet: play along all the time."""
+    """answer: wait for the player's phrase to end, then answer it; duet: play along, leaving the
+    player room (a share of their sounding time, its own register) and silent when they stop."""
     bpm: float = 120.0
     """Tempo of the 16th-note grid when the clock is internal (and until another is heard),
     beats per minute."""

@@ -13,8 +13,9 @@ network whose export keeps its parameter names (whatever its ``network_args``) c
 a file exported from the same architecture. A file of another architecture or spec is refused in
 one line.
 
-At the end of training, ``degenerate_line`` plays answers to validation calls at the live
-default temperature and says in plain words when the style still repeats one note.
+At the end of training, ``training.eval.musicianship.check_style`` answers held-out calls as
+live plays them and says in plain words when the style still repeats one note, trills or circles
+one pitch (the rule ``deepjam eval`` and ``deepjam export`` use).
 """
 
 from __future__ import annotations
@@ -34,11 +35,6 @@ SHIPPED_STYLE_NAMES = ("default", "folk", "reels", "chorale")
 """``from_model`` may name a shipped style: ``live_agent/models/<name>.onnx``."""
 SPEC_KEY = "deepjam.spec"
 SPEC_VERSION_KEY = "deepjam.spec_version"
-
-DEGENERATE_RUN_NOTES = 4
-"""A same-pitch run longer than this is degenerate (the goal: none in >= 95% of answers)."""
-DEGENERATE_SHARE = 0.05
-"""The style is called degenerate when more than this share of its answers has such a run."""
 
 
 class FineTuneError(ConfigError):
@@ -204,46 +200,6 @@ def load_start_weights(
     log(f"{what}: starts from the weights of {weights.path.name}")
 
 
-# --- the end-of-training check -------------------------------------------------------------------
-def longest_runs(events: np.ndarray) -> np.ndarray:
-    """(B,) the longest run of onsets of one pitch in each row of grid events (B, T); holds,
-    rests and silence between two onsets of the same pitch do not break a run."""
-    b, steps = events.shape
-    last = np.full(b, -1, np.int64)
-    run = np.zeros(b, np.int64)
-    longest = np.zeros(b, np.int64)
-    for c in range(steps):
-        e = events[:, c]
-        onset = e >= 0
-        run = np.where(onset, np.where(e == last, run + 1, 1), run)
-        last = np.where(onset, e, last)
-        longest = np.maximum(longest, run)
-    return longest
-
-
-def answer_runs(
-    env: Any, q_values: Callable[[np.ndarray], np.ndarray], temperature: float, seed: int
-) -> np.ndarray:
-    """Longest same-pitch run of each answer of one batch of ``env``'s episodes (answer rows),
-    actions sampled from ``q_values`` at ``temperature`` (``exports.selection.choose_actions``,
-    as live play)."""
-    from exports.encoding import action_events
-    from exports.selection import choose_actions
-
-    rng = np.random.default_rng(seed)
-    states = env.reset()
-    answering = env.answering.copy()
-    turn_steps = env.turn_steps.copy()
-    steps = int(turn_steps.max())
-    events = np.full((env.n_envs, steps), -1, np.int64)
-    for t in range(steps):
-        actions = choose_actions(q_values(states), temperature, rng)
-        played = action_events(env.spec, actions)
-        events[:, t] = np.where(t < turn_steps, played, -1)
-        states = env.step(actions).states
-    return longest_runs(events[answering])
-
-
 def q_values(network: Any, states: np.ndarray, device: Any = "cpu") -> np.ndarray:
     """(N, n_actions) float32 Q-values of a torch network for (N, state_dim) states."""
     import torch
@@ -251,23 +207,3 @@ def q_values(network: Any, states: np.ndarray, device: Any = "cpu") -> np.ndarra
     with torch.no_grad():
         q = network(torch.as_tensor(states, dtype=torch.float32, device=device))
     return q.cpu().numpy()
-
-
-def degenerate_line(runs: np.ndarray) -> tuple[str, bool]:
-    """One plain line on the answers' same-pitch runs, and whether the style is degenerate."""
-    if len(runs) == 0:
-        return "no answer episodes to check for repeated notes", False
-    long_share = float(np.mean(runs > DEGENERATE_RUN_NOTES))
-    figures = (
-        f"longest same-pitch run per answer: median {np.median(runs):.0f}, 90th percentile "
-        f"{np.percentile(runs, 90):.0f}, max {runs.max()}; "
-        f"{long_share:.0%} of {len(runs)} answers repeat one note more than "
-        f"{DEGENERATE_RUN_NOTES} times"
-    )
-    if long_share > DEGENERATE_SHARE:
-        return (
-            f"warning: this style is degenerate, it keeps repeating one note ({figures}); train "
-            f"longer, on more tunes, or start from a shipped style ([finetune] from_model)",
-            True,
-        )
-    return figures, False

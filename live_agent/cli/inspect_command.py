@@ -21,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "inspect",
         help="show a model file's metadata, size and decision latency",
         description=(
-            "Print what a deepjam ONNX model says about itself (style, spec, reward weights, "
-            "corpus, training), its size, and how long one decision takes on this machine. "
+            "Print what a deepjam ONNX model says about itself (style, spec, network, action "
+            "vocabulary, reward weights, corpus, training), its size, and how long one decision takes on this machine. "
             "Refuses, in one line, a file deepjam cannot play."
         ),
     )
@@ -79,9 +79,17 @@ def describe(metadata: ModelMetadata, precision: str) -> list[tuple[str, str]]:
         ),
         (
             "network",
-            f"{spec.state_dim} state features -> {spec.n_actions} actions "
-            f"({metadata.vocabulary[0]}, {metadata.vocabulary[1]}, {metadata.vocabulary[2]} .. "
-            f"{metadata.vocabulary[-1]}); weights {precision}",
+            # The file records the spec, not the network's kind (MLP, convolution, hybrid): what
+            # any kind reads and returns is the window and the action vocabulary.
+            f"kind not recorded in the file; reads a window of {spec.window_steps} steps "
+            f"({spec.state_dim} state features), returns {spec.n_actions} Q-values; "
+            f"weights {precision}",
+        ),
+        (
+            "actions",
+            f"{spec.action_vocabulary} vocabulary, {len(metadata.vocabulary)} actions: "
+            f"{metadata.vocabulary[0]}, {metadata.vocabulary[1]}, {metadata.vocabulary[2]} .. "
+            f"{metadata.vocabulary[-1]}",
         ),
         ("reward weights", _pairs(metadata.reward_weights)),
         ("corpus", _pairs(metadata.corpus)),

@@ -60,8 +60,9 @@ def test_inspect_prints_the_metadata_size_and_a_latency(
         "style             reels: Irish reels, answered",
         f"version {SPEC_VERSION}; 4 beats a bar, 4 steps a beat; window 4 steps; key-relative range 60..72 "
         "(13 pitches)",
-        f"{SPEC.state_dim} state features -> 15 actions (HOLD, REST, NOTE_ON:60 .. NOTE_ON:72); "
-        "weights float32",
+        "network           kind not recorded in the file; reads a window of 4 steps "
+        f"({SPEC.state_dim} state features), returns 15 Q-values; weights float32",
+        "actions           melodic vocabulary, 15 actions: HOLD, REST, NOTE_ON:60 .. NOTE_ON:72",
         "reward weights    style 1, theory 0.5",
         "corpus            name oneills, tunes 1850",
         "training steps    1,234,567",

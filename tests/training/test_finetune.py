@@ -1,5 +1,5 @@
 """Fine-tuning from an ONNX style: weights matched by name and shape, refusals in one line, a real
-tiny run that starts from an exported file, and the degenerate-style check."""
+tiny run that starts from an exported file and ends with the degenerate-style check."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from exports.metadata import ModelMetadata
 from exports.onnx_writer import export_onnx
-from exports.spec import DEFAULT_SPEC, HOLD_EVENT, REST_EVENT
+from exports.spec import DEFAULT_SPEC
 from exports.state_samples import synthetic_states
 from tests.support.corpus import tiny_corpus, write_config
 from training.checkpoint import load_checkpoint
@@ -19,8 +19,6 @@ from training.cli.train_command import train
 from training.config import FineTuneConfig
 from training.finetune import (
     FineTuneError,
-    degenerate_line,
-    longest_runs,
     matched_state_dict,
     read_onnx_weights,
     start_weights,
@@ -105,29 +103,10 @@ def test_a_tiny_run_starts_both_networks_from_the_file(tmp_path: Path, capsys) -
     err = capsys.readouterr().err + capsys.readouterr().out
     assert "style model: starts from the weights of base5.onnx" in err
     assert "Q-network: starts from the weights of base5.onnx" in err
-    assert "longest same-pitch run per answer" in err
+    assert "no degenerate pattern in" in err or "warning: this style is degenerate" in err
     checkpoint = load_checkpoint(out)
     assert checkpoint.style_model is not None
     style = StyleModel.from_dict(checkpoint.style_model)
     states = torch.as_tensor(synthetic_states(DEFAULT_SPEC, 16, np.random.default_rng(2)))
     torch.testing.assert_close(style.network(states), original(states))
-    assert "answer_longest_run_median" in checkpoint.metrics
-
-
-def test_longest_runs_count_onsets_of_one_pitch_through_holds_and_rests() -> None:
-    h, r = HOLD_EVENT, REST_EVENT
-    events = np.array(
-        [
-            [67, h, 67, r, 67, 67, 65, 67],  # 67 x4, then 65 breaks it
-            [60, 62, 64, 65, 67, h, h, h],
-            [h, h, h, h, h, h, h, h],
-        ]
-    )
-    assert longest_runs(events).tolist() == [4, 1, 0]
-
-
-def test_a_style_that_repeats_one_note_is_called_degenerate() -> None:
-    text, degenerate = degenerate_line(np.array([7, 8, 15, 2, 6]))
-    assert degenerate and text.startswith("warning: this style is degenerate")
-    text, degenerate = degenerate_line(np.array([1, 2, 2, 3, 4] * 20))
-    assert not degenerate and "0% of 100 answers" in text
+    assert "musicianship.degenerate" in checkpoint.metrics

@@ -17,6 +17,7 @@ from training.eval.musicianship import (
     longest_same_pitch_run,
     longest_stepwise_run,
     phrase_figures,
+    style_check_line,
     top_pitch_share,
 )
 
@@ -54,6 +55,21 @@ def test_a_style_that_only_repeats_one_note_is_degenerate_and_a_trill_is_counted
     assert any("trills" in r for r in figures.degenerate())
     tune = [_eighths([60, 64, 67, 65, 64, 62, 60, 67]), _eighths([67, 69, 71, 72, 67, 64, 62, 60])]
     assert phrase_figures(tune).degenerate() == []
+
+
+def test_train_and_export_print_the_rules_warning_or_the_figures_it_judged() -> None:
+    one_note = phrase_figures([_eighths([67] * 8) for _ in range(20)])
+    line, degenerate = style_check_line(one_note, "this style")
+    assert degenerate
+    assert line.startswith("warning: this style is degenerate: it repeats one note: the median")
+    tune = [_eighths([60, 64, 67, 65, 64, 62, 60, 67]), _eighths([67, 69, 71, 72, 67, 64, 62, 60])]
+    line, degenerate = style_check_line(phrase_figures(tune), "this style")
+    assert not degenerate
+    assert line == (
+        "this style: no degenerate pattern in 2 answers to held-out calls played as live plays "
+        "them (longest same-pitch run: median 1, longest 1; 0% of answers trill; the most "
+        "frequent pitch: 25% of the median answer's notes)"
+    )
 
 
 def test_a_one_note_policy_is_reported_degenerate_by_the_evaluation(tmp_path: Path) -> None:

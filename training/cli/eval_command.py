@@ -155,11 +155,11 @@ def evaluate_model(
         LIVE,
         Q_COLUMN,
         STYLE_COLUMN,
-        degenerate_warning,
         evaluate_policies,
         few_tunes_warning,
         format_markdown,
     )
+    from training.eval.musicianship import degenerate_warning
     from training.eval.plots import (
         curves_from_metrics,
         plot_listening,

@@ -260,7 +260,7 @@ def warn_if_degenerate(model_path: Path, corpus_arg: str | None, say: Any) -> No
     from exports.errors import DeepjamError
     from exports.model_file import load_model
     from training.data.corpus import resolve_corpus
-    from training.eval.musicianship import degenerate_line
+    from training.eval.musicianship import check_style, style_check_line
 
     try:
         corpus = resolve_corpus(corpus_arg or "default")
@@ -269,13 +269,12 @@ def warn_if_degenerate(model_path: Path, corpus_arg: str | None, say: Any) -> No
         return
     model = load_model(model_path)
     try:
-        line = degenerate_line(
-            model.spec, model.q_values, corpus, f"the style in {model_path.name}"
-        )
+        figures = check_style(model.spec, model.q_values, corpus)
     except ValueError as err:  # no held-out call of 3+ notes in a tiny corpus
         say(f"degenerate-pattern check skipped: {err}")
         return
-    if line is None:
-        say("answers checked on held-out calls as live plays them: no degenerate pattern")
-    else:
+    line, degenerate = style_check_line(figures, f"the style in {model_path.name}")
+    if degenerate:
         print(f"deepjam export: {line}", file=sys.stderr, flush=True)
+    else:
+        say(line)

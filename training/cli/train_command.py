@@ -836,14 +836,16 @@ def run_loop(run: TrainRun, log: TrainLog, stop: StopRequest | None = None) -> N
 
 def final_evaluation(run: TrainRun, log: TrainLog, rl_s: float, start: tuple[int, int]) -> None:
     """After the DQN phase: the run's figures into ``metrics``, greedy Q against random play and
-    the style model's own choice on fresh validation episodes, the last checkpoint and
-    ``<out>/metrics.json``. ``rl_s`` is this process's DQN wall time; ``start`` the learner's
-    (global_step, updates) when it began."""
+    the style model's own choice on fresh validation episodes, the degenerate-pattern check
+    (``training.eval.musicianship.check_style``), the last checkpoint and ``<out>/metrics.json``.
+    ``rl_s`` is this process's DQN wall time; ``start`` the learner's (global_step, updates) when
+    it began."""
     import numpy as np
 
-    from exports.selection import DEFAULT_TEMPERATURE
     from training.dqn import evaluate_policy, select_actions
-    from training.finetune import DEGENERATE_RUN_NOTES, answer_runs, degenerate_line, q_values
+    from training.eval.evaluate import MUSICIANSHIP_FIGURES
+    from training.eval.musicianship import check_style, style_check_line
+    from training.finetune import q_values
 
     learner, metrics, spec, config = run.learner, run.metrics, run.spec, run.config
     mean_return = log.mean_return()
@@ -887,31 +889,18 @@ def final_evaluation(run: TrainRun, log: TrainLog, rl_s: float, start: tuple[int
         "reward terms per step (greedy, validation): "
         + ", ".join(f"{k.split('/', 1)[1]} {metrics[k]:+.3f}" for k in terms)
     )
-    # Degenerate answers (one note repeated), at the live default temperature.
-    runs = answer_runs(
-        run.make_env(config.seed + 2, validation=True),
-        lambda s: q_values(learner.q_network, s, run.device),
-        DEFAULT_TEMPERATURE,
-        config.seed + 2,
-    )
-    degenerate_text, degenerate = degenerate_line(runs)
-    metrics["answer_longest_run_median"] = float(np.median(runs)) if len(runs) else 0.0
-    metrics["answer_long_run_share"] = (
-        float(np.mean(runs > DEGENERATE_RUN_NOTES)) if len(runs) else 0.0
-    )
-    metrics["degenerate"] = float(degenerate)
-    log.line(degenerate_text)
-    if not degenerate:  # trills and one circled pitch too, in answers played as live plays them
-        from training.eval.musicianship import degenerate_line as heard_degenerate_line
-
-        try:
-            heard = heard_degenerate_line(
-                spec, lambda s: q_values(learner.q_network, s, run.device), run.corpus, "this style"
-            )
-        except ValueError:  # no held-out call of 3+ notes (a tiny corpus): nothing to answer
-            heard = None
-        if heard is not None:
-            log.line(heard)
+    # Degenerate answers (one-note runs, trills, one circled pitch): answers to held-out calls
+    # played as live plays them, judged by the rule eval and export use.
+    try:
+        heard = check_style(spec, lambda s: q_values(learner.q_network, s, run.device), run.corpus)
+    except ValueError as err:  # no held-out call of 3+ notes (a tiny corpus): nothing to answer
+        log.line(f"degenerate-pattern check skipped: {err}")
+    else:
+        for name in MUSICIANSHIP_FIGURES:
+            metrics[f"musicianship.{name}"] = float(getattr(heard, name))
+        line, degenerate = style_check_line(heard, "this style")
+        metrics["musicianship.degenerate"] = float(degenerate)
+        log.line(line)
     run.save()
     (run.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     log.line(

@@ -1008,15 +1008,6 @@ def musicianship_markdown(result: EvalResult) -> list[str]:
     return lines
 
 
-def degenerate_warning(reasons: list[str], what: str) -> str:
-    """One plain line for a degenerate style (``EvalResult.degenerate``), for eval, train and
-    export to print."""
-    return (
-        f"warning: {what} is degenerate: " + "; ".join(reasons) + ". Its answers will sound "
-        "stuck; train it longer, on more tunes, or start from the shipped default"
-    )
-
-
 def _listening_markdown(result: EvalResult) -> list[str]:
     """The listening sections: Spearman(call, answer), the probe, motif sharing."""
     from training.eval.listening import (

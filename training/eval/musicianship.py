@@ -136,6 +136,14 @@ class PhraseFigures:
     median_top_pitch_share: float
     """The most frequent pitch's share of a phrase's notes, median over phrases with notes."""
 
+    def summary(self) -> str:
+        """The figures ``degenerate`` judges, in plain words (one clause each)."""
+        return (
+            f"longest same-pitch run: median {self.median_same_pitch_run:g}, longest "
+            f"{self.max_same_pitch_run}; {self.oscillation_share:.0%} of answers trill; the most "
+            f"frequent pitch: {self.median_top_pitch_share:.0%} of the median answer's notes"
+        )
+
     def degenerate(self) -> list[str]:
         """Plain-words reasons this set of phrases is degenerate (empty when it is not): see
         ``DEGENERATE_SAME_PITCH_RUN``, ``DEGENERATE_OSCILLATION_SHARE`` and
@@ -311,10 +319,24 @@ def check_style(
     return phrase_figures(answers.events)
 
 
-def degenerate_line(spec: Any, q_values: Any, corpus: Any, what: str) -> str | None:
-    """The plain-words warning for a degenerate style (``check_style``), or None when its
-    answers show no degenerate pattern."""
-    from training.eval.evaluate import degenerate_warning
+def degenerate_warning(reasons: list[str], what: str) -> str:
+    """One plain line for a degenerate style (``PhraseFigures.degenerate``'s reasons), the words
+    eval, train and export print."""
+    return (
+        f"warning: {what} is degenerate: " + "; ".join(reasons) + ". Its answers will sound "
+        "stuck; train it longer, on more tunes, or start from the shipped default"
+    )
 
-    reasons = check_style(spec, q_values, corpus).degenerate()
-    return degenerate_warning(reasons, what) if reasons else None
+
+def style_check_line(figures: PhraseFigures, what: str) -> tuple[str, bool]:
+    """What ``deepjam train`` and ``deepjam export`` print after ``check_style``: the warning
+    (``degenerate_warning``) and True for a degenerate style, else the figures the rule looked at
+    and False."""
+    reasons = figures.degenerate()
+    if reasons:
+        return degenerate_warning(reasons, what), True
+    return (
+        f"{what}: no degenerate pattern in {figures.phrases} answers to held-out calls played as "
+        f"live plays them ({figures.summary()})",
+        False,
+    )
