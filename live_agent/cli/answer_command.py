@@ -39,8 +39,9 @@ RENDER_PEAK_DBFS = -1.0
 """Renders are normalised to this peak: FluidSynth's own level peaks near -27 dBFS."""
 RENDER_TAIL_S = 0.5
 """Release kept after the last audible sample of a render (FluidSynth adds seconds of silence)."""
-RENDER_SILENCE_LEVEL = 16
-"""A 16-bit sample at or below this (-66 dBFS, after normalising) is silence."""
+RENDER_SILENCE_LEVEL = 64
+"""A 16-bit sample at or below this (-54 dBFS, after normalising) is silence: FluidSynth's
+render ends in a floor of a few LSB that normalising lifts to ~20 (seen: 19 for 8 s)."""
 LIVE_ONLY_FLAGS = ("clock", "thru", "input_channel", "controls")
 """jam flags that mean nothing for a file (no clock, no thru port, no CCs): hidden here."""
 
