@@ -24,6 +24,7 @@ from live_agent.view.snapshot import take_snapshot
 from live_agent.view.terminal import render
 from live_agent.view.web import WebPanel
 from tests.fakes import ScriptedPolicy
+from tests.support.panel import post_control
 
 A, C_SHARP, D_SHARP = 9, 1, 3
 # A B C D E D C B A, then the 5th held a bar: the call a decaying histogram heard in E major.
@@ -112,17 +113,7 @@ def test_the_panels_key_selector_fixes_the_key_and_the_views_show_it() -> None:
     url = panel.start()
 
     def post(value: object) -> tuple[int, dict[str, object]]:
-        request = urllib.request.Request(
-            url + "control",
-            data=json.dumps({"name": "key", "value": value}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as reply:
-                return reply.status, json.loads(reply.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        return post_control(url, "key", value)
 
     try:
         snapshot = json.loads(urllib.request.urlopen(url + "snapshot", timeout=5).read())

@@ -27,6 +27,7 @@ from live_agent.view.snapshot import PortState, key_and_sureness, take_snapshot
 from live_agent.view.terminal import piano_roll, render
 from live_agent.view.web import WebPanel, parse_web_address
 from tests.fakes import MS, RecordingNoteSink, inbox_of
+from tests.support.panel import post_control
 
 SHIPPED = Path(__file__).resolve().parents[2] / "live_agent" / "models" / "default.onnx"
 STEP_NS = 125 * MS  # a 16th at 120 bpm
@@ -142,17 +143,7 @@ class Panel:
     def post(
         self, name: str, value: object, content_type: str = "application/json"
     ) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(
-            self.url + "control",
-            data=json.dumps({"name": name, "value": value}).encode(),
-            headers={"Content-Type": content_type},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as reply:
-                return reply.status, json.loads(reply.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        return post_control(self.url, name, value, content_type)
 
 
 def test_the_web_panel_serves_the_same_view_as_json() -> None:

@@ -11,7 +11,6 @@ import itertools
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-# Re-exported: the tests take them from here too.
 from exports.midi import (
     ALL_NOTES_OFF as ALL_NOTES_OFF,
 )
@@ -39,6 +37,9 @@ from exports.midi import (
 from exports.midi import (
     NOTE_ON as NOTE_ON,
 )
+
+# Re-exported: the tests take them from here too.
+from tests.support.jack_server import stop_process
 
 _EARS = itertools.count()
 
@@ -214,13 +215,7 @@ def run_jam(
             raise RuntimeError(f"deepjam jam did not start:\n{jam.stderr_text()}")
         yield jam
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         reader.join(5)
 
 

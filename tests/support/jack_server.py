@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,15 +59,21 @@ def _server_answers(name: str) -> bool:
     return True
 
 
-def stop_jack_server(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then wait (10 s) before a kill: a server that dies uncleanly keeps its shm slot."""
+def stop_process(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
+    """SIGTERM (the clean way out: a jack server frees its shm slot, deepjam jam ends its
+    notes), then wait ``timeout_s`` before a kill."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+def stop_jack_server(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then wait (10 s) before a kill: a server that dies uncleanly keeps its shm slot."""
+    stop_process(process)
 
 
 def start_jack_server(
