@@ -53,6 +53,8 @@ from live_agent.protocols import InputEvent
 # one ("deepjam-01"), so the ports are "deepjam-in:deepjam in" and "deepjam-out:deepjam out".
 INPUT_CLIENT_NAME = "deepjam-in"
 OUTPUT_CLIENT_NAME = "deepjam-out"
+CONNECT_WAIT_S = 0.2
+"""How long a reconnect waits for the JACK server to list the new connection."""
 
 
 class MidiInput:
@@ -424,9 +426,7 @@ class JackClientIO(ByteSink):
                             self.client.connect(peer, self.inport)
                         self.reopened += 1
                     else:
-                        self._reopen_with(
-                            functools.partial(self.client.connect, self.outport, peer)
-                        )
+                        self._reopen_with(functools.partial(self._connect_output, peer))
                 except self._jack.JackError as err:
                     log(f"MIDI {kind} {peer!r} is back but will not connect: {err}")
                     continue
@@ -435,6 +435,19 @@ class JackClientIO(ByteSink):
                     log(f"MIDI output {peer!r} is back: reconnected, sent all notes off")
                 else:
                     log(f"MIDI input {peer!r} is back: reconnected")
+
+    def _connect_output(self, peer: str) -> None:
+        """Connect our output to ``peer`` and return once the connection carries messages: JACK
+        makes a connection live at a later graph change, and what is written before that reaches
+        no one (the all-notes-off sent next would be lost). Waits until the server lists it, then
+        two periods."""
+        self.client.connect(self.outport, peer)
+        deadline = time.monotonic() + CONNECT_WAIT_S
+        while time.monotonic() < deadline and peer not in {
+            port.name for port in self.client.get_all_connections(self.outport)
+        }:
+            time.sleep(0.001)
+        time.sleep(2 * self.client.blocksize / self.client.samplerate)
 
     def _close_client(self) -> None:
         try:
